@@ -1,0 +1,47 @@
+"""Shared fixtures: real configs composed with tiny overrides (style.md convention 10)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+FIXTURE_CORPUS = ROOT / "tests" / "fixtures" / "corpus"
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    """Compose ``conf/<name>.yaml`` exactly as the entry point would (hydra config included)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides, return_hydra_config=True)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One tokenizer / token-id cache for the whole session (BPE is trained once)."""
+    return tmp_path_factory.mktemp("textflow-cache")
+
+
+def tiny_train_overrides(out_dir: Path, cache: Path) -> list[str]:
+    return [
+        "debug=fast",
+        "data=fixture",
+        f"paths.root_dir={ROOT}",
+        f"paths.cache_dir={cache}",
+        f"paths.output_dir={out_dir}",
+        f"hydra.run.dir={out_dir}",
+    ]

@@ -1,0 +1,62 @@
+"""Token embeddings with a sharp linear readout (Diffusion-LM, Li et al. 2022; ELF, 2026).
+
+Each token's latent is its embedding row rescaled to norm ``sqrt(D) * scale`` (so each coordinate
+has roughly the scale of the unit prior). Normalising the rows prevents the collapse science.md §4
+warns about (embeddings trained through the flow loss shrink toward each other); the flow module
+also stops the flow loss's gradient into the clean target, so embeddings and readout learn from
+the readout cross-entropy alone. The readout is a linear map ``logits = x W^T + b`` trained on
+lightly noised latents ``x + s * eps`` with ``s ~ U(0, readout_noise)``, which makes the decision
+regions wide and the readout sharp.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from textflow.autoencoders.base import LatentAutoencoder
+from textflow.errors import ConfigError
+from textflow.noise import GeneratorArg, rand, randn
+
+
+class EmbeddingAutoencoder(LatentAutoencoder):
+    """Args:
+    vocab_size: tokenizer vocabulary (train.py passes it from the data module).
+    latent_dim: D.
+    scale: per-coordinate RMS of every latent (row norm = scale * sqrt(D)).
+    readout_noise: max std of the noise added to latents when training the readout.
+    """
+
+    def __init__(self, *, vocab_size: int, latent_dim: int = 64, scale: float = 1.0, readout_noise: float = 0.2):
+        super().__init__()
+        if latent_dim < 1 or vocab_size < 2:
+            raise ConfigError(f"autoencoder needs latent_dim >= 1 and vocab_size >= 2, got {latent_dim}, {vocab_size}")
+        self.vocab_size, self.latent_dim = int(vocab_size), int(latent_dim)
+        self.scale, self.readout_noise = float(scale), float(readout_noise)
+        self.embedding = nn.Embedding(self.vocab_size, self.latent_dim)
+        nn.init.normal_(self.embedding.weight)
+        self.readout = nn.Linear(self.latent_dim, self.vocab_size)
+
+    def table(self) -> Tensor:
+        """All token latents (V, D), normalised."""
+        w = self.embedding.weight
+        return F.normalize(w, dim=-1) * (self.scale * math.sqrt(self.latent_dim))
+
+    def encode(self, ids: Tensor) -> Tensor:
+        return F.normalize(self.embedding(ids), dim=-1) * (self.scale * math.sqrt(self.latent_dim))
+
+    def decode(self, latents: Tensor) -> Tensor:
+        return self.readout(latents)
+
+    def loss(self, ids: Tensor, *, generator: GeneratorArg = None) -> dict[str, Tensor]:
+        x = self.encode(ids)
+        noise_std = rand((ids.shape[0], 1, 1), generator=generator, device=x.device) * self.readout_noise
+        noisy = x + noise_std.to(x.dtype) * randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        logits = self.decode(noisy)
+        ce = F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten())
+        with torch.no_grad():
+            acc = (logits.argmax(-1) == ids).float().mean()
+        return {"loss": ce, "readout_ce": ce.detach(), "readout_acc": acc}

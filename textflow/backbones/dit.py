@@ -1,0 +1,105 @@
+"""A DiT-style bidirectional transformer over per-token latents (Peebles & Xie 2023, "Scalable
+Diffusion Models with Transformers", adaLN-Zero blocks, §3.2).
+
+Time enters through adaptive layer norm: a sinusoidal embedding of ``t`` goes through an MLP to a
+conditioning vector ``c`` that produces per-block shift / scale / gate (gates zero-initialised, so
+every block starts as the identity). ``t`` may be (B,) or (B, L): per-token time is what committing
+samplers need (science.md §3, ``commit``), and adaLN handles it by modulating each position with its
+own ``c``. Attention uses ``torch.nn.functional.scaled_dot_product_attention``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from textflow.errors import ConfigError
+
+
+def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
+    """Sinusoidal features of ``t`` in [0, 1] (scaled by 1000 as in DDPM-style embeddings)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = 1000.0 * t.float().unsqueeze(-1) * freqs
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    return F.pad(emb, (0, dim % 2))
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    return x * (1 + scale) + shift
+
+
+class Attention(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: Tensor) -> Tensor:
+        q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+
+
+class DiTBlock(nn.Module):
+    """Pre-norm transformer block with adaLN-Zero modulation from ``c`` (B, 1 or L, W)."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(width, heads)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
+        self.ada = nn.Linear(width, 6 * width)
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=-1)
+        x = x + g1 * self.attn(modulate(self.norm1(x), sh1, sc1))
+        return x + g2 * self.mlp(modulate(self.norm2(x), sh2, sc2))
+
+
+class DiT(nn.Module):
+    """DiT over latents: ``forward(z (B, L, D), t (B,) | (B, L)) -> (B, L, D)``.
+
+    Args:
+        latent_dim: D, the autoencoder's latent width (train.py passes it from the autoencoder).
+        max_len: longest sequence the learned position table covers.
+        width, depth, heads, mlp_ratio: transformer size (presets in conf/backbone/).
+    """
+
+    def __init__(self, *, latent_dim: int, max_len: int, width: int = 256, depth: int = 4, heads: int = 4,
+                 mlp_ratio: float = 4.0):
+        super().__init__()
+        if width % heads:
+            raise ConfigError(f"backbone.width={width} must be divisible by backbone.heads={heads}")
+        self.latent_dim, self.max_len, self.width = latent_dim, max_len, width
+        self.proj_in = nn.Linear(latent_dim, width)
+        self.pos = nn.Parameter(torch.randn(1, max_len, width) * 0.02)
+        self.time_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.blocks = nn.ModuleList(DiTBlock(width, heads, mlp_ratio) for _ in range(depth))
+        self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.ada_out = nn.Linear(width, 2 * width)
+        self.proj_out = nn.Linear(width, latent_dim)
+        for layer in (self.ada_out, self.proj_out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, z: Tensor, t: Tensor) -> Tensor:
+        b, length, d = z.shape
+        if d != self.latent_dim or length > self.max_len:
+            raise ValueError(f"DiT expects latents (B, <= {self.max_len}, {self.latent_dim}), got {tuple(z.shape)}")
+        c = self.time_mlp(timestep_embedding(t, self.width).to(z.dtype))
+        c = c.unsqueeze(1) if t.dim() == 1 else c  # (B, 1, W) or (B, L, W)
+        h = self.proj_in(z) + self.pos[:, :length]
+        for block in self.blocks:
+            h = block(h, c)
+        shift, scale = self.ada_out(F.silu(c)).chunk(2, dim=-1)
+        return self.proj_out(modulate(self.norm_out(h), shift, scale))

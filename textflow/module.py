@@ -1,0 +1,107 @@
+"""``LatentFlowModule``: the LightningModule that trains a flow (or diffusion) backbone jointly with
+its latent autoencoder. It holds the loss, the optimizers and the EMA copy, nothing else
+(style.md convention 6): sampling lives in ``textflow.samplers``, diagnostics in callbacks.
+
+Loss (science.md §2 and the foundation issue): with clean latents ``x = encode(ids)``,
+``t ~ train_time``, ``z_t = path.sample(x, t, eps)``,
+
+    L = || f(z_t, t) - target ||^2  +  readout_weight * L_autoencoder(ids)
+
+where the clean target is detached (stop-gradient, so the flow loss cannot shrink the embeddings;
+science.md §4 pitfall) and ``L_autoencoder`` is the autoencoder's own loss (readout cross-entropy on
+lightly noised latents for the embedding autoencoder).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from textflow.autoencoders.base import LatentAutoencoder
+from textflow.denoiser import FlowDenoiser
+from textflow.ema import EMA
+from textflow.paths import ProbPath
+from textflow.timegrids import UniformTime
+
+
+class LatentFlowModule(L.LightningModule):
+    """Args:
+    autoencoder, backbone, path: the components (built by train.py from their config groups).
+    optimizer: ``_partial_`` optimizer factory taking ``params``.
+    scheduler: optional ``_partial_`` LR-scheduler factory taking the optimizer (stepped per step).
+    train_time: distribution of training times (``textflow.timegrids``).
+    readout_weight: weight of the autoencoder loss.
+    ema_decay: EMA decay of the weights used for validation and sampling.
+    val_times: fixed times at which the validation flow loss is measured (low-variance curves).
+    """
+
+    def __init__(self, *, autoencoder: LatentAutoencoder, backbone: nn.Module, path: ProbPath,
+                 optimizer: Callable, scheduler: Optional[Callable] = None, train_time=None,
+                 readout_weight: float = 1.0, ema_decay: float = 0.999,
+                 val_times: tuple = (0.1, 0.3, 0.5, 0.7, 0.9)):
+        super().__init__()
+        self.net = nn.ModuleDict({"autoencoder": autoencoder, "backbone": backbone})
+        self.ema = EMA(self.net, decay=ema_decay)
+        self.path = path
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.train_time = train_time if train_time is not None else UniformTime()
+        self.readout_weight = float(readout_weight)
+        self.val_times = tuple(float(t) for t in val_times)
+        self.run_info: dict = {}  # resolved config + tokenizer, stored in every checkpoint
+
+    def denoiser(self, *, use_ema: bool = True) -> FlowDenoiser:
+        nets = self.ema.module if use_ema else self.net
+        return FlowDenoiser(backbone=nets["backbone"], path=self.path, autoencoder=nets["autoencoder"])
+
+    def flow_loss(self, nets: nn.ModuleDict, ids: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        x = nets["autoencoder"].encode(ids).detach()
+        sample = self.path.sample(x, t, noise)
+        out = nets["backbone"](sample.z, t)
+        return F.mse_loss(out.float(), self.path.target(sample).float())
+
+    def training_step(self, ids: Tensor, batch_idx: int) -> Tensor:
+        t = self.train_time.sample(ids.shape[0], device=ids.device)
+        latent_shape = (*ids.shape, self.net["autoencoder"].latent_dim)
+        flow = self.flow_loss(self.net, ids, t, torch.randn(latent_shape, device=ids.device))
+        ae = self.net["autoencoder"].loss(ids)
+        loss = flow + self.readout_weight * ae["loss"]
+        self.log_dict({"train/loss": loss, "train/flow_loss": flow,
+                       **{f"train/{k}": v for k, v in ae.items() if k != "loss"}},
+                      prog_bar=False, on_step=True, on_epoch=False, batch_size=ids.shape[0])
+        self.log("loss", loss, prog_bar=True, logger=False, batch_size=ids.shape[0])
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.ema.update(self.net)
+
+    @torch.no_grad()
+    def validation_step(self, ids: Tensor, batch_idx: int) -> None:
+        nets = self.ema.module
+        g = torch.Generator(device="cpu").manual_seed(batch_idx)
+        latent_shape = (*ids.shape, nets["autoencoder"].latent_dim)
+        noise = torch.randn(latent_shape, generator=g).to(ids.device)
+        t = torch.full((ids.shape[0],), self.val_times[batch_idx % len(self.val_times)], device=ids.device)
+        logits = nets["autoencoder"].decode(nets["autoencoder"].encode(ids))
+        metrics = {
+            "val/flow_loss": self.flow_loss(nets, ids, t, noise),
+            "val/readout_ce": F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten()),
+            "val/readout_acc": (logits.argmax(-1) == ids).float().mean(),
+        }
+        self.log_dict(metrics, on_step=False, on_epoch=True, sync_dist=True, batch_size=ids.shape[0])
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.net.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["textflow"] = dict(self.run_info)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.run_info = dict(checkpoint.get("textflow", {}))

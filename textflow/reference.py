@@ -1,0 +1,32 @@
+"""Held-out real text as a reference row: the same metrics on real text, so every report shows where
+real data sits beside the samples."""
+
+from __future__ import annotations
+
+import warnings
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from textflow.checkpoint import assert_safe_targets
+
+
+def heldout_blocks(corpus_cfg: DictConfig, tokenizer, *, seq_len: int, num: int) -> list[list[int]]:
+    """``num`` evenly spaced blocks of ``seq_len`` token ids from the corpus's held-out split,
+    tokenized with the model's own tokenizer. Returns [] (with a warning) if the corpus is unavailable.
+    """
+    assert_safe_targets(corpus_cfg, source="the checkpoint's data config")
+    try:
+        docs = instantiate(corpus_cfg).documents("val")
+    except Exception as err:  # the corpus may live on another machine; the reference row is optional
+        warnings.warn(f"held-out reference text unavailable ({err}); skipping the reference row", stacklevel=2)
+        return []
+    stream: list[int] = []
+    for ids in tokenizer.encode_batch([text for _, text in docs]):
+        stream.extend(ids)
+        stream.append(tokenizer.eos_id)
+    n_blocks = len(stream) // seq_len
+    if n_blocks == 0:
+        return []
+    picks = sorted({int(i * n_blocks / num) for i in range(min(num, n_blocks))})
+    return [stream[i * seq_len:(i + 1) * seq_len] for i in picks]

@@ -1,0 +1,54 @@
+"""Time distributions for training and time grids for sampling (science.md §3, "time grids are their
+own choice").
+
+Each object does two jobs: ``sample(n, generator)`` draws training times, and ``grid(steps)`` returns
+the K + 1 sampling times from 0 (noise) to 1 (data) as the distribution's quantiles, so a sampler
+spends its steps where training spent its samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from textflow.errors import ConfigError
+from textflow.noise import GeneratorArg, rand
+
+
+def check_steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"sampler.steps={steps!r} is invalid; steps must be an integer >= 1")
+    return steps
+
+
+class UniformTime:
+    """``t ~ U(0, 1)``; grid ``t_k = k / K``."""
+
+    def sample(self, n: int, *, generator: GeneratorArg = None, device=None) -> Tensor:
+        return rand((n,), generator=generator, device=device)
+
+    def grid(self, steps: int) -> Tensor:
+        return torch.linspace(0.0, 1.0, check_steps(steps) + 1, dtype=torch.float64).float()
+
+
+class LogitNormalTime:
+    """``logit(t) ~ N(mean, std^2)`` (SD3 / ELF); grid = quantiles ``Phi^-1(k / K)`` pushed through
+    the sigmoid, with exact endpoints 0 and 1."""
+
+    def __init__(self, *, mean: float = 0.0, std: float = 1.0):
+        if std <= 0:
+            raise ConfigError(f"time.std={std} is invalid; it must be > 0")
+        self.mean, self.std = float(mean), float(std)
+
+    def sample(self, n: int, *, generator: GeneratorArg = None, device=None) -> Tensor:
+        u = rand((n,), generator=generator, device=device).clamp(1e-6, 1 - 1e-6)
+        return torch.sigmoid(self.mean + self.std * math.sqrt(2.0) * torch.erfinv(2 * u - 1))
+
+    def grid(self, steps: int) -> Tensor:
+        k = check_steps(steps)
+        q = torch.linspace(0.0, 1.0, k + 1, dtype=torch.float64)
+        inner = q[1:-1]
+        logits = self.mean + self.std * math.sqrt(2.0) * torch.erfinv(2 * inner - 1)
+        return torch.cat([q[:1] * 0, torch.sigmoid(logits), q[-1:] * 0 + 1]).float()

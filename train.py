@@ -1,0 +1,94 @@
+"""Train a latent flow model: ``python train.py experiment=quickstart`` (see README.md).
+
+seed -> data (tokenizer first: the model needs the vocabulary size) -> autoencoder / backbone / path /
+module -> callbacks / loggers / trainer -> fit -> final checkpoint. Every component comes from its
+config group's ``_target_``; nothing here branches on a name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf
+
+from textflow.checkpoint import build_module, make_run_info, read_checkpoint
+from textflow.cli import guarded, instantiate_dict
+from textflow.errors import CheckpointError
+from textflow.io import atomic_write_json
+
+
+def resume_checkpoint(cfg: DictConfig, run_info: dict) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path`` if given, else ``<run dir>/checkpoints/last.ckpt``
+    when ``resume`` is on and it exists. Refuses a checkpoint trained on another vocabulary."""
+    path = cfg.ckpt_path
+    if path is None and cfg.resume:
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        path = str(last) if last.is_file() else None
+    if path is None:
+        return None
+    info = read_checkpoint(path)["textflow"]
+    if info.get("tokenizer") != run_info["tokenizer"] or info.get("vocab_size") != run_info["vocab_size"]:
+        raise CheckpointError(f"ckpt_path={path!r} was trained with another vocabulary "
+                              f"(vocab_size={info.get('vocab_size')}) than this run's data "
+                              f"(vocab_size={run_info['vocab_size']}); use the same data/tokenizer config")
+    rank_zero_info(f"[textflow] resuming from {path}")
+    return str(path)
+
+
+def link_latest(run_dir: Path) -> None:
+    """Point ``<run dir>/../../latest`` (e.g. outputs/train/latest) at this run, atomically."""
+    latest = run_dir.parent.parent / "latest"
+    if run_dir.parent.name != "runs":
+        return  # a sweep or a custom hydra.run.dir: leave the user's folders alone
+    tmp = latest.with_name(f".latest.{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(os.path.relpath(run_dir.resolve(), latest.parent.resolve()))
+    os.replace(tmp, latest)
+
+
+def run(cfg: DictConfig) -> tuple[dict, dict]:
+    """Train; returns (metrics, objects) so tests and sweepers can call it directly."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    torch.set_float32_matmul_precision("high")
+    datamodule = instantiate(cfg.data)
+    tokenizer = datamodule.setup_tokenizer()
+    seq_len = int(cfg.data.seq_len)
+    module = build_module(cfg, vocab_size=tokenizer.vocab_size, seq_len=seq_len)
+    module.run_info = make_run_info(cfg, tokenizer_json=tokenizer.to_json(), vocab_size=tokenizer.vocab_size,
+                                    seq_len=seq_len)
+    loggers = instantiate_dict(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_dict(cfg.get("callbacks")),
+                                     logger=loggers or False)
+    n_params = sum(p.numel() for p in module.net.parameters())
+    for lg in loggers:
+        lg.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "n_params": n_params})
+    rank_zero_info(f"[textflow] {n_params / 1e6:.2f} M trainable parameters; vocab {tokenizer.vocab_size}; "
+                   f"outputs in {cfg.paths.output_dir}")
+    ckpt = resume_checkpoint(cfg, module.run_info)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+
+    final = Path(cfg.paths.output_dir) / "checkpoints" / "final.ckpt"
+    trainer.save_checkpoint(final)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+    metrics.update(global_step=trainer.global_step, n_params=n_params)
+    if trainer.is_global_zero:
+        atomic_write_json(Path(cfg.paths.output_dir) / "train_metrics.json", {"checkpoint": str(final), **metrics})
+        link_latest(Path(cfg.paths.output_dir))
+        print(f"[textflow] checkpoint: {final}")
+    return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule, "checkpoint": final}
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics, _ = guarded(run, cfg)
+    return metrics.get("val/flow_loss")
+
+
+if __name__ == "__main__":
+    main()

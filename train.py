@@ -67,14 +67,15 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
                                      logger=loggers or False)
     n_params = sum(p.numel() for p in module.net.parameters())
     for lg in loggers:
-        lg.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "n_params": n_params})
+        lg.log_hyperparams({**{k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
+                                else cfg[k] for k in cfg if k != "hydra"}, "n_params": n_params})
     rank_zero_info(f"[textflow] {n_params / 1e6:.2f} M trainable parameters; vocab {tokenizer.vocab_size}; "
                    f"outputs in {cfg.paths.output_dir}")
     ckpt = resume_checkpoint(cfg, module.run_info)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
 
     final = Path(cfg.paths.output_dir) / "checkpoints" / "final.ckpt"
-    trainer.save_checkpoint(final)
+    trainer.save_checkpoint(final, weights_only=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
     metrics.update(global_step=trainer.global_step, n_params=n_params)
     if trainer.is_global_zero:

@@ -56,10 +56,11 @@ def build_module(cfg: DictConfig, *, vocab_size: int, seq_len: int):
 
 
 def make_run_info(cfg: DictConfig, *, tokenizer_json: str, vocab_size: int, seq_len: int) -> dict:
-    model_cfg = {k: cfg[k] for k in ("autoencoder", "backbone", "path", "module", "data") if k in cfg}
+    model_cfg = {k: OmegaConf.to_container(cfg[k], resolve=True)
+                 for k in ("autoencoder", "backbone", "path", "module", "data") if k in cfg}
     return {
         "format": FORMAT_VERSION,
-        "config": OmegaConf.to_yaml(OmegaConf.create(OmegaConf.to_container(DictConfig(model_cfg), resolve=True))),
+        "config": OmegaConf.to_yaml(OmegaConf.create(model_cfg)),
         "tokenizer": tokenizer_json,
         "vocab_size": int(vocab_size),
         "seq_len": int(seq_len),

@@ -1,0 +1,34 @@
+"""Sweep aggregation on a fake multirun folder."""
+
+from __future__ import annotations
+
+import json
+
+from textflow.report import build_report
+
+
+def fake_run(folder, name, steps, entropy, **knobs):
+    folder.mkdir(parents=True)
+    metrics = {"sampler": {"name": name, "steps": steps, "time": "UniformTime", **knobs}, "nfe": steps,
+               "tokens_per_s": 1000.0 / steps, "unigram_entropy": entropy, "distinct_1": 0.5, "distinct_2": 0.8,
+               "repetition_4": 0.01, "num_samples": 4, "label": f"{name}_K{steps}",
+               "reference/heldout": {"unigram_entropy": 4.0, "distinct_1": 0.6, "distinct_2": 0.9,
+                                     "repetition_4": 0.0, "num_samples": 4}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_report_aggregates_every_run_with_reference_row_and_plots(tmp_path):
+    fake_run(tmp_path / "0_sampler=ode,sampler.steps=4", "ode", 4, 3.0)
+    fake_run(tmp_path / "1_sampler=ode,sampler.steps=32", "ode", 32, 3.5)
+    fake_run(tmp_path / "2_sampler=sde,sampler.steps=4", "sde", 4, 3.8, gamma=1.5)
+    fake_run(tmp_path / "3_sampler=sde,sampler.steps=32", "sde", 32, 3.9, gamma=1.5)
+    result = build_report(tmp_path)
+    assert [(r["sampler"], r["steps"]) for r in result["rows"]] == [("ode", 4), ("ode", 32), ("sde", 4), ("sde", 32)]
+    md = result["markdown"].read_text()
+    assert md.count("\n") == 2 + 4 + 1  # header, rule, four runs, held-out reference
+    assert "held-out text" in md and "| sde | 32 | 32 |" in md
+    csv_lines = result["csv"].read_text().splitlines()
+    assert csv_lines[0].startswith("sampler,steps,nfe,tokens_per_s,unigram_entropy") and "gamma" in csv_lines[0]
+    assert len(csv_lines) == 6
+    names = {p.name for p in result["figures"]}
+    assert "metric_vs_K_unigram_entropy.png" in names and "metric_vs_K_tokens_per_s.png" in names

@@ -1,0 +1,143 @@
+"""Aggregate sampling runs into one table and metric-vs-K plots.
+
+    python -m textflow.report outputs/sample/multiruns/<time>      # or any folder of runs
+
+Every ``metrics.json`` under the folder becomes one row (sampler, K, gamma and the other knobs,
+NFE, tokens/s, entropy, diversity, and every other number sample.py wrote; the held-out reference
+row is added once). Writes ``report.csv``, ``report.md`` and ``metric_vs_K_<metric>.png`` into the
+folder. ``ReportCallback`` runs the same at the end of every ``sample.py -m`` sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from textflow.io import atomic_write_text
+
+FIRST = ["sampler", "steps", "nfe", "tokens_per_s", "unigram_entropy", "distinct_1", "distinct_2", "repetition_4"]
+PLOTTED = ["unigram_entropy", "distinct_2", "repetition_4", "tokens_per_s", "gen_ppl"]
+
+
+def collect(root: Path) -> tuple[list[dict], dict | None]:
+    """Rows (one per run folder, sorted by sampler, knobs and K) and the held-out reference row."""
+    rows, reference = [], None
+    for path in sorted(root.rglob("metrics.json")):
+        data = json.loads(path.read_text())
+        sampler = data.get("sampler", {})
+        row = {"sampler": sampler.get("name"), "steps": sampler.get("steps"),
+               **{k: v for k, v in sampler.items() if k not in ("name", "steps")}}
+        for key, value in data.items():
+            if key == "reference/heldout":
+                reference = reference or value
+            elif isinstance(value, (int, float, str)) and key not in ("sampler",):
+                row[key] = value
+        row["run"] = str(path.parent.relative_to(root)) if path.parent != root else "."
+        rows.append(row)
+    rows.sort(key=lambda r: (str(r["sampler"]), str(r.get("gamma", "")), r.get("steps") or 0))
+    return rows, reference
+
+
+def columns_of(rows: list[dict]) -> list[str]:
+    seen = [c for c in FIRST if any(c in r for r in rows)]
+    for r in rows:
+        seen += [k for k in r if k not in seen]
+    return seen
+
+
+def fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def to_markdown(rows: list[dict], reference: dict | None, cols: list[str]) -> str:
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    table = list(rows)
+    if reference:
+        table.append({"sampler": "held-out text", **reference})
+    for r in table:
+        lines.append("| " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], reference: dict | None, metric: str, out: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    for r in rows:
+        if isinstance(r.get(metric), (int, float)) and r.get("steps"):
+            label = r["sampler"] + "".join(f" {k}={r[k]}" for k in ("gamma", "rule") if k in r)
+            series.setdefault(label, []).append((int(r["steps"]), float(r[metric])))
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for label, points in sorted(series.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    if reference and isinstance(reference.get(metric), (int, float)):
+        ax.axhline(reference[metric], color="k", ls="--", lw=1, label="held-out text")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("K (sampler steps)")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    target = out / f"metric_vs_K_{metric}.png"
+    fig.savefig(target, dpi=120)
+    plt.close(fig)
+    return target
+
+
+def build_report(root: str | Path) -> dict:
+    root = Path(root)
+    rows, reference = collect(root)
+    if not rows:
+        raise SystemExit(f"error: no metrics.json under {root}; pass a sample.py run or sweep folder")
+    cols = columns_of(rows)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows + ([{"sampler": "held-out text", **reference}] if reference else []))
+    atomic_write_text(root / "report.csv", buf.getvalue())
+    atomic_write_text(root / "report.md", to_markdown(rows, reference, cols))
+    figures = [p for m in PLOTTED if (p := plot(rows, reference, m, root)) is not None]
+    return {"rows": rows, "reference": reference, "csv": root / "report.csv", "markdown": root / "report.md",
+            "figures": figures}
+
+
+try:  # Hydra callback: aggregate at the end of a multirun
+    from hydra.experimental.callback import Callback as _HydraCallback
+except ImportError:  # pragma: no cover
+    _HydraCallback = object
+
+
+class ReportCallback(_HydraCallback):
+    """Writes report.csv / report.md / plots into the sweep folder when ``sample.py -m`` ends."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if any(sweep_dir.rglob("metrics.json")):
+            result = build_report(sweep_dir)
+            print(f"[textflow] sweep report: {result['markdown']}")
+            print(result["markdown"].read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m textflow.report", description=__doc__.splitlines()[0])
+    parser.add_argument("folder", help="a sample.py run folder or multirun sweep folder")
+    args = parser.parse_args(argv)
+    result = build_report(args.folder)
+    print(result["markdown"].read_text())
+    print(f"wrote {result['csv']}, {result['markdown']} and {len(result['figures'])} figure(s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

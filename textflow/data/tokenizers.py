@@ -110,6 +110,22 @@ class TrainedBPE:
         return TextTokenizer(tok)
 
 
+def _tiktoken_converter():
+    """transformers' ``TikTokenConverter`` reading the ``.tiktoken`` rank file itself (one
+    ``base64(token bytes) rank`` pair per line), so the ``tiktoken`` package is not needed."""
+    import base64
+
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    class RankFileConverter(TikTokenConverter):
+        @staticmethod
+        def load_tiktoken_bpe(tiktoken_url: str) -> dict[bytes, int]:
+            lines = Path(tiktoken_url).read_text().split("\n")
+            return {base64.b64decode(tok): int(rank) for tok, rank in (ln.split() for ln in lines if ln.strip())}
+
+    return RankFileConverter
+
+
 class GPT2BPE:
     """The exact GPT-2 BPE (r50k_base), built from ``whisper/assets/gpt2.tiktoken`` inside the
     ``openai-whisper==20250625`` source archive (never imported)."""
@@ -123,8 +139,6 @@ class GPT2BPE:
         path = Path(cache_dir) / "tokenizers" / "gpt2.json"
         if path.is_file():
             return TextTokenizer(Tokenizer.from_file(str(path)))
-        from transformers.convert_slow_tokenizer import TikTokenConverter
-
         archive = sdist_archive(self.PACKAGE, self.VERSION, cache_dir)
         members = read_members(archive, lambda n: n.endswith("whisper/assets/gpt2.tiktoken"))
         if not members:
@@ -132,7 +146,7 @@ class GPT2BPE:
         with tempfile.TemporaryDirectory() as tmp:
             vocab = Path(tmp) / "gpt2.tiktoken"
             vocab.write_bytes(next(iter(members.values())))
-            tok = TikTokenConverter(vocab_file=str(vocab), pattern=GPT2_PAT, extra_special_tokens=[EOS]).converted()
+            tok = _tiktoken_converter()(vocab_file=str(vocab), pattern=GPT2_PAT, extra_special_tokens=[EOS]).converted()
         wrapped = TextTokenizer(tok)
         if wrapped.encode("Hello world") != [15496, 995] or wrapped.eos_id != 50256:
             raise DataError("the GPT-2 tokenizer built from the whisper asset does not match GPT-2 "

@@ -52,7 +52,9 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     sampler = instantiate(cfg.sampler)  # bad sampler knobs fail here, before loading anything
     loaded = load_run(cfg.ckpt_path)
     device = pick_device(cfg.device)
-    denoiser = loaded.module.to(device).denoiser(use_ema=cfg.use_ema)
+    loaded.module.to(device)
+    student_steps = sampler.steps if sampler.weights == "student" else None
+    denoiser = loaded.denoiser(use_ema=cfg.use_ema, student_steps=student_steps)
     if str(cfg.precision) == "bf16" and device.type == "cuda":
         denoiser.autocast_dtype = torch.bfloat16
     seq_len = int(cfg.seq_len or loaded.info["seq_len"])

@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
-from textflow.checkpoint import build_module, make_run_info, read_checkpoint
+from textflow.checkpoint import read_checkpoint
 from textflow.cli import guarded, instantiate_dict
 from textflow.errors import CheckpointError
 from textflow.io import atomic_write_json
@@ -59,13 +59,11 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     datamodule = instantiate(cfg.data)
     tokenizer = datamodule.setup_tokenizer()
     seq_len = int(cfg.data.seq_len)
-    module = build_module(cfg, vocab_size=tokenizer.vocab_size, seq_len=seq_len)
-    module.run_info = make_run_info(cfg, tokenizer_json=tokenizer.to_json(), vocab_size=tokenizer.vocab_size,
-                                    seq_len=seq_len)
+    module = instantiate(cfg.stage)(cfg, tokenizer=tokenizer, seq_len=seq_len)  # conf/stage: flow | distill
     loggers = instantiate_dict(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_dict(cfg.get("callbacks")),
                                      logger=loggers or False)
-    n_params = sum(p.numel() for p in module.net.parameters())
+    n_params = sum(p.numel() for p in module.parameters() if p.requires_grad)
     for lg in loggers:
         lg.log_hyperparams({**{k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
                                 else cfg[k] for k in cfg if k != "hydra"}, "n_params": n_params})
@@ -78,6 +76,9 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     trainer.save_checkpoint(final, weights_only=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
     metrics.update(global_step=trainer.global_step, n_params=n_params)
+    exported = getattr(module, "export_path", None)  # stages that export a sampling checkpoint (distill)
+    if exported:
+        final = Path(exported)
     if trainer.is_global_zero:
         atomic_write_json(Path(cfg.paths.output_dir) / "train_metrics.json", {"checkpoint": str(final), **metrics})
         link_latest(Path(cfg.paths.output_dir))

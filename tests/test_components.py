@@ -119,3 +119,11 @@ def test_missing_and_corrupt_checkpoints_are_named(tmp_path):
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(CheckpointError, match="not a textflow checkpoint"):
         read_checkpoint(foreign)
+
+
+@pytest.mark.parametrize("path", [LinearPath(sigma=0.8), VPPath(prediction="v")], ids=["linear", "vp"])
+def test_x_hat_for_velocity_inverts_velocity(path):
+    g = torch.Generator().manual_seed(0)
+    x_hat, z = torch.randn(3, 4, 2, generator=g), torch.randn(3, 4, 2, generator=g)
+    t = torch.tensor([0.1, 0.5, 0.9])
+    assert torch.allclose(path.x_hat_for_velocity(path.velocity(x_hat, z, t), z, t), x_hat, atol=1e-5)

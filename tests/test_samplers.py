@@ -11,7 +11,7 @@ import torch
 from textflow.errors import ConfigError
 from textflow.paths import LinearPath, VPPath, expand_time
 from textflow.samplers import SAMPLERS, Sampler
-from textflow.timegrids import LogitNormalTime, UniformTime
+from textflow.timegrids import LogitNormalTime, RandomLogitNormalTime, UniformTime
 from textflow.types import StepRecord
 
 CONF_SAMPLERS = Path(__file__).resolve().parents[1] / "conf" / "sampler"
@@ -134,9 +134,13 @@ def test_bad_sampler_settings_are_named(bad, match):
 
 
 def test_time_grids_are_monotone_with_exact_endpoints():
-    for grid in (UniformTime().grid(5), LogitNormalTime(mean=0.3, std=1.2).grid(5)):
+    for grid in (UniformTime().grid(5), LogitNormalTime(mean=0.3, std=1.2).grid(5),
+                 RandomLogitNormalTime(seed=3).grid(5)):
         assert grid[0] == 0 and grid[-1] == 1 and len(grid) == 6
         assert torch.all(grid[1:] > grid[:-1])
+    assert torch.equal(RandomLogitNormalTime(seed=3).grid(8), RandomLogitNormalTime(seed=3).grid(8))
+    assert not torch.equal(RandomLogitNormalTime(seed=3).grid(8), RandomLogitNormalTime(seed=4).grid(8))
+    assert torch.equal(UniformTime().grid(1), torch.tensor([0.0, 1.0]))
 
 
 def _x0(seed=3, shape=(4, 8, 1)):

@@ -9,6 +9,7 @@ code.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,24 @@ class LoadedRun:
     info: dict
     path: Path
 
+    @property
+    def student_steps(self) -> list[int]:
+        return sorted(int(k) for k in self.info.get("students", {}))
+
+    def denoiser(self, *, use_ema: bool = True, student_steps: int | None = None):
+        """The model's denoiser, or (``student_steps=K``) the distilled K-step student's."""
+        den = self.module.denoiser(use_ema=use_ema)
+        if student_steps is None:
+            return den
+        if student_steps not in self.student_steps:
+            have = ", ".join(map(str, self.student_steps)) or "none (run train.py stage=distill teacher_ckpt=...)"
+            raise CheckpointError(f"no student was distilled for sampler.steps={student_steps} in "
+                                  f"{str(self.path)!r}; students exist for steps: {have}")
+        student = copy.deepcopy(den.backbone)
+        student.load_state_dict(self.info["students"][str(student_steps)])
+        den.backbone = student.to(next(den.autoencoder.parameters()).device)
+        return den
+
 
 def read_checkpoint(path: str | Path) -> dict:
     """``torch.load(weights_only=True)`` with one-line errors for missing or corrupt files."""
@@ -97,6 +116,9 @@ def load_run(path: str | Path) -> LoadedRun:
 
     ckpt = read_checkpoint(path)
     info = ckpt["textflow"]
+    if info.get("kind") == "distill-state":
+        raise CheckpointError(f"ckpt_path={str(path)!r} is a distillation training state; sample with the "
+                              "distilled.ckpt next to it")
     if info.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"ckpt_path={str(path)!r} has checkpoint format {info.get('format')!r}; "
                               f"this textflow reads format {FORMAT_VERSION}")

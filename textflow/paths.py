@@ -66,6 +66,10 @@ class ProbPath(ABC):
         """Probability-flow velocity ``dz/dt`` at ``(z, t)`` given ``x_hat``."""
 
     @abstractmethod
+    def x_hat_for_velocity(self, v: Tensor, z: Tensor, t: Tensor) -> Tensor:
+        """Inverse of :meth:`velocity`: the ``x_hat`` whose velocity at ``(z, t)`` is ``v``."""
+
+    @abstractmethod
     def renoise(self, z: Tensor, t: Tensor, alpha: Tensor | float, noise: Tensor) -> tuple[Tensor, Tensor]:
         """Churn: move ``z`` back from ``t`` to ``t_b = alpha * t`` with fresh ``noise``."""
 
@@ -105,6 +109,9 @@ class LinearPath(ProbPath):
     def velocity(self, x_hat, z, t):
         one_minus_t = (1 - expand_time(t, z)).clamp_min(self.t_eps)
         return (x_hat - z) / one_minus_t
+
+    def x_hat_for_velocity(self, v, z, t):
+        return z + (1 - expand_time(t, z)).clamp_min(self.t_eps) * v
 
     def renoise(self, z, t, alpha, noise):
         """ELF churn (science.md §3): ``t_b = alpha t``, ``z_b = alpha z + (1 - alpha) sigma eps``."""
@@ -156,6 +163,10 @@ class VPPath(ProbPath):
         #       = (pi/2) (x_hat - alpha z) / std
         tt = expand_time(t, z)
         return 0.5 * math.pi * (x_hat - self.alpha(tt) * z) / self.std(tt).clamp_min(self.alpha_min)
+
+    def x_hat_for_velocity(self, v, z, t):
+        tt = expand_time(t, z)
+        return self.alpha(tt) * z + self.std(tt).clamp_min(self.alpha_min) * v / (0.5 * math.pi)
 
     def renoise(self, z, t, alpha, noise):
         """Exact forward re-noising from ``t`` to ``t_b = alpha t`` along the VP marginals."""

@@ -52,3 +52,19 @@ class LogitNormalTime:
         inner = q[1:-1]
         logits = self.mean + self.std * math.sqrt(2.0) * torch.erfinv(2 * inner - 1)
         return torch.cat([q[:1] * 0, torch.sigmoid(logits), q[-1:] * 0 + 1]).float()
+
+
+class RandomLogitNormalTime(LogitNormalTime):
+    """ELF's sampling grid: K - 1 sorted random logit-normal draws between the endpoints 0 and 1,
+    drawn from a generator seeded with ``seed`` (so the grid is reproducible and shared across runs
+    that use the same seed)."""
+
+    def __init__(self, *, mean: float = 0.0, std: float = 1.0, seed: int = 0):
+        super().__init__(mean=mean, std=std)
+        self.seed = int(seed)
+
+    def grid(self, steps: int) -> Tensor:
+        k = check_steps(steps)
+        inner = self.sample(k - 1, generator=torch.Generator().manual_seed(self.seed)).double().sort().values
+        inner = inner.clamp(1e-6, 1 - 1e-6)
+        return torch.cat([torch.zeros(1, dtype=torch.float64), inner, torch.ones(1, dtype=torch.float64)]).float()

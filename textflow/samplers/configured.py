@@ -42,6 +42,11 @@ class Sampler:
         check_knobs(name, knobs)
         self.knobs = dict(knobs)
 
+    @property
+    def weights(self) -> str:
+        """``"model"`` or ``"student"``: which network this sampler needs (see ``register_sampler``)."""
+        return getattr(self.fn, "weights", "model")
+
     def time_grid(self) -> Tensor:
         return self.time.grid(self.steps)
 

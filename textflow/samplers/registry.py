@@ -19,8 +19,12 @@ SAMPLERS: dict[str, Callable] = {}
 _CHECKS: dict[str, Callable[..., None]] = {}
 
 
-def register_sampler(name: str, *, check: Optional[Callable[..., None]] = None):
-    """Register ``fn`` under ``name``; ``check(**knobs)`` validates knob values up front."""
+def register_sampler(name: str, *, check: Optional[Callable[..., None]] = None, weights: str = "model"):
+    """Register ``fn`` under ``name``; ``check(**knobs)`` validates knob values up front.
+
+    ``weights`` says which network the sampler runs: ``"model"`` (the trained flow) or ``"student"``
+    (the distilled student for the sampler's K, loaded by sample.py from the checkpoint).
+    """
 
     def deco(fn: Callable) -> Callable:
         if name in SAMPLERS:
@@ -29,6 +33,7 @@ def register_sampler(name: str, *, check: Optional[Callable[..., None]] = None):
         if check is not None:
             _CHECKS[name] = check
         fn.sampler_name = name
+        fn.weights = weights
         return fn
 
     return deco

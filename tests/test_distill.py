@@ -1,0 +1,92 @@
+"""Progressive distillation: the target, the rounds, and train.py stage=distill end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import sample as sample_entry
+import train as train_entry
+from conftest import compose_config, tiny_train_overrides
+from test_samplers import GaussianDenoiser
+from textflow.distill import distillation_target, halving_rounds
+from textflow.errors import CheckpointError, ConfigError
+from textflow.paths import LinearPath, VPPath
+
+
+@pytest.mark.parametrize("path", [LinearPath(), VPPath(prediction="v")], ids=["linear", "vp"])
+def test_one_student_step_with_the_target_lands_where_two_teacher_steps_land(path):
+    teacher = GaussianDenoiser(path)
+    z_s = torch.randn(4, 5, 1, generator=torch.Generator().manual_seed(0))
+    t_s, t_t = torch.tensor([0.0, 0.25, 0.5, 0.5]), torch.tensor([0.25, 0.5, 0.75, 1.0])
+    target = distillation_target(teacher, z_s, t_s, t_t)
+    for b in range(4):
+        z, t0, t1 = z_s[b:b + 1], t_s[b:b + 1], t_t[b:b + 1]
+        tm = (t0 + t1) / 2
+        z_mid = z + (tm - t0) * path.velocity(teacher(z, t0), z, t0)  # teacher: two Euler sub-steps by hand
+        x_mid = teacher(z_mid, tm)
+        if t1.item() == 1.0:  # last interval: samplers return x_hat there, and so must the target
+            assert torch.allclose(target[b:b + 1], x_mid, atol=1e-5)
+            continue
+        landing = z_mid + (t1 - tm) * path.velocity(x_mid, z_mid, tm)
+        one_step = z + (t1 - t0) * path.velocity(target[b:b + 1], z, t0)
+        assert torch.allclose(one_step, landing, atol=1e-5)
+
+
+def test_linear_target_formula_of_science_md():
+    teacher = GaussianDenoiser(LinearPath())
+    z_s = torch.randn(2, 3, 1, generator=torch.Generator().manual_seed(1))
+    t_s, t_t = torch.tensor([0.2, 0.4]), torch.tensor([0.4, 0.6])
+    path, tm = teacher.path, (t_s + t_t) / 2
+    z_mid = z_s + (tm - t_s).view(-1, 1, 1) * path.velocity(teacher(z_s, t_s), z_s, t_s)
+    z_t = z_mid + (t_t - tm).view(-1, 1, 1) * path.velocity(teacher(z_mid, tm), z_mid, tm)
+    expected = z_s + ((1 - t_s) / (t_t - t_s)).view(-1, 1, 1) * (z_t - z_s)
+    assert torch.allclose(distillation_target(teacher, z_s, t_s, t_t), expected, atol=1e-5)
+
+
+def test_rounds_halve_down_to_the_minimum():
+    assert halving_rounds(32, 1) == [16, 8, 4, 2, 1]
+    assert halving_rounds(32, 4) == [16, 8, 4]
+    with pytest.raises(ConfigError, match="start_steps=12"):
+        halving_rounds(12, 1)
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory, cache_dir):
+    teacher_dir = tmp_path_factory.mktemp("teacher")
+    _, objs = train_entry.run(compose_config("train", tiny_train_overrides(teacher_dir, cache_dir)))
+    out = tmp_path_factory.mktemp("distill")
+    cfg = compose_config("train", tiny_train_overrides(out, cache_dir) + [
+        "stage=distill", f"teacher_ckpt={objs['checkpoint']}", "stage.start_steps=8", "stage.min_steps=2",
+        "stage.steps_per_round=3", "trainer.max_steps=100", "callbacks.samples=null"])
+    metrics, objects = train_entry.run(cfg)
+    return objects
+
+
+def test_distill_stage_exports_one_student_per_round(distilled):
+    ckpt = distilled["checkpoint"]
+    assert ckpt.name == "distilled.ckpt"
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert sorted(raw["textflow"]["students"]) == ["2", "4"]
+    assert distilled["trainer"].global_step == 6  # rounds 8 -> 4 and 4 -> 2, three steps each, then it stops
+    # each round's student is different from the teacher and from the other round's student
+    s4, s2 = raw["textflow"]["students"]["4"], raw["textflow"]["students"]["2"]
+    assert any(not torch.equal(s4[k], s2[k]) for k in s4)
+
+
+def test_student_sampler_uses_the_student_for_its_k_and_refuses_others(distilled, tmp_path):
+    ckpt = distilled["checkpoint"]
+    cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path}", "sampler=student",
+                                    "sampler.steps=2", "num_samples=2", "batch_size=2"])
+    metrics, _ = sample_entry.run(cfg)
+    assert metrics["nfe"] == 2 and json.loads((tmp_path / "metrics.json").read_text())["sampler"]["name"] == "student"
+    cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path}", "sampler=student",
+                                    "sampler.steps=8", "num_samples=1"])
+    with pytest.raises(CheckpointError, match="no student was distilled for sampler.steps=8.*steps: 2, 4"):
+        sample_entry.run(cfg)
+    # the teacher's samplers still work from the same file
+    cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path / 'ode'}", "sampler=ode",
+                                    "sampler.steps=2", "num_samples=1"])
+    assert sample_entry.run(cfg)[0]["nfe"] == 2

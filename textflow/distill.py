@@ -1,0 +1,158 @@
+"""Progressive distillation of a flow into few-step students (Salimans & Ho 2022, "Progressive
+Distillation for Fast Sampling of Diffusion Models", Alg. 2; the flow analogue of science.md §3).
+
+Round with a K-step student on the uniform grid ``t_i = i / K``: draw a clean latent ``x``, a step
+``i``, ``z_s = path.sample(x, t_s)``; the teacher takes two Euler sub-steps ``t_s -> t_mid -> t_t``
+(the one landing on ``t = 1`` returns the teacher's ``x_hat``, as every sampler's last step does) and
+lands on ``z_t``. The student is regressed onto the ``x_hat*`` one Euler step would need to land on
+the same point; on the linear path
+
+    x_hat* = z_s + ((1 - t_s) / (t_t - t_s)) (z_t - z_s),
+
+(``ProbPath.x_hat_for_velocity`` in general; on the last interval ``x_hat* = z_t``). Rounds halve K
+(``start_steps / 2`` down to ``min_steps``); each round's student starts from the previous one, which
+then becomes the teacher. After every round the students so far are exported into
+``<run>/checkpoints/distilled.ckpt``: the original teacher's checkpoint plus ``students[K]``, so
+``sample.py ckpt_path=.../distilled.ckpt sampler=student sampler.steps=K`` and the teacher's own
+samplers work from one file.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Callable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from textflow.denoiser import FlowDenoiser
+from textflow.errors import ConfigError
+from textflow.paths import expand_time
+from textflow.samplers.steps import euler_update
+
+
+@torch.no_grad()
+def distillation_target(teacher, z_s: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
+    """``x_hat*`` for a student step ``t_s -> t_t`` from two teacher Euler sub-steps (module docstring)."""
+    t_mid = 0.5 * (t_s + t_t)
+    z_mid = euler_update(teacher, z_s, teacher(z_s, t_s), t_s, t_mid)
+    x_hat_mid = teacher(z_mid, t_mid)
+    final = expand_time(t_t >= 1.0, z_s)
+    z_t = torch.where(final, x_hat_mid, euler_update(teacher, z_mid, x_hat_mid, t_mid, t_t))
+    v = (z_t - z_s) / expand_time(t_t - t_s, z_s)
+    return torch.where(final, z_t, teacher.path.x_hat_for_velocity(v, z_s, t_s))
+
+
+def halving_rounds(start_steps: int, min_steps: int) -> list[int]:
+    """Student step counts: start/2, start/4, ... down to min_steps (e.g. 32 -> [16, 8, 4, 2, 1])."""
+    if start_steps < 2 or start_steps & (start_steps - 1):
+        raise ConfigError(f"stage.start_steps={start_steps} is invalid; it must be a power of two >= 2")
+    if min_steps < 1 or min_steps >= start_steps:
+        raise ConfigError(f"stage.min_steps={min_steps} is invalid; it must lie in [1, start_steps)")
+    rounds, k = [], start_steps // 2
+    while k >= min_steps:
+        rounds.append(k)
+        k //= 2
+    return rounds
+
+
+class DistillModule(L.LightningModule):
+    """Args:
+    teacher: the trained LatentFlowModule (its EMA weights are the first teacher).
+    teacher_ckpt: the teacher's checkpoint path (exported again with the students added).
+    export_path: where ``distilled.ckpt`` is written after each round.
+    start_steps, min_steps: teacher grid of the first round and the last student's K.
+    steps_per_round: optimizer steps per round.
+    optimizer: ``_partial_`` optimizer factory.
+    """
+
+    def __init__(self, *, teacher, teacher_ckpt: str, export_path: str, start_steps: int = 32, min_steps: int = 1,
+                 steps_per_round: int = 500, optimizer: Callable):
+        super().__init__()
+        self.rounds = halving_rounds(int(start_steps), int(min_steps))
+        self.steps_per_round = int(steps_per_round)
+        self.teacher_ckpt, self.export_path = str(teacher_ckpt), str(export_path)
+        nets = teacher.ema.module
+        self.autoencoder = copy.deepcopy(nets["autoencoder"]).requires_grad_(False).eval()
+        self.teacher_backbone = copy.deepcopy(nets["backbone"]).requires_grad_(False).eval()
+        self.student = copy.deepcopy(nets["backbone"]).requires_grad_(True)
+        self.path = teacher.path
+        self.optimizer_factory = optimizer
+        self.register_buffer("round_index", torch.zeros((), dtype=torch.long))
+        self.students: dict[int, dict] = {}
+        self.run_info = {**teacher.run_info, "kind": "distill-state"}
+
+    @property
+    def student_steps(self) -> int:
+        return self.rounds[min(int(self.round_index), len(self.rounds) - 1)]
+
+    def denoiser(self, *, use_ema: bool = True) -> FlowDenoiser:
+        return FlowDenoiser(backbone=self.student, path=self.path, autoencoder=self.autoencoder)
+
+    def _loss(self, ids: Tensor, generator=None) -> Tensor:
+        k = self.student_steps
+        x = self.autoencoder.encode(ids)
+        i = torch.randint(0, k, (ids.shape[0],), device=ids.device, generator=generator)
+        t_s, t_t = i.float() / k, (i.float() + 1) / k
+        noise = torch.randn(x.shape, device=x.device, generator=generator)
+        z_s = self.path.sample(x, t_s, noise).z
+        teacher = FlowDenoiser(backbone=self.teacher_backbone, path=self.path, autoencoder=self.autoencoder)
+        target = distillation_target(teacher, z_s, t_s, t_t)
+        return F.mse_loss(self.denoiser()(z_s, t_s), target)
+
+    def training_step(self, ids: Tensor, batch_idx: int) -> Tensor:
+        loss = self._loss(ids)
+        self.log_dict({"train/distill_loss": loss, "train/student_steps": float(self.student_steps)},
+                      on_step=True, on_epoch=False, batch_size=ids.shape[0])
+        self.log("loss", loss, prog_bar=True, logger=False, batch_size=ids.shape[0])
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.global_step > 0 and self.global_step % self.steps_per_round == 0:
+            self.finish_round()
+
+    @torch.no_grad()
+    def validation_step(self, ids: Tensor, batch_idx: int) -> None:
+        g = torch.Generator(device=ids.device).manual_seed(batch_idx)
+        self.log("val/distill_loss", self._loss(ids, generator=g), on_epoch=True, sync_dist=True,
+                 batch_size=ids.shape[0])
+
+    def finish_round(self) -> None:
+        """Keep this round's student, export, and make it the next round's teacher."""
+        k = self.student_steps
+        self.students[k] = {n: p.detach().cpu().clone() for n, p in self.student.state_dict().items()}
+        if self.trainer.is_global_zero:
+            self.export()
+        self.teacher_backbone.load_state_dict(self.student.state_dict())
+        self.round_index += 1
+        if int(self.round_index) >= len(self.rounds):
+            self.trainer.should_stop = True
+
+    def export(self) -> Path:
+        from textflow.checkpoint import read_checkpoint
+
+        ckpt = read_checkpoint(self.teacher_ckpt)
+        info = dict(ckpt["textflow"])
+        info["students"] = {str(k): sd for k, sd in sorted(self.students.items())}
+        info["distill"] = {"teacher_ckpt": self.teacher_ckpt, "rounds": self.rounds,
+                           "steps_per_round": self.steps_per_round, "grid": "uniform"}
+        target = Path(self.export_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        torch.save({"state_dict": ckpt["state_dict"], "textflow": info}, tmp)
+        os.replace(tmp, target)
+        return target
+
+    def configure_optimizers(self):
+        return self.optimizer_factory(params=self.student.parameters())
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["textflow"] = dict(self.run_info)
+        checkpoint["distill_students"] = {str(k): sd for k, sd in self.students.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.students = {int(k): sd for k, sd in checkpoint.get("distill_students", {}).items()}

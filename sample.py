@@ -92,7 +92,10 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="sample")
 def main(cfg: DictConfig) -> None:
-    guarded(run, cfg)
+    def record(message: str) -> None:  # a failed sweep point leaves its reason in its folder
+        atomic_write_json(Path(cfg.paths.output_dir) / "error.json", {"error": message})
+
+    guarded(run, cfg, on_sweep_error=record)
 
 
 if __name__ == "__main__":

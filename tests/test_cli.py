@@ -44,11 +44,15 @@ def test_sample_cli_writes_outputs(ckpt, tmp_path):
     assert "held-out text" in proc.stdout and str(tmp_path / "metrics.json") in proc.stdout
 
 
-def test_sample_multirun_gives_each_run_a_folder(ckpt, tmp_path):
-    proc = run_cli("sample.py", "-m", f"ckpt_path={ckpt}", "sampler=ode,sde", "sampler.steps=1,2",
+def test_sample_multirun_gives_each_run_a_folder_and_one_report(ckpt, tmp_path):
+    proc = run_cli("sample.py", "-m", f"ckpt_path={ckpt}", "sampler=ode,sde,student", "sampler.steps=1,2",
                    "num_samples=1", "reference=false", f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(tmp_path.glob("*/metrics.json"))) == 4
+    # this checkpoint has no distilled students: those two points fail alone, with their reason recorded
+    assert len(list(tmp_path.glob("*/error.json"))) == 2 and "no student was distilled" in proc.stderr
+    report = (tmp_path / "report.md").read_text()
+    assert report.count("| ode |") == 2 and report.count("| sde |") == 2 and (tmp_path / "report.csv").is_file()
 
 
 @pytest.mark.parametrize("args,needles", [

@@ -72,9 +72,17 @@ def test_dit_rejects_wrong_shapes_and_bad_sizes():
         DiT(latent_dim=4, max_len=8, width=10, depth=1, heads=4)
 
 
-def test_embedding_latents_have_fixed_norm_and_readout_learns():
+def test_tied_readout_decodes_clean_latents_exactly_from_the_start():
     torch.manual_seed(0)
-    ae = EmbeddingAutoencoder(vocab_size=20, latent_dim=8, readout_noise=0.1)
+    ae = EmbeddingAutoencoder(vocab_size=300, latent_dim=16, readout="tied")
+    ids = torch.arange(300).view(3, 100)
+    assert torch.equal(ae.decode(ae.encode(ids)).argmax(-1), ids)
+
+
+@pytest.mark.parametrize("readout", ["tied", "linear"])
+def test_embedding_latents_have_fixed_norm_and_readout_learns(readout):
+    torch.manual_seed(0)
+    ae = EmbeddingAutoencoder(vocab_size=20, latent_dim=8, readout_noise=0.1, readout=readout)
     ids = torch.randint(0, 20, (16, 10))
     assert torch.allclose(ae.encode(ids).norm(dim=-1), torch.full((16, 10), math.sqrt(8)), atol=1e-5)
     opt = torch.optim.Adam(ae.parameters(), lr=0.05)

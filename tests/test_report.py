@@ -32,3 +32,15 @@ def test_report_aggregates_every_run_with_reference_row_and_plots(tmp_path):
     assert len(csv_lines) == 6
     names = {p.name for p in result["figures"]}
     assert "metric_vs_K_unigram_entropy.png" in names and "metric_vs_K_tokens_per_s.png" in names
+
+
+def test_failed_sweep_points_are_listed_with_their_reason(tmp_path):
+    fake_run(tmp_path / "0", "ode", 4, 3.0)
+    (tmp_path / "1" / ".hydra").mkdir(parents=True)
+    (tmp_path / "1" / ".hydra" / "config.yaml").write_text("sampler:\n  name: student\n  steps: 32\n")
+    (tmp_path / "1" / "error.json").write_text(json.dumps({"error": "no student was distilled for sampler.steps=32"}))
+    result = build_report(tmp_path)
+    failed = [r for r in result["rows"] if r.get("error")]
+    assert failed == [{"run": "1", "error": "no student was distilled for sampler.steps=32", "sampler": "student",
+                       "steps": 32}]
+    assert "no student was distilled" in result["markdown"].read_text()

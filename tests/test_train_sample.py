@@ -76,3 +76,20 @@ def test_interrupted_run_resumes_from_last_checkpoint(trained, tmp_path, cache_d
     cfg = compose_config("train", tiny_train_overrides(out, cache_dir) + ["trainer.max_steps=12"])
     metrics, objects = train_entry.run(cfg)
     assert objects["trainer"].global_step == 12  # continued from step 10, not from 0
+
+
+def test_all_loggers_at_once_receive_metrics_and_sample_texts(tmp_path, cache_dir):
+    out = tmp_path / "many"
+    cfg = compose_config("train", tiny_train_overrides(out, cache_dir) + ["logger=many", "trainer.max_steps=5"])
+    train_entry.run(cfg)
+    assert "val/flow_loss" in (out / "csv" / "metrics.csv").read_text()
+    events = list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert events, "TensorBoard wrote no event file"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(events[0].parent), size_guidance={"tensors": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert "val/flow_loss" in tags["scalars"]
+    assert any(tag.startswith("samples/ode_K2") for tag in tags["tensors"]), tags["tensors"]  # the text table
+    assert list((out / "wandb").glob("offline-run-*")), "wandb (offline) wrote no run folder"

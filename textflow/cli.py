@@ -23,8 +23,22 @@ def user_error(err: BaseException) -> TextflowError | None:
     return None
 
 
-def guarded(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
-    """Run ``task(cfg)``; a user error becomes one line on stderr and exit status 2."""
+def in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:  # noqa: BLE001 - no Hydra context (tests, library use)
+        return False
+
+
+def guarded(task: Callable[[DictConfig], Any], cfg: DictConfig, *, on_sweep_error: Callable | None = None) -> Any:
+    """Run ``task(cfg)``; a user error becomes one line on stderr and exit status 2.
+
+    Inside a ``-m`` sweep one bad point must not end the others: the error is printed, handed to
+    ``on_sweep_error(message)`` (which records it in the run folder) and the sweep goes on.
+    """
     try:
         return task(cfg)
     except Exception as err:  # noqa: BLE001 - re-raised unless it is a user error
@@ -32,6 +46,10 @@ def guarded(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         if found is None:
             raise
         print(f"error: {found}", file=sys.stderr)
+        if in_multirun():
+            if on_sweep_error is not None:
+                on_sweep_error(str(found))
+            return None
         sys.exit(2)
 
 

@@ -38,6 +38,15 @@ def collect(root: Path) -> tuple[list[dict], dict | None]:
                 row[key] = value
         row["run"] = str(path.parent.relative_to(root)) if path.parent != root else "."
         rows.append(row)
+    for path in sorted(root.rglob("error.json")):  # sweep points that stopped with a user error
+        row = {"run": str(path.parent.relative_to(root)), "error": json.loads(path.read_text()).get("error")}
+        saved = path.parent / ".hydra" / "config.yaml"
+        if saved.is_file():
+            from omegaconf import OmegaConf
+
+            sampler = OmegaConf.load(saved).get("sampler", {})
+            row.update(sampler=sampler.get("name"), steps=sampler.get("steps"))
+        rows.append(row)
     rows.sort(key=lambda r: (str(r["sampler"]), str(r.get("gamma", "")), r.get("steps") or 0))
     return rows, reference
 

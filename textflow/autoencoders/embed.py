@@ -4,9 +4,13 @@ Each token's latent is its embedding row rescaled to norm ``sqrt(D) * scale`` (s
 has roughly the scale of the unit prior). Normalising the rows prevents the collapse science.md §4
 warns about (embeddings trained through the flow loss shrink toward each other); the flow module
 also stops the flow loss's gradient into the clean target, so embeddings and readout learn from
-the readout cross-entropy alone. The readout is a linear map ``logits = x W^T + b`` trained on
-lightly noised latents ``x + s * eps`` with ``s ~ U(0, readout_noise)``, which makes the decision
-regions wide and the readout sharp.
+the readout cross-entropy alone. The readout is linear, trained on lightly noised latents
+``x + s * eps`` with ``s ~ U(0, readout_noise)``, which widens the decision regions and sharpens it:
+
+* ``tied`` (default): ``logits = tau * x E_hat^T + b`` with the unit-norm embedding rows ``E_hat``
+  and a learned temperature ``tau``: a nearest-embedding (Voronoi) readout, exact on clean latents
+  from the first step (LangFlow / Diffusion-LM style tied embeddings);
+* ``linear``: an independent ``logits = x W^T + b`` learned from scratch.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textflow.autoencoders.base import LatentAutoencoder
-from textflow.errors import ConfigError
+from textflow.errors import ConfigError, check_choice
 from textflow.noise import GeneratorArg, rand, randn
 
 
@@ -28,17 +32,25 @@ class EmbeddingAutoencoder(LatentAutoencoder):
     latent_dim: D.
     scale: per-coordinate RMS of every latent (row norm = scale * sqrt(D)).
     readout_noise: max std of the noise added to latents when training the readout.
+    readout: ``tied`` (nearest embedding with learned temperature) or ``linear``.
     """
 
-    def __init__(self, *, vocab_size: int, latent_dim: int = 64, scale: float = 1.0, readout_noise: float = 0.2):
+    def __init__(self, *, vocab_size: int, latent_dim: int = 64, scale: float = 1.0, readout_noise: float = 0.2,
+                 readout: str = "tied"):
         super().__init__()
         if latent_dim < 1 or vocab_size < 2:
             raise ConfigError(f"autoencoder needs latent_dim >= 1 and vocab_size >= 2, got {latent_dim}, {vocab_size}")
         self.vocab_size, self.latent_dim = int(vocab_size), int(latent_dim)
         self.scale, self.readout_noise = float(scale), float(readout_noise)
+        check_choice("autoencoder.readout", readout, ("tied", "linear"))
+        self.readout_kind = readout
         self.embedding = nn.Embedding(self.vocab_size, self.latent_dim)
         nn.init.normal_(self.embedding.weight)
-        self.readout = nn.Linear(self.latent_dim, self.vocab_size)
+        if readout == "linear":
+            self.readout = nn.Linear(self.latent_dim, self.vocab_size)
+        else:
+            self.log_temperature = nn.Parameter(torch.zeros(()))
+            self.readout_bias = nn.Parameter(torch.zeros(self.vocab_size))
 
     def table(self) -> Tensor:
         """All token latents (V, D), normalised."""
@@ -49,7 +61,10 @@ class EmbeddingAutoencoder(LatentAutoencoder):
         return F.normalize(self.embedding(ids), dim=-1) * (self.scale * math.sqrt(self.latent_dim))
 
     def decode(self, latents: Tensor) -> Tensor:
-        return self.readout(latents)
+        if self.readout_kind == "linear":
+            return self.readout(latents)
+        unit = F.normalize(self.embedding.weight, dim=-1).to(latents.dtype)
+        return self.log_temperature.exp() * (latents @ unit.T) + self.readout_bias
 
     def loss(self, ids: Tensor, *, generator: GeneratorArg = None) -> dict[str, Tensor]:
         x = self.encode(ids)

@@ -22,7 +22,8 @@ from textflow.dashboards import log_metrics, log_text_table
 from textflow.errors import ConfigError
 from textflow.generate import generate
 from textflow.io import atomic_write_json, atomic_write_jsonl
-from textflow.metrics import text_metrics
+from textflow.evaluation.evaluate import shuffle_words
+from textflow.evaluation.judge import truncate_at_eos
 from textflow.noise import sample_seed
 from textflow.reference import heldout_blocks
 
@@ -36,15 +37,21 @@ def check_counts(cfg: DictConfig) -> None:
         raise ConfigError(f"precision={cfg.precision!r} is not valid; choose one of: 32, bf16")
 
 
-def print_report(texts: list[str], metrics: dict, reference: dict | None, n_show: int) -> None:
+REPORT_KEYS = ["gen_ppl", "unigram_entropy", "distinct_1", "distinct_2", "distinct_3", "repetition_4", "self_bleu"]
+
+
+def print_report(texts: list[str], metrics: dict, references: dict[str, dict], n_show: int) -> None:
     for i, text in enumerate(texts[:n_show]):
         print(f"--- sample {i} ---\n{text.strip()}")
-    keys = ["unigram_entropy", "distinct_1", "distinct_2", "repetition_4"]
-    print(f"\n{'metric':<18}{'samples':>12}{'held-out text':>16}")
-    for k in keys:
-        ref = f"{reference[k]:>16.4f}" if reference else f"{'-':>16}"
-        print(f"{k:<18}{metrics[k]:>12.4f}{ref}")
-    print(f"{'nfe':<18}{metrics['nfe']:>12d}\n{'tokens/s':<18}{metrics['tokens_per_s']:>12.1f}")
+    columns = {"samples": metrics, **{k.split("/", 1)[1]: v for k, v in references.items()}}
+    print("\n" + f"{'metric':<18}" + "".join(f"{name:>16}" for name in columns))
+    for key in REPORT_KEYS:
+        if any(key in col for col in columns.values()):
+            cells = "".join(f"{col[key]:>16.4g}" if key in col else f"{'-':>16}" for col in columns.values())
+            print(f"{key:<18}{cells}")
+    if "mode_collapse" in metrics:
+        print(f"{'mode_collapse':<18}{str(metrics['mode_collapse']):>16}")
+    print(f"{'nfe':<18}{metrics['nfe']:>16d}\n{'tokens/s':<18}{metrics['tokens_per_s']:>16.1f}")
 
 
 def run(cfg: DictConfig) -> tuple[dict, dict]:
@@ -65,14 +72,21 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     seqs = gen.ids.tolist()
     texts = loaded.tokenizer.decode_batch(seqs)
 
-    metrics = {"sampler": sampler.describe(), "label": sampler.label, "ckpt_path": str(loaded.path),
-               "seed": cfg.seed, "seq_len": seq_len, "nfe": gen.nfe, "wall_time_s": gen.wall_time,
-               "tokens_per_s": gen.tokens_per_second, "device": str(device), **text_metrics(seqs)}
-    reference = None
+    evaluate = instantiate(cfg.evaluation)
+    eos = loaded.tokenizer.eos_token
+    references: dict[str, dict] = {}
     if cfg.reference:
         blocks = heldout_blocks(loaded.config.data.corpus, loaded.tokenizer, seq_len=seq_len, num=cfg.num_samples)
-        reference = text_metrics(blocks) if blocks else None
-        metrics["reference/heldout"] = reference
+        if blocks:
+            real = loaded.tokenizer.decode_batch(blocks)
+            references["reference/heldout"] = evaluate(blocks, real, eos=eos)
+            shuffled = shuffle_words([truncate_at_eos(t, eos) for t in real], seed=cfg.seed)
+            references["reference/shuffled"] = evaluate(loaded.tokenizer.encode_batch(shuffled), shuffled, eos=eos)
+    ref_entropy = references.get("reference/heldout", {}).get("unigram_entropy")
+    metrics = {"sampler": sampler.describe(), "label": sampler.label, "ckpt_path": str(loaded.path),
+               "seed": cfg.seed, "seq_len": seq_len, "nfe": gen.nfe, "wall_time_s": gen.wall_time,
+               "tokens_per_s": gen.tokens_per_second, "device": str(device),
+               **evaluate(seqs, texts, eos=eos, reference_entropy=ref_entropy), **references}
 
     out_dir = Path(cfg.paths.output_dir)
     rows = [{"index": i, "seed": sample_seed(cfg.seed, i), "text": t, "token_ids": s,
@@ -85,7 +99,7 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     log_metrics(loggers, flat)
     log_text_table(loggers, f"samples/{sampler.label}", ["index", "text"], [[r["index"], r["text"]] for r in rows])
 
-    print_report(texts, metrics, reference, int(cfg.print_samples))
+    print_report(texts, metrics, references, int(cfg.print_samples))
     print(f"[textflow] wrote {out_dir / 'samples.jsonl'} and {out_dir / 'metrics.json'}")
     return metrics, {"texts": texts, "generation": gen, "loaded": loaded, "config": OmegaConf.to_container(cfg)}
 

@@ -38,7 +38,7 @@ def ckpt(tmp_path_factory, cache_dir):
 
 def test_sample_cli_writes_outputs(ckpt, tmp_path):
     proc = run_cli("sample.py", f"ckpt_path={ckpt}", "sampler=sde", "sampler.steps=4", "sampler.gamma=1.5",
-                   "num_samples=2", "seed=0", f"hydra.run.dir={tmp_path}")
+                   "num_samples=2", "seed=0", "evaluation=diversity", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "samples.jsonl").is_file() and (tmp_path / "metrics.json").is_file()
     assert "held-out text" in proc.stdout and str(tmp_path / "metrics.json") in proc.stdout
@@ -46,7 +46,8 @@ def test_sample_cli_writes_outputs(ckpt, tmp_path):
 
 def test_sample_multirun_gives_each_run_a_folder_and_one_report(ckpt, tmp_path):
     proc = run_cli("sample.py", "-m", f"ckpt_path={ckpt}", "sampler=ode,sde,student", "sampler.steps=1,2",
-                   "num_samples=1", "reference=false", f"hydra.sweep.dir={tmp_path}")
+                   "num_samples=1", "reference=false", "evaluation=diversity",
+                   f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(tmp_path.glob("*/metrics.json"))) == 4
     # this checkpoint has no distilled students: those two points fail alone, with their reason recorded

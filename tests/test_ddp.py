@@ -17,7 +17,8 @@ def test_two_process_cpu_ddp_trains_and_its_checkpoint_samples(tmp_path, cache_d
     assert "distributed_backend=gloo" in proc.stderr + proc.stdout
     ckpt = out / "checkpoints" / "final.ckpt"
     assert ckpt.is_file()
-    proc = run_cli("sample.py", f"ckpt_path={ckpt}", "num_samples=2", "sampler.steps=2", f"hydra.run.dir={tmp_path / 's'}")
+    proc = run_cli("sample.py", f"ckpt_path={ckpt}", "num_samples=2", "sampler.steps=2", "evaluation=diversity",
+                   f"hydra.run.dir={tmp_path / 's'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "s" / "samples.jsonl").is_file()
 

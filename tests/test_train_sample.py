@@ -24,7 +24,7 @@ def trained(tmp_path_factory, cache_dir):
 
 def sample_cfg(ckpt: Path, out: Path, *extra: str):
     return compose_config("sample", [f"ckpt_path={ckpt}", f"paths.output_dir={out}", "num_samples=2",
-                                     "batch_size=2", "sampler.steps=2", "print_samples=1", *extra])
+                                     "batch_size=2", "sampler.steps=2", "print_samples=1", "evaluation=diversity", *extra])
 
 
 def test_train_writes_checkpoint_metrics_and_csv_logs(trained):
@@ -93,3 +93,14 @@ def test_all_loggers_at_once_receive_metrics_and_sample_texts(tmp_path, cache_di
     assert "val/flow_loss" in tags["scalars"]
     assert any(tag.startswith("samples/ode_K2") for tag in tags["tensors"]), tags["tensors"]  # the text table
     assert list((out / "wandb").glob("offline-run-*")), "wandb (offline) wrote no run folder"
+
+
+def test_per_k_validation_logs_few_step_quality(tmp_path, cache_dir):
+    out = tmp_path / "perk"
+    cfg = compose_config("train", tiny_train_overrides(out, cache_dir) + [
+        "callbacks.per_k.every_n_validations=1", "callbacks.per_k.steps=[1,2]", "callbacks.per_k.num_samples=2",
+        "evaluation@callbacks.per_k.evaluator=diversity", "trainer.max_steps=5"])
+    metrics, _ = train_entry.run(cfg)
+    for k in (1, 2):
+        assert f"val/entropy_K{k}" in metrics and f"val/self_bleu_K{k}" in metrics
+    assert "val/entropy_K2" in (out / "csv" / "metrics.csv").read_text()

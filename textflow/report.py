@@ -3,8 +3,8 @@
     python -m textflow.report outputs/sample/multiruns/<time>      # or any folder of runs
 
 Every ``metrics.json`` under the folder becomes one row (sampler, K, gamma and the other knobs,
-NFE, tokens/s, entropy, diversity, and every other number sample.py wrote; the held-out reference
-row is added once). Writes ``report.csv``, ``report.md`` and ``metric_vs_K_<metric>.png`` into the
+NFE, tokens/s, judge gen-PPL, entropy, diversity, confidence intervals, and every other number
+sample.py wrote); the reference rows (held-out text, shuffled-word text) are added once. Writes ``report.csv``, ``report.md`` and ``metric_vs_K_<metric>.png`` into the
 folder. ``ReportCallback`` runs the same at the end of every ``sample.py -m`` sweep.
 """
 
@@ -19,23 +19,43 @@ from pathlib import Path
 
 from textflow.io import atomic_write_text
 
-FIRST = ["sampler", "steps", "nfe", "tokens_per_s", "unigram_entropy", "distinct_1", "distinct_2", "repetition_4"]
+FIRST = ["sampler", "steps", "nfe", "tokens_per_s", "gen_ppl", "unigram_entropy", "distinct_1", "distinct_2",
+         "distinct_3", "repetition_4", "self_bleu", "mode_collapse"]
 PLOTTED = ["unigram_entropy", "distinct_2", "repetition_4", "tokens_per_s", "gen_ppl"]
 
 
+def put(row: dict, key: str, value) -> None:
+    """Scalars as they are, confidence intervals as ``[lo, hi]`` text; nested blocks are skipped."""
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        row[key] = f"[{value[0]:.4g}, {value[1]:.4g}]"
+    elif isinstance(value, (int, float, str)):
+        row[key] = value
+
+
+def reference_rows(references: dict[str, dict]) -> list[dict]:
+    rows = []
+    for name, block in references.items():
+        row = {"sampler": f"{name} text"}
+        for key, value in block.items():
+            put(row, key, value)
+        rows.append(row)
+    return rows
+
+
 def collect(root: Path) -> tuple[list[dict], dict | None]:
-    """Rows (one per run folder, sorted by sampler, knobs and K) and the held-out reference row."""
-    rows, reference = [], None
+    """Rows (one per run folder, sorted by sampler, knobs and K) and the reference blocks
+    (held-out text, shuffled-word text) by name."""
+    rows, references = [], {}
     for path in sorted(root.rglob("metrics.json")):
         data = json.loads(path.read_text())
         sampler = data.get("sampler", {})
         row = {"sampler": sampler.get("name"), "steps": sampler.get("steps"),
                **{k: v for k, v in sampler.items() if k not in ("name", "steps")}}
         for key, value in data.items():
-            if key == "reference/heldout":
-                reference = reference or value
-            elif isinstance(value, (int, float, str)) and key not in ("sampler",):
-                row[key] = value
+            if key.startswith("reference/"):
+                references.setdefault(key.split("/", 1)[1], value)
+            elif key != "sampler":
+                put(row, key, value)
         row["run"] = str(path.parent.relative_to(root)) if path.parent != root else "."
         rows.append(row)
     for path in sorted(root.rglob("error.json")):  # sweep points that stopped with a user error
@@ -48,7 +68,7 @@ def collect(root: Path) -> tuple[list[dict], dict | None]:
             row.update(sampler=sampler.get("name"), steps=sampler.get("steps"))
         rows.append(row)
     rows.sort(key=lambda r: (str(r["sampler"]), str(r.get("gamma", "")), r.get("steps") or 0))
-    return rows, reference
+    return rows, references
 
 
 def columns_of(rows: list[dict]) -> list[str]:
@@ -64,17 +84,14 @@ def fmt(value) -> str:
     return "" if value is None else str(value)
 
 
-def to_markdown(rows: list[dict], reference: dict | None, cols: list[str]) -> str:
+def to_markdown(rows: list[dict], cols: list[str]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    table = list(rows)
-    if reference:
-        table.append({"sampler": "held-out text", **reference})
-    for r in table:
+    for r in rows:
         lines.append("| " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], reference: dict | None, metric: str, out: Path) -> Path | None:
+def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,8 +108,9 @@ def plot(rows: list[dict], reference: dict | None, metric: str, out: Path) -> Pa
     for label, points in sorted(series.items()):
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-    if reference and isinstance(reference.get(metric), (int, float)):
-        ax.axhline(reference[metric], color="k", ls="--", lw=1, label="held-out text")
+    for (name, block), style in zip(references.items(), ("--", ":", "-.")):
+        if isinstance(block.get(metric), (int, float)):
+            ax.axhline(block[metric], color="k", ls=style, lw=1, label=f"{name} text")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("K (sampler steps)")
     ax.set_ylabel(metric)
@@ -107,18 +125,19 @@ def plot(rows: list[dict], reference: dict | None, metric: str, out: Path) -> Pa
 
 def build_report(root: str | Path) -> dict:
     root = Path(root)
-    rows, reference = collect(root)
+    rows, references = collect(root)
     if not rows:
         raise SystemExit(f"error: no metrics.json under {root}; pass a sample.py run or sweep folder")
-    cols = columns_of(rows)
+    table = rows + reference_rows(references)
+    cols = columns_of(table)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows + ([{"sampler": "held-out text", **reference}] if reference else []))
+    writer.writerows(table)
     atomic_write_text(root / "report.csv", buf.getvalue())
-    atomic_write_text(root / "report.md", to_markdown(rows, reference, cols))
-    figures = [p for m in PLOTTED if (p := plot(rows, reference, m, root)) is not None]
-    return {"rows": rows, "reference": reference, "csv": root / "report.csv", "markdown": root / "report.md",
+    atomic_write_text(root / "report.md", to_markdown(table, cols))
+    figures = [p for m in PLOTTED if (p := plot(rows, references, m, root)) is not None]
+    return {"rows": rows, "references": references, "csv": root / "report.csv", "markdown": root / "report.md",
             "figures": figures}
 
 

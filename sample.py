@@ -37,7 +37,8 @@ def check_counts(cfg: DictConfig) -> None:
         raise ConfigError(f"precision={cfg.precision!r} is not valid; choose one of: 32, bf16")
 
 
-REPORT_KEYS = ["gen_ppl", "unigram_entropy", "distinct_1", "distinct_2", "distinct_3", "repetition_4", "self_bleu"]
+REPORT_KEYS = ["gen_ppl", "unigram_entropy", "distinct_1", "distinct_2", "distinct_3", "repetition_4", "self_bleu",
+               "mauve"]
 
 
 def print_report(texts: list[str], metrics: dict, references: dict[str, dict], n_show: int) -> None:
@@ -75,18 +76,20 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     evaluate = instantiate(cfg.evaluation)
     eos = loaded.tokenizer.eos_token
     references: dict[str, dict] = {}
+    real: list[str] = []
     if cfg.reference:
         blocks = heldout_blocks(loaded.config.data.corpus, loaded.tokenizer, seq_len=seq_len, num=cfg.num_samples)
         if blocks:
             real = loaded.tokenizer.decode_batch(blocks)
             references["reference/heldout"] = evaluate(blocks, real, eos=eos)
             shuffled = shuffle_words([truncate_at_eos(t, eos) for t in real], seed=cfg.seed)
-            references["reference/shuffled"] = evaluate(loaded.tokenizer.encode_batch(shuffled), shuffled, eos=eos)
+            references["reference/shuffled"] = evaluate(loaded.tokenizer.encode_batch(shuffled), shuffled, eos=eos,
+                                                        reference_texts=real)
     ref_entropy = references.get("reference/heldout", {}).get("unigram_entropy")
     metrics = {"sampler": sampler.describe(), "label": sampler.label, "ckpt_path": str(loaded.path),
                "seed": cfg.seed, "seq_len": seq_len, "nfe": gen.nfe, "wall_time_s": gen.wall_time,
                "tokens_per_s": gen.tokens_per_second, "device": str(device),
-               **evaluate(seqs, texts, eos=eos, reference_entropy=ref_entropy), **references}
+               **evaluate(seqs, texts, eos=eos, reference_entropy=ref_entropy, reference_texts=real), **references}
 
     out_dir = Path(cfg.paths.output_dir)
     rows = [{"index": i, "seed": sample_seed(cfg.seed, i), "text": t, "token_ids": s,

@@ -125,3 +125,20 @@ def test_missing_optional_dependency_is_a_clear_message(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(DataError, match=r"needs the package 'gguf': pip install 'textflow\[eval\]'"):
         load_judge("smollm2", cache_dir="/nonexistent")
+
+
+def test_mauve_without_its_package_is_a_clear_message(monkeypatch):
+    import builtins
+
+    from textflow.evaluation.mauve import mauve_score
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "mauve":
+            raise ImportError("No module named 'mauve'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(DataError, match=r"pip install 'textflow\[mauve\]'"):
+        mauve_score(["a"], ["b"], cache_dir="/nonexistent")

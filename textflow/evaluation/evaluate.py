@@ -30,13 +30,17 @@ class Evaluator:
     judge: a :class:`textflow.evaluation.judge.JudgeLM`, or None for diversity only.
     n_boot, seed: bootstrap resamples for the CIs and their seed.
     collapse_ratio: flag mode collapse when entropy < collapse_ratio x the held-out entropy.
+    mauve: also compute MAUVE against the reference texts (optional extra ``textflow[mauve]``).
+    cache_dir: where MAUVE's MiniLM features model is cached.
     """
 
-    def __init__(self, *, judge=None, n_boot: int = 1000, seed: int = 0, collapse_ratio: float = 0.75):
+    def __init__(self, *, judge=None, n_boot: int = 1000, seed: int = 0, collapse_ratio: float = 0.75,
+                 mauve: bool = False, cache_dir: str = "."):
         self.judge, self.n_boot, self.seed, self.collapse_ratio = judge, int(n_boot), int(seed), float(collapse_ratio)
+        self.mauve, self.cache_dir = bool(mauve), str(cache_dir)
 
     def __call__(self, ids: Sequence[Sequence[int]], texts: Sequence[str], *, eos: Optional[str] = None,
-                 reference_entropy: Optional[float] = None) -> dict:
+                 reference_entropy: Optional[float] = None, reference_texts: Optional[Sequence[str]] = None) -> dict:
         out = text_metrics(ids)
         ent = unigram_entropies(ids)
         out["unigram_entropy_ci95"] = list(bootstrap_ci(ent, np.mean, n_boot=self.n_boot, seed=self.seed))
@@ -48,4 +52,11 @@ class Evaluator:
             out.update({"gen_ppl": score.gen_ppl,
                         "gen_ppl_ci95": list(bootstrap_ci(rows, ppl_statistic, n_boot=self.n_boot, seed=self.seed)),
                         "judge": score.judge, "judge_dtype": score.dtype, "judge_tokens": score.n_tokens})
+        if self.mauve and reference_texts:
+            from textflow.evaluation.judge import truncate_at_eos
+            from textflow.evaluation.mauve import mauve_score
+
+            out["mauve"] = mauve_score([truncate_at_eos(t, eos) for t in texts],
+                                       [truncate_at_eos(t, eos) for t in reference_texts],
+                                       cache_dir=self.cache_dir, seed=self.seed)
         return out

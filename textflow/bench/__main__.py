@@ -1,0 +1,53 @@
+"""``python -m textflow.bench NAME [options]``: run one benchmark, print its table, write JSON.
+
+Benchmarks: ``judge`` (judge-LM scoring cost) and ``sampling`` (sampler tokens/s vs K on a checkpoint).
+
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from textflow.bench.runner import print_table, write_result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m textflow.bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="name", required=True)
+    judge = sub.add_parser("judge", help="score N samples of L tokens with the judge LM")
+    judge.add_argument("--num-samples", type=int, default=64)
+    judge.add_argument("--tokens", type=int, default=128)
+    judge.add_argument("--judge", default="smollm2")
+    judge.add_argument("--batch-size", type=int, default=16)
+    judge.add_argument("--repeats", type=int, default=3)
+    sampling = sub.add_parser("sampling", help="tokens/s of samplers at several K on a checkpoint")
+    sampling.add_argument("--ckpt", required=True)
+    sampling.add_argument("--samplers", default="ode,sde,commit")
+    sampling.add_argument("--steps", default="1,4,32")
+    sampling.add_argument("--batch-size", type=int, default=32)
+    sampling.add_argument("--repeats", type=int, default=3)
+    for p in (judge, sampling):
+        p.add_argument("--out", default="outputs/bench")
+        p.add_argument("--cache-dir", default=os.environ.get("TEXTFLOW_CACHE", os.path.expanduser("~/.cache/textflow")))
+    args = parser.parse_args(argv)
+    settings = {k: v for k, v in vars(args).items() if k not in ("out",)}
+    if args.name == "judge":
+        from textflow.bench import judge as bench
+
+        rows = bench.run(num_samples=args.num_samples, tokens=args.tokens, judge=args.judge,
+                         batch_size=args.batch_size, cache_dir=args.cache_dir, repeats=args.repeats)
+    else:
+        from textflow.bench import sampling as bench
+
+        rows = bench.run(ckpt=args.ckpt, samplers=args.samplers.split(","),
+                         steps=[int(k) for k in args.steps.split(",")], batch_size=args.batch_size,
+                         repeats=args.repeats)
+    print_table(rows)
+    path = write_result(args.name, rows, args.out, settings)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

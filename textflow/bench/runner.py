@@ -1,0 +1,56 @@
+"""Warm-up, repeat, summarise: the timing harness every benchmark uses."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from textflow.io import atomic_write_json
+
+
+def time_call(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 3, desc: str = "") -> dict:
+    """Median and spread (min, max) of ``repeats`` timed calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in tqdm(range(repeats), desc=desc or "timing", leave=False):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": repeats}
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
+            "processor": platform.processor() or platform.machine(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def write_result(name: str, rows: list[dict], out_dir: str | Path, settings: dict) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%SZ")
+    path = Path(out_dir) / f"{name}-{stamp}.json"
+    atomic_write_json(path, {"benchmark": name, "date": stamp, "machine": machine(), "settings": settings,
+                             "rows": rows})
+    return path
+
+
+def print_table(rows: list[dict]) -> None:
+    if not rows:
+        return
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(f"{r.get(c, ''):.4g}" if isinstance(r.get(c), float) else str(r.get(c, '')))
+                              for r in rows)) for c in cols}
+    print("  ".join(c.rjust(width[c]) for c in cols))
+    for r in rows:
+        cells = [f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]
+        print("  ".join(cell.rjust(width[c]) for cell, c in zip(cells, cols)))

@@ -55,6 +55,28 @@ def print_report(texts: list[str], metrics: dict, references: dict[str, dict], n
     print(f"{'nfe':<18}{metrics['nfe']:>16d}\n{'tokens/s':<18}{metrics['tokens_per_s']:>16.1f}")
 
 
+_REFERENCE_CACHE: dict[tuple, tuple] = {}  # a sweep scores its reference texts once, not once per point
+
+
+def reference_rows(cfg: DictConfig, loaded, evaluate, *, seq_len: int) -> tuple[dict[str, dict], list[str]]:
+    """Held-out text and its shuffled-word version, evaluated like the samples (memoised per process)."""
+    if not cfg.reference:
+        return {}, []
+    key = (str(loaded.path), seq_len, cfg.num_samples, cfg.seed, str(OmegaConf.to_yaml(cfg.evaluation)))
+    if key not in _REFERENCE_CACHE:
+        eos = loaded.tokenizer.eos_token
+        blocks = heldout_blocks(loaded.config.data.corpus, loaded.tokenizer, seq_len=seq_len, num=cfg.num_samples)
+        refs: dict[str, dict] = {}
+        real = loaded.tokenizer.decode_batch(blocks) if blocks else []
+        if blocks:
+            refs["reference/heldout"] = evaluate(blocks, real, eos=eos)
+            shuffled = shuffle_words([truncate_at_eos(t, eos) for t in real], seed=cfg.seed)
+            refs["reference/shuffled"] = evaluate(loaded.tokenizer.encode_batch(shuffled), shuffled, eos=eos,
+                                                  reference_texts=real)
+        _REFERENCE_CACHE[key] = (refs, real)
+    return _REFERENCE_CACHE[key]
+
+
 def run(cfg: DictConfig) -> tuple[dict, dict]:
     check_counts(cfg)
     sampler = instantiate(cfg.sampler)  # bad sampler knobs fail here, before loading anything
@@ -75,16 +97,7 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
 
     evaluate = instantiate(cfg.evaluation)
     eos = loaded.tokenizer.eos_token
-    references: dict[str, dict] = {}
-    real: list[str] = []
-    if cfg.reference:
-        blocks = heldout_blocks(loaded.config.data.corpus, loaded.tokenizer, seq_len=seq_len, num=cfg.num_samples)
-        if blocks:
-            real = loaded.tokenizer.decode_batch(blocks)
-            references["reference/heldout"] = evaluate(blocks, real, eos=eos)
-            shuffled = shuffle_words([truncate_at_eos(t, eos) for t in real], seed=cfg.seed)
-            references["reference/shuffled"] = evaluate(loaded.tokenizer.encode_batch(shuffled), shuffled, eos=eos,
-                                                        reference_texts=real)
+    references, real = reference_rows(cfg, loaded, evaluate, seq_len=seq_len)
     ref_entropy = references.get("reference/heldout", {}).get("unigram_entropy")
     metrics = {"sampler": sampler.describe(), "label": sampler.label, "ckpt_path": str(loaded.path),
                "seed": cfg.seed, "seq_len": seq_len, "nfe": gen.nfe, "wall_time_s": gen.wall_time,

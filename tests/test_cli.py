@@ -41,7 +41,7 @@ def test_sample_cli_writes_outputs(ckpt, tmp_path):
                    "num_samples=2", "seed=0", "evaluation=diversity", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "samples.jsonl").is_file() and (tmp_path / "metrics.json").is_file()
-    assert "held-out text" in proc.stdout and str(tmp_path / "metrics.json") in proc.stdout
+    assert "heldout" in proc.stdout and "shuffled" in proc.stdout and str(tmp_path / "metrics.json") in proc.stdout
 
 
 def test_sample_multirun_gives_each_run_a_folder_and_one_report(ckpt, tmp_path):

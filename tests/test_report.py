@@ -26,7 +26,7 @@ def test_report_aggregates_every_run_with_reference_row_and_plots(tmp_path):
     assert [(r["sampler"], r["steps"]) for r in result["rows"]] == [("ode", 4), ("ode", 32), ("sde", 4), ("sde", 32)]
     md = result["markdown"].read_text()
     assert md.count("\n") == 2 + 4 + 1  # header, rule, four runs, held-out reference
-    assert "heldout text" in md and "| sde | 32 | 32 |" in md
+    assert "heldout text" in md and "| sde | 32 | 1.5 | UniformTime | 32 |" in md
     csv_lines = result["csv"].read_text().splitlines()
     assert csv_lines[0].startswith("sampler,steps,nfe,tokens_per_s,unigram_entropy") and "gamma" in csv_lines[0]
     assert len(csv_lines) == 6

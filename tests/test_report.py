@@ -28,7 +28,7 @@ def test_report_aggregates_every_run_with_reference_row_and_plots(tmp_path):
     assert md.count("\n") == 2 + 4 + 1  # header, rule, four runs, held-out reference
     assert "heldout text" in md and "| sde | 32 | 1.5 | UniformTime | 32 |" in md
     csv_lines = result["csv"].read_text().splitlines()
-    assert csv_lines[0].startswith("sampler,steps,nfe,tokens_per_s,unigram_entropy") and "gamma" in csv_lines[0]
+    assert csv_lines[0].startswith("sampler,steps,gamma,time,nfe,tokens_per_s,unigram_entropy")
     assert len(csv_lines) == 6
     names = {p.name for p in result["figures"]}
     assert "metric_vs_K_unigram_entropy.png" in names and "metric_vs_K_tokens_per_s.png" in names

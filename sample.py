@@ -104,6 +104,12 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
                "tokens_per_s": gen.tokens_per_second, "device": str(device),
                **evaluate(seqs, texts, eos=eos, reference_entropy=ref_entropy, reference_texts=real), **references}
 
+    if gen.committed_step is not None:  # committing samplers: how much was decided before the final readout
+        committed = gen.committed_step >= 0
+        metrics["commit_fraction"] = float(committed.float().mean())
+        metrics["commit_fraction_before_last_step"] = float((committed & (gen.committed_step < sampler.steps - 1))
+                                                            .float().mean())
+
     out_dir = Path(cfg.paths.output_dir)
     rows = [{"index": i, "seed": sample_seed(cfg.seed, i), "text": t, "token_ids": s,
              "sampler": sampler.describe(), "nfe": gen.nfe} for i, (t, s) in enumerate(zip(texts, seqs))]

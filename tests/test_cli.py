@@ -46,7 +46,7 @@ def test_sample_cli_writes_outputs(ckpt, tmp_path):
 
 def test_sample_multirun_gives_each_run_a_folder_and_one_report(ckpt, tmp_path):
     proc = run_cli("sample.py", "-m", f"ckpt_path={ckpt}", "sampler=ode,sde,student", "sampler.steps=1,2",
-                   "num_samples=1", "reference=false", "evaluation=diversity",
+                   "num_samples=2", "evaluation=diversity",
                    f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(tmp_path.glob("*/metrics.json"))) == 4
@@ -54,6 +54,7 @@ def test_sample_multirun_gives_each_run_a_folder_and_one_report(ckpt, tmp_path):
     assert len(list(tmp_path.glob("*/error.json"))) == 2 and "no student was distilled" in proc.stderr
     report = (tmp_path / "report.md").read_text()
     assert report.count("| ode |") == 2 and report.count("| sde |") == 2 and (tmp_path / "report.csv").is_file()
+    assert report.count("| heldout text |") == 1 and report.count("| shuffled text |") == 1
 
 
 @pytest.mark.parametrize("args,needles", [

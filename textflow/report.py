@@ -21,6 +21,7 @@ from textflow.io import atomic_write_text
 
 FIRST = ["sampler", "steps", "nfe", "tokens_per_s", "gen_ppl", "unigram_entropy", "distinct_1", "distinct_2",
          "distinct_3", "repetition_4", "self_bleu", "mode_collapse"]
+LOG_Y = ("gen_ppl", "tokens_per_s")
 PLOTTED = ["unigram_entropy", "distinct_2", "repetition_4", "tokens_per_s", "gen_ppl"]
 
 
@@ -65,14 +66,16 @@ def collect(root: Path) -> tuple[list[dict], dict | None]:
             from omegaconf import OmegaConf
 
             sampler = OmegaConf.load(saved).get("sampler", {})
-            row.update(sampler=sampler.get("name"), steps=sampler.get("steps"))
+            row.update(sampler=sampler.get("name"), steps=sampler.get("steps"),
+                       **{k: sampler[k] for k in KNOBS if k in sampler and k != "time"})
         rows.append(row)
     rows.sort(key=lambda r: (str(r["sampler"]), str(r.get("gamma", "")), r.get("steps") or 0))
     return rows, references
 
 
 KNOBS = ["gamma", "rule", "threshold", "time"]
-MARKDOWN_EXTRA = ["gen_ppl_ci95", "unigram_entropy_ci95", "mauve", "judge", "num_samples", "error"]
+MARKDOWN_EXTRA = ["commit_fraction_before_last_step", "gen_ppl_ci95", "unigram_entropy_ci95", "mauve", "judge",
+                  "num_samples", "error"]
 
 
 def columns_of(rows: list[dict]) -> list[str]:
@@ -123,6 +126,8 @@ def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path) 
         if isinstance(block.get(metric), (int, float)):
             ax.axhline(block[metric], color="k", ls=style, lw=1, label=f"{name} text")
     ax.set_xscale("log", base=2)
+    if metric in LOG_Y:
+        ax.set_yscale("log")
     ax.set_xlabel("K (sampler steps)")
     ax.set_ylabel(metric)
     ax.legend(fontsize=7)

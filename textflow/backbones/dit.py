@@ -60,8 +60,10 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=-1)
+    def forward(self, x: Tensor, c: Tensor, index: Tensor | None = None) -> Tensor:
+        """``c`` is (B, 1, W), or (U, W) distinct conditions gathered per token by ``index`` (B, L)."""
+        mod = self.ada(F.silu(c))
+        sh1, sc1, g1, sh2, sc2, g2 = (mod if index is None else mod[index]).chunk(6, dim=-1)
         x = x + g1 * self.attn(modulate(self.norm1(x), sh1, sc1))
         return x + g2 * self.mlp(modulate(self.norm2(x), sh2, sc2))
 
@@ -96,10 +98,15 @@ class DiT(nn.Module):
         b, length, d = z.shape
         if d != self.latent_dim or length > self.max_len:
             raise ValueError(f"DiT expects latents (B, <= {self.max_len}, {self.latent_dim}), got {tuple(z.shape)}")
-        c = self.time_mlp(timestep_embedding(t, self.width).to(z.dtype))
-        c = c.unsqueeze(1) if t.dim() == 1 else c  # (B, 1, W) or (B, L, W)
+        index = None
+        if t.dim() == 1:
+            c = self.time_mlp(timestep_embedding(t, self.width).to(z.dtype)).unsqueeze(1)  # (B, 1, W)
+        else:  # per-token time: condition on the few distinct times, then gather per token
+            times, index = torch.unique(t, return_inverse=True)
+            c = self.time_mlp(timestep_embedding(times, self.width).to(z.dtype))  # (U, W)
         h = self.proj_in(z) + self.pos[:, :length]
         for block in self.blocks:
-            h = block(h, c)
-        shift, scale = self.ada_out(F.silu(c)).chunk(2, dim=-1)
+            h = block(h, c, index)
+        out_mod = self.ada_out(F.silu(c))
+        shift, scale = (out_mod if index is None else out_mod[index]).chunk(2, dim=-1)
         return self.proj_out(modulate(self.norm_out(h), shift, scale))

@@ -42,10 +42,19 @@ def check_commit(*, rule: str = "confidence", threshold: float = 0.9, gamma: flo
         raise ConfigError(f"sampler.gamma={gamma!r} is invalid; gamma must be a number >= 0 (0 = ODE steps)")
 
 
-def select_commits(probs: torch.Tensor, committed: torch.Tensor, *, rule: str, threshold: float, step: int,
+def top2_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-2 readout probabilities (B, L, 2) and the argmax token, without materialising the softmax."""
+    logits = logits.float()
+    values, index = logits.topk(min(2, logits.shape[-1]), dim=-1)
+    if values.shape[-1] == 1:
+        values = torch.cat([values, torch.full_like(values, float("-inf"))], -1)
+    return (values - logits.logsumexp(-1, keepdim=True)).exp(), index[..., 0]
+
+
+def select_commits(top2: torch.Tensor, committed: torch.Tensor, *, rule: str, threshold: float, step: int,
                    steps: int) -> torch.Tensor:
-    """Boolean (B, L) mask of the positions to commit now (never already-committed ones)."""
-    top2 = probs.topk(2, dim=-1).values if probs.shape[-1] > 1 else torch.cat([probs, 0 * probs], -1)
+    """Boolean (B, L) mask of the positions to commit now (never already-committed ones), from the
+    top-2 readout probabilities ``top2`` (B, L, 2)."""
     if rule == "confidence":
         return ~committed & (top2[..., 0] >= threshold)
     if rule == "margin":
@@ -76,10 +85,10 @@ def sample_commit(denoiser, x_init, time_grid, *, generator=None, callback=None,
         last = i == k - 1
         z, x_hat, t_b, z_b, alpha = churn_euler_step(denoiser, z, t, t_next, gamma=gamma, generator=generator,
                                                      last=last, hold=committed, held=held)
-        probs = denoiser.readout(x_hat).float().softmax(-1)
-        new = select_commits(probs, committed, rule=rule, threshold=threshold, step=i, steps=k)
+        top2, argmax = top2_probs(denoiser.readout(x_hat))
+        new = select_commits(top2, committed, rule=rule, threshold=threshold, step=i, steps=k)
         if bool(new.any()):
-            tokens = torch.where(new, probs.argmax(-1), tokens)
+            tokens = torch.where(new, argmax, tokens)
             held = torch.where(new.unsqueeze(-1), denoiser.embed(tokens).to(z.dtype), held)
             committed_step = torch.where(new, torch.full_like(committed_step, i), committed_step)
             committed = committed | new

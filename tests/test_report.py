@@ -44,3 +44,28 @@ def test_failed_sweep_points_are_listed_with_their_reason(tmp_path):
     assert failed == [{"run": "1", "error": "no student was distilled for sampler.steps=32", "sampler": "student",
                        "steps": 32}]
     assert "no student was distilled" in result["markdown"].read_text()
+
+
+def test_repeated_seeds_get_mean_and_std(tmp_path):
+    for i, (seed, entropy) in enumerate([(0, 3.0), (1, 3.2), (2, 3.4)]):
+        fake_run(tmp_path / f"{i}", "ode", 4, entropy)
+        data = json.loads((tmp_path / f"{i}" / "metrics.json").read_text())
+        data["seed"] = seed
+        (tmp_path / f"{i}" / "metrics.json").write_text(json.dumps(data))
+    md = build_report(tmp_path)["markdown"].read_text()
+    assert "Mean ± std over seeds" in md and "| 3.2 ± 0.2 |" in md and "| 3 |" in md
+
+
+def test_report_figures_reach_tensorboard(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    fake_run(tmp_path / "0", "ode", 4, 3.0)
+    fake_run(tmp_path / "1", "ode", 8, 3.1)
+    logger = TensorBoardLogger(save_dir=str(tmp_path), name="tb", version="")
+    build_report(tmp_path, loggers=[logger])
+    logger.save()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    assert "report/metric_vs_K_unigram_entropy" in acc.Tags()["images"]

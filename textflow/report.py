@@ -105,7 +105,9 @@ def to_markdown(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path) -> Path | None:
+def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path, loggers: list = ()) -> Path | None:
+    """``metric_vs_K_<metric>.png`` (one line per sampler setting, references as horizontal lines),
+    also sent to ``loggers`` that take images (TensorBoard, wandb)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,11 +137,40 @@ def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path) 
     fig.tight_layout()
     target = out / f"metric_vs_K_{metric}.png"
     fig.savefig(target, dpi=120)
+    if loggers:
+        from textflow.dashboards import log_figure
+
+        log_figure(loggers, f"report/metric_vs_K_{metric}", fig)
     plt.close(fig)
     return target
 
 
-def build_report(root: str | Path) -> dict:
+SETTING = ("sampler", "steps", *KNOBS)
+
+
+def seed_summary(rows: list[dict]) -> list[dict]:
+    """Mean ± std over seeds for every sampler setting run with more than one seed."""
+    import statistics
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if "error" not in r:
+            groups.setdefault(tuple(str(r.get(k, "")) for k in SETTING), []).append(r)
+    out = []
+    for members in groups.values():
+        if len({m.get("seed") for m in members}) < 2:
+            continue
+        row = {k: members[0].get(k) for k in SETTING if k in members[0]}
+        row["seeds"] = len(members)
+        for key in FIRST[2:]:
+            values = [m[key] for m in members if isinstance(m.get(key), (int, float)) and not isinstance(m[key], bool)]
+            if len(values) == len(members):
+                row[key] = f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
+        out.append(row)
+    return out
+
+
+def build_report(root: str | Path, *, loggers: list = ()) -> dict:
     root = Path(root)
     rows, references = collect(root)
     if not rows:
@@ -151,8 +182,12 @@ def build_report(root: str | Path) -> dict:
     writer.writeheader()
     writer.writerows(table)
     atomic_write_text(root / "report.csv", buf.getvalue())
-    atomic_write_text(root / "report.md", to_markdown(table, markdown_columns(table)))
-    figures = [p for m in PLOTTED if (p := plot(rows, references, m, root)) is not None]
+    markdown = to_markdown(table, markdown_columns(table))
+    over_seeds = seed_summary(rows)
+    if over_seeds:
+        markdown += "\nMean ± std over seeds:\n\n" + to_markdown(over_seeds, columns_of(over_seeds))
+    atomic_write_text(root / "report.md", markdown)
+    figures = [p for m in PLOTTED if (p := plot(rows, references, m, root, loggers)) is not None]
     return {"rows": rows, "references": references, "csv": root / "report.csv", "markdown": root / "report.md",
             "figures": figures}
 
@@ -169,7 +204,13 @@ class ReportCallback(_HydraCallback):
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if any(sweep_dir.rglob("metrics.json")):
-            result = build_report(sweep_dir)
+            from hydra.utils import instantiate
+
+            loggers = [instantiate(node, save_dir=str(sweep_dir)) for node in (config.get("logger") or {}).values()
+                       if node is not None and "_target_" in node]
+            result = build_report(sweep_dir, loggers=loggers)
+            for lg in loggers:
+                lg.save()
             print(f"[textflow] sweep report: {result['markdown']}")
             print(result["markdown"].read_text())
 

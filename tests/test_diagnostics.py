@@ -1,0 +1,91 @@
+"""Diagnostics on cases with known answers (science.md §4)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from test_samplers import GaussianDenoiser
+from textflow.diagnostics import boundary_geometry, cci_from_commits, dabi_curve, oracle_flip_rate, terminal_time, tube_law
+from textflow.diagnostics.cci import cci_autoregressive
+from textflow.paths import LinearPath
+from textflow.samplers import Sampler
+
+W = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])  # two tokens in 2-D: the boundary is the line x0 = 0
+
+
+def two_token_readout(x):
+    return x @ W.T
+
+
+def test_two_token_linear_readout_margins_and_normals_are_analytic():
+    x = torch.tensor([[[0.5, 3.0], [-2.0, 1.0]]])
+    geo = boundary_geometry(two_token_readout, x)
+    assert geo.tokens.tolist() == [[0, 1]] and geo.runner_up.tolist() == [[1, 0]]
+    assert torch.allclose(geo.logit_margin, torch.tensor([[1.0, 4.0]]))  # l_y - l_y' = 2 |x0|
+    assert torch.allclose(geo.geometric_margin, torch.tensor([[0.5, 2.0]]))  # distance to x0 = 0
+    assert torch.allclose(geo.normal, torch.tensor([[[-1.0, 0.0], [1.0, 0.0]]]))  # toward the runner-up
+
+
+def test_boundary_direction_flips_exactly_past_the_margin():
+    x = torch.tensor([[[0.5, 0.0]] * 4])
+    r = torch.tensor([[[0.0, 1.0]] * 4])  # |r| = 1, orthogonal to the normal
+    curve = dabi_curve(two_token_readout, x, r, direction="boundary", response_kind="flip",
+                       f_grid=(0.4, 0.6), isotropic_draws=4, generator=torch.Generator().manual_seed(0))
+    assert curve.structured == [0.0, 1.0]  # the boundary sits at distance 0.5
+    assert curve.alignment_cos2 == pytest.approx(0.0) and curve.isotropic_cos2 == 0.5
+
+
+def test_isotropic_structured_direction_gives_dabi_one_on_a_linear_decoder():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    readout = torch.nn.Linear(16, 50)
+    x = torch.randn(128, 32, 16, generator=g)
+    r = torch.randn(128, 32, 16, generator=g)  # a "structured" direction that is in fact isotropic
+    for kind in ("flip", "ce"):  # f = 2: the CE increase is dominated by its (direction-blind) 2nd order
+        curve = dabi_curve(readout, x, r, response_kind=kind, f_grid=(2.0,), isotropic_draws=8,
+                           generator=torch.Generator().manual_seed(1))
+        assert curve.at(2.0) == pytest.approx(1.0, abs=0.1), kind
+    assert curve.alignment_cos2 == pytest.approx(1 / 16, rel=0.2)
+
+
+def test_zero_isotropic_response_is_reported_as_a_lower_bound():
+    d = 400  # in high dimension a random direction of norm 6 moves x0 by about 6 / 20: never 5
+    wide = torch.zeros(2, d)
+    wide[0, 0], wide[1, 0] = 1.0, -1.0
+    x = torch.zeros(1, 3, d)
+    x[..., 0] = 5.0
+    r = torch.zeros(1, 3, d)
+    r[..., 0] = -6.0  # straight across the boundary
+    curve = dabi_curve(lambda v: v @ wide.T, x, r, response_kind="flip", f_grid=(1.0,), isotropic_draws=2,
+                       generator=torch.Generator().manual_seed(0))
+    assert curve.structured == [1.0] and curve.isotropic == [0.0] and curve.lower_bound == [True]
+    assert curve.ratio == [pytest.approx(6.0)]  # 1 / (one flip in 3 positions x 2 draws)
+
+
+def test_cci_for_parallel_committing_and_autoregressive_decoders():
+    assert cci_from_commits(None, 4).value == 0.0
+    steps = torch.tensor([[0, 1, 3, -1]])
+    cci = cci_from_commits(steps, 4)
+    assert cci.value == pytest.approx(0.5) and cci.curve == [0.25, 0.5, 0.5, 0.75]
+    assert cci_autoregressive(64) == pytest.approx(63 / 64)
+    den = GaussianDenoiser(LinearPath())
+    out = Sampler(name="commit", steps=4, rule="confidence", threshold=1.0)(den, torch.randn(2, 5, 1))
+    assert cci_from_commits(out.committed_step, 4).value == 0.0  # a sampler that commits nothing
+
+
+def test_oracle_flip_rate_and_terminal_time():
+    assert terminal_time(4) == pytest.approx(0.75)
+    den = GaussianDenoiser(LinearPath(), mu=0.0, s=1.0, vocab=2)
+    x = torch.full((8, 16, 1), 0.9)  # decodes to the token at +1
+    assert oracle_flip_rate(den, x, 0.999999, generator=torch.Generator().manual_seed(0)) == 0.0
+    assert oracle_flip_rate(den, x, 0.05, generator=torch.Generator().manual_seed(0)) > 0.0
+
+
+def test_tube_law_density_and_prediction():
+    margins = torch.linspace(0, 1, 10001)  # uniform on [0, 1]: one-sided density 1, two-sided 0.5
+    law = tube_law(margins, bandwidth_fraction=0.2)
+    assert law.density_at_zero == pytest.approx(0.5, rel=0.01)
+    assert law.predicted_flip(0.1) == pytest.approx(math.sqrt(2 / math.pi) * 0.5 * 0.1, rel=0.01)

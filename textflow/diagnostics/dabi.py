@@ -1,0 +1,84 @@
+"""DABI: decoder amplification of a boundary-aligned perturbation (science.md §4).
+
+    DABI(f) = E[R(x + f r)] / E[R(x + f |r| u)]
+
+with ``r`` a structured direction (the sampler's realised terminal residual, or the boundary normal
+scaled to the residual's norm), ``u`` an isotropic random unit direction per position (several
+draws), and response ``R`` either ``ce`` (increase of the cross-entropy of the clean decode ``y``) or
+``flip`` (``1[argmax changes]``). When the isotropic response is 0 the ratio is reported as a lower
+bound: the denominator is replaced by the smallest measurable response (one flip among all
+isotropic trials, or the smallest positive CE increase seen) and ``lower_bound`` is set.
+The cosine alignment ``cos^2(r, n)`` with the boundary normal is reported beside it, against its
+isotropic value ``1 / D``: a small-``f`` CE ratio alone is not sharpness (science.md §4 pitfall).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from textflow.diagnostics.boundary import boundary_geometry
+
+
+@dataclass
+class DabiCurve:
+    f: list[float]
+    structured: list[float]  # E[R] along r
+    isotropic: list[float]  # E[R] along norm-matched random directions
+    ratio: list[float]
+    lower_bound: list[bool]
+    response: str
+    alignment_cos2: float  # mean cos^2(r, boundary normal)
+    isotropic_cos2: float  # 1 / D
+    extras: dict = field(default_factory=dict)
+
+    def at(self, f: float) -> float:
+        return self.ratio[min(range(len(self.f)), key=lambda i: abs(self.f[i] - f))]
+
+
+def response(readout: Callable[[Tensor], Tensor], x: Tensor, tokens: Tensor, kind: str,
+             base_ce: Tensor | None = None) -> Tensor:
+    """Mean response over positions: CE increase of ``tokens`` or flip rate."""
+    logits = readout(x).float()
+    if kind == "flip":
+        return (logits.argmax(-1) != tokens).float().mean()
+    ce = F.cross_entropy(logits.flatten(0, 1), tokens.flatten(), reduction="none")
+    return (ce - base_ce).mean()
+
+
+@torch.no_grad()
+def dabi_curve(readout: Callable[[Tensor], Tensor], x: Tensor, r: Tensor, *, direction: str = "residual",
+               response_kind: str = "flip", f_grid: Sequence[float] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
+               isotropic_draws: int = 8, generator: torch.Generator | None = None) -> DabiCurve:
+    """DABI over ``f_grid`` for clean latents ``x`` (B, L, D) and residual ``r`` (same shape).
+
+    ``direction="boundary"`` replaces ``r`` by the boundary normal scaled to ``|r|`` per position.
+    """
+    geo = boundary_geometry(readout, x)
+    tokens = geo.tokens
+    r_norm = r.norm(dim=-1, keepdim=True)
+    cos2 = ((F.normalize(r, dim=-1) * geo.normal).sum(-1) ** 2).mean().item()
+    if direction == "boundary":
+        r = geo.normal * r_norm
+    elif direction != "residual":
+        raise ValueError(f"direction={direction!r} is not valid; choose one of: residual, boundary")
+    base_ce = F.cross_entropy(readout(x).float().flatten(0, 1), tokens.flatten(), reduction="none")
+    units = [F.normalize(torch.randn(x.shape, generator=generator).to(x), dim=-1) for _ in range(isotropic_draws)]
+    n_trials = tokens.numel() * isotropic_draws
+    structured, isotropic, ratio, bound = [], [], [], []
+    for f in f_grid:
+        s = float(response(readout, x + f * r, tokens, response_kind, base_ce))
+        iso = sum(float(response(readout, x + f * r_norm * u, tokens, response_kind, base_ce)) for u in units)
+        iso /= isotropic_draws
+        floor = 1.0 / n_trials if response_kind == "flip" else 1e-12
+        structured.append(s)
+        isotropic.append(iso)
+        bound.append(iso <= 0)
+        ratio.append(s / (iso if iso > 0 else floor))
+    return DabiCurve(f=list(f_grid), structured=structured, isotropic=isotropic, ratio=ratio, lower_bound=bound,
+                     response=response_kind, alignment_cos2=cos2, isotropic_cos2=1.0 / x.shape[-1],
+                     extras={"direction": direction})

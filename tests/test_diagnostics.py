@@ -89,3 +89,26 @@ def test_tube_law_density_and_prediction():
     law = tube_law(margins, bandwidth_fraction=0.2)
     assert law.density_at_zero == pytest.approx(0.5, rel=0.01)
     assert law.predicted_flip(0.1) == pytest.approx(math.sqrt(2 / math.pi) * 0.5 * 0.1, rel=0.01)
+
+
+def test_no_response_in_either_direction_is_nan_not_a_bound():
+    x = torch.tensor([[[5.0, 0.0]]])
+    r = torch.tensor([[[0.0, 0.1]]])
+    curve = dabi_curve(two_token_readout, x, r, response_kind="flip", f_grid=(1.0,), isotropic_draws=2)
+    assert math.isnan(curve.ratio[0]) and curve.lower_bound == [False]
+
+
+def test_diagnose_report_on_a_trained_checkpoint(tmp_path, cache_dir):
+    import json
+
+    import train as train_entry
+    from conftest import compose_config, tiny_train_overrides
+    from textflow.diagnose import main as diagnose_main
+
+    _, objs = train_entry.run(compose_config("train", tiny_train_overrides(tmp_path / "run", cache_dir)
+                                             + ["trainer.max_steps=3"]))
+    diagnose_main([str(objs["checkpoint"]), "--out", str(tmp_path / "diag"), "--blocks", "4", "--steps", "2", "4"])
+    result = json.loads((tmp_path / "diag" / "diagnostics.json").read_text())
+    assert [row["K"] for row in result["flip"]] == [2, 4]
+    assert set(result["dabi"]) == {"residual/flip", "residual/ce", "boundary/flip", "boundary/ce"}
+    assert (tmp_path / "diag" / "dabi_vs_f.png").is_file() and (tmp_path / "diag" / "flip_vs_s.png").is_file()

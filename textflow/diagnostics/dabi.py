@@ -7,7 +7,7 @@ scaled to the residual's norm), ``u`` an isotropic random unit direction per pos
 draws), and response ``R`` either ``ce`` (increase of the cross-entropy of the clean decode ``y``) or
 ``flip`` (``1[argmax changes]``). When the isotropic response is 0 the ratio is reported as a lower
 bound: the denominator is replaced by the smallest measurable response (one flip among all
-isotropic trials, or the smallest positive CE increase seen) and ``lower_bound`` is set.
+isotropic trials) and ``lower_bound`` is set; when neither direction responds the ratio is NaN.
 The cosine alignment ``cos^2(r, n)`` with the boundary normal is reported beside it, against its
 isotropic value ``1 / D``: a small-``f`` CE ratio alone is not sharpness (science.md §4 pitfall).
 """
@@ -77,8 +77,8 @@ def dabi_curve(readout: Callable[[Tensor], Tensor], x: Tensor, r: Tensor, *, dir
         floor = 1.0 / n_trials if response_kind == "flip" else 1e-12
         structured.append(s)
         isotropic.append(iso)
-        bound.append(iso <= 0)
-        ratio.append(s / (iso if iso > 0 else floor))
+        bound.append(iso <= 0 < s)
+        ratio.append(s / iso if iso > 0 else (s / floor if s > 0 else float("nan")))  # nan: neither responded
     return DabiCurve(f=list(f_grid), structured=structured, isotropic=isotropic, ratio=ratio, lower_bound=bound,
                      response=response_kind, alignment_cos2=cos2, isotropic_cos2=1.0 / x.shape[-1],
                      extras={"direction": direction})

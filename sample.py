@@ -22,6 +22,8 @@ from textflow.dashboards import log_metrics, log_text_table
 from textflow.errors import ConfigError
 from textflow.generate import generate
 from textflow.io import atomic_write_json, atomic_write_jsonl
+from textflow.diagnostics.cci import cci_from_commits
+from textflow.diagnostics.trajectory import TrajectoryRecorder, plot_trajectory
 from textflow.evaluation.evaluate import shuffle_words
 from textflow.evaluation.judge import truncate_at_eos
 from textflow.noise import sample_seed
@@ -89,9 +91,10 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
         denoiser.autocast_dtype = torch.bfloat16
     seq_len = int(cfg.seq_len or loaded.info["seq_len"])
 
+    recorder = TrajectoryRecorder(denoiser.path) if cfg.diagnostics else None
     with tqdm(total=cfg.num_samples, desc=f"sampling {sampler.label}", unit="seq", file=sys.stderr) as bar:
         gen = generate(denoiser, sampler, num_samples=cfg.num_samples, seq_len=seq_len, seed=cfg.seed,
-                       batch_size=cfg.batch_size, device=device, progress=bar.update)
+                       batch_size=cfg.batch_size, device=device, progress=bar.update, callback=recorder)
     seqs = gen.ids.tolist()
     texts = loaded.tokenizer.decode_batch(seqs)
 
@@ -105,10 +108,11 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
                **evaluate(seqs, texts, eos=eos, reference_entropy=ref_entropy, reference_texts=real), **references}
 
     if gen.committed_step is not None:  # committing samplers: how much was decided before the final readout
-        committed = gen.committed_step >= 0
-        metrics["commit_fraction"] = float(committed.float().mean())
-        metrics["commit_fraction_before_last_step"] = float((committed & (gen.committed_step < sampler.steps - 1))
-                                                            .float().mean())
+        metrics["commit_fraction"] = float((gen.committed_step >= 0).float().mean())
+    metrics["diag/cci"] = cci_from_commits(gen.committed_step, sampler.steps).value
+    metrics["commit_fraction_before_last_step"] = metrics["diag/cci"]
+    if recorder is not None:
+        metrics["trajectory"] = recorder.curve()
 
     out_dir = Path(cfg.paths.output_dir)
     rows = [{"index": i, "seed": sample_seed(cfg.seed, i), "text": t, "token_ids": s,
@@ -121,6 +125,8 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     log_metrics(loggers, flat)
     log_text_table(loggers, f"samples/{sampler.label}", ["index", "text"], [[r["index"], r["text"]] for r in rows])
 
+    if recorder is not None:
+        plot_trajectory(metrics["trajectory"], out_dir / "trajectory.png", title=sampler.label)
     print_report(texts, metrics, references, int(cfg.print_samples))
     print(f"[textflow] wrote {out_dir / 'samples.jsonl'} and {out_dir / 'metrics.json'}")
     return metrics, {"texts": texts, "generation": gen, "loaded": loaded, "config": OmegaConf.to_container(cfg)}

@@ -104,3 +104,22 @@ def test_per_k_validation_logs_few_step_quality(tmp_path, cache_dir):
     for k in (1, 2):
         assert f"val/entropy_K{k}" in metrics and f"val/self_bleu_K{k}" in metrics
     assert "val/entropy_K2" in (out / "csv" / "metrics.csv").read_text()
+
+
+def test_diagnostics_callback_logs_documented_keys_to_csv(trained):
+    header = (trained["dir"] / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    for key in ("diag/clean_readout_acc", "diag/p_m0", "diag/flip_K4", "diag/tube_pred_K16",
+                "diag/dabi_residual_ce_f1", "diag/dabi_boundary_ce_f1", "diag/alignment_cos2"):
+        assert key in header, key
+    assert list((trained["dir"] / "diagnostics").glob("step*_dabi_vs_f.png"))
+
+
+@pytest.mark.parametrize("sampler,extra,cci", [("ode", [], 0.0), ("commit", ["sampler.threshold=0.0"], 1.0)])
+def test_sampling_diagnostics_record_the_trajectory_and_cci(trained, tmp_path, sampler, extra, cci):
+    cfg = sample_cfg(trained["ckpt"], tmp_path, f"sampler={sampler}", "sampler.steps=3", *extra)
+    metrics, _ = sample_entry.run(cfg)
+    assert metrics["diag/cci"] == pytest.approx(cci)  # threshold 0 commits everything at the first step
+    curve = metrics["trajectory"]
+    assert [row["step"] for row in curve] == [0, 1, 2] and curve[0]["decode_change"] is None
+    assert all(0.0 <= row["decode_change"] <= 1.0 for row in curve[1:])
+    assert (tmp_path / "trajectory.png").is_file()

@@ -28,46 +28,75 @@ F_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 
 @torch.no_grad()
-def diagnose(ckpt: str, *, blocks: int = 64, steps=(4, 8, 16), seed: int = 0) -> dict:
-    loaded = load_run(ckpt)
-    den = loaded.denoiser()
-    seq_len = int(loaded.info["seq_len"])
-    ids = torch.tensor(heldout_blocks(loaded.config.data.corpus, loaded.tokenizer, seq_len=seq_len, num=blocks))
+def measure(den, ids: torch.Tensor, *, steps=(4, 8, 16), seed: int = 0, flip: bool = True, dabi: bool = True,
+            f_grid=F_GRID) -> dict:
+    """All readout diagnostics of denoiser ``den`` on held-out token blocks ``ids`` (B, L)."""
     x = den.embed(ids)
     logits = den.readout(x).float()
-    out = {"checkpoint": str(ckpt), "blocks": len(ids), "seq_len": seq_len, "latent_dim": x.shape[-1],
+    out = {"blocks": len(ids), "seq_len": ids.shape[1], "latent_dim": x.shape[-1],
            "clean_readout_acc": float((logits.argmax(-1) == ids).float().mean()),
            "clean_readout_ce": float(F.cross_entropy(logits.flatten(0, 1), ids.flatten()))}
     law = tube_law(boundary_geometry(den.readout, x).geometric_margin)
     out["tube"] = {"density_at_zero": law.density_at_zero, "median_margin": law.median_margin}
-    flips = []
-    for k in steps:
-        t = terminal_time(k)
-        s = float(den.path.noise_to_signal(torch.tensor(t)))
-        observed = oracle_flip_rate(den, x, t, generator=torch.Generator().manual_seed(seed))
-        flips.append({"K": k, "t": t, "s": s, "observed_flip": observed, "predicted_flip": law.predicted_flip(s)})
-    out["flip"] = flips
-    k0 = steps[0]
-    r = terminal_residual(den, x, terminal_time(k0), generator=torch.Generator().manual_seed(seed))
-    out["dabi"] = {}
-    for direction in ("residual", "boundary"):
-        for kind in ("flip", "ce"):
-            c = dabi_curve(den.readout, x, r, direction=direction, response_kind=kind, f_grid=F_GRID,
-                           generator=torch.Generator().manual_seed(seed + 1))
-            out["dabi"][f"{direction}/{kind}"] = {"f": c.f, "ratio": c.ratio, "structured": c.structured,
-                                                  "isotropic": c.isotropic, "lower_bound": c.lower_bound}
-            out["alignment_cos2"], out["isotropic_cos2"] = c.alignment_cos2, c.isotropic_cos2
-    out["dabi_K"] = k0
+    if flip:
+        out["flip"] = []
+        for k in steps:
+            t = terminal_time(k)
+            s = float(den.path.noise_to_signal(torch.tensor(t)))
+            observed = oracle_flip_rate(den, x, t, generator=torch.Generator().manual_seed(seed))
+            out["flip"].append({"K": k, "t": t, "s": s, "observed_flip": observed,
+                                "predicted_flip": law.predicted_flip(s)})
+    if dabi:
+        k0 = steps[0]
+        r = terminal_residual(den, x, terminal_time(k0), generator=torch.Generator().manual_seed(seed))
+        out["dabi"], out["dabi_K"] = {}, k0
+        for direction in ("residual", "boundary"):
+            for kind in ("flip", "ce"):
+                c = dabi_curve(den.readout, x, r, direction=direction, response_kind=kind, f_grid=f_grid,
+                               generator=torch.Generator().manual_seed(seed + 1))
+                out["dabi"][f"{direction}/{kind}"] = {"f": c.f, "ratio": c.ratio, "structured": c.structured,
+                                                      "isotropic": c.isotropic, "lower_bound": c.lower_bound}
+                out["alignment_cos2"], out["isotropic_cos2"] = c.alignment_cos2, c.isotropic_cos2
     return out
 
 
-def figures(result: dict, out_dir: Path) -> list[Path]:
+def diagnose(ckpt: str, *, blocks: int = 64, steps=(4, 8, 16), seed: int = 0) -> dict:
+    """:func:`measure` on held-out blocks of the checkpoint's own corpus."""
+    loaded = load_run(ckpt)
+    seq_len = int(loaded.info["seq_len"])
+    ids = torch.tensor(heldout_blocks(loaded.config.data.corpus, loaded.tokenizer, seq_len=seq_len, num=blocks))
+    return {"checkpoint": str(ckpt), **measure(loaded.denoiser(), ids, steps=steps, seed=seed)}
+
+
+def scalars(result: dict) -> dict[str, float]:
+    """The ``diag/...`` scalars a dashboard shows (f = 1 DABI values, flip rates, tube law, alignment)."""
+    out = {"diag/clean_readout_acc": result["clean_readout_acc"], "diag/clean_readout_ce": result["clean_readout_ce"],
+           "diag/p_m0": result["tube"]["density_at_zero"]}
+    for row in result.get("flip", []):
+        out[f"diag/flip_K{row['K']}"] = row["observed_flip"]
+        out[f"diag/tube_pred_K{row['K']}"] = row["predicted_flip"]
+    for name, c in result.get("dabi", {}).items():
+        i = min(range(len(c["f"])), key=lambda j: abs(c["f"][j] - 1.0))
+        if c["ratio"][i] == c["ratio"][i]:  # skip 0 / 0
+            out[f"diag/dabi_{name.replace('/', '_')}_f1"] = c["ratio"][i]
+    if "alignment_cos2" in result:
+        out["diag/alignment_cos2"], out["diag/isotropic_cos2"] = result["alignment_cos2"], result["isotropic_cos2"]
+    return out
+
+
+def figures(result: dict, out_dir: Path, *, prefix: str = "", loggers=(), step: int = 0) -> list[Path]:
+    """``dabi_vs_f.png`` and ``flip_vs_s.png`` in ``out_dir``, also sent to image-taking ``loggers``."""
+    from textflow.dashboards import log_figure
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if "dabi" not in result or "flip" not in result:
+        return paths
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name, c in result["dabi"].items():
         ax.plot(c["f"], c["ratio"], marker="o", label=name)
@@ -78,8 +107,9 @@ def figures(result: dict, out_dir: Path) -> list[Path]:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    paths.append(out_dir / "dabi_vs_f.png")
+    paths.append(out_dir / f"{prefix}dabi_vs_f.png")
     fig.savefig(paths[-1], dpi=120)
+    log_figure(loggers, "diag/dabi_vs_f", fig, step=step)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     s = [row["s"] for row in result["flip"]]
@@ -92,8 +122,9 @@ def figures(result: dict, out_dir: Path) -> list[Path]:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    paths.append(out_dir / "flip_vs_s.png")
+    paths.append(out_dir / f"{prefix}flip_vs_s.png")
     fig.savefig(paths[-1], dpi=120)
+    log_figure(loggers, "diag/flip_vs_s", fig, step=step)
     plt.close(fig)
     return paths
 

@@ -1,0 +1,51 @@
+"""Readout diagnostics during training (science.md §4): DABI, oracle roll-in flip rate and the tube
+law on held-out latents, from the EMA weights, every N validation runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+
+
+class ReadoutDiagnostics(L.Callback):
+    """Every ``every_n_validations`` validation runs (0 = off), on the first ``blocks`` held-out
+    blocks, log through ``pl_module.log``:
+
+    ``diag/clean_readout_acc``, ``diag/clean_readout_ce``, ``diag/p_m0`` (tube-law density);
+    with ``flip``: ``diag/flip_K{K}`` and ``diag/tube_pred_K{K}`` for each K in ``steps``;
+    with ``dabi``: ``diag/dabi_{residual|boundary}_{flip|ce}_f1`` (f = 1, at the ``steps[0]``
+    terminal residual), ``diag/alignment_cos2`` and ``diag/isotropic_cos2``.
+    Figures (``diag/dabi_vs_f``, ``diag/flip_vs_s``) go to TensorBoard / wandb and to
+    ``<run>/diagnostics/step<N>_*.png``.
+    """
+
+    def __init__(self, *, every_n_validations: int = 1, blocks: int = 16, steps: list[int] = (4, 8, 16),
+                 flip: bool = True, dabi: bool = True, figures: bool = True, seed: int = 0):
+        self.every_n_validations, self.blocks = int(every_n_validations), int(blocks)
+        self.steps, self.flip, self.dabi, self.figures, self.seed = tuple(steps), flip, dabi, figures, seed
+        self._validations = 0
+        self._ids: torch.Tensor | None = None
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self._ids is None or len(self._ids) < self.blocks:  # keep the first held-out blocks, once
+            self._ids = batch[: self.blocks] if self._ids is None else torch.cat([self._ids, batch])[: self.blocks]
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        if trainer.sanity_checking or self.every_n_validations <= 0 or self._ids is None:
+            return
+        self._validations += 1
+        if self._validations % self.every_n_validations:
+            return
+        from textflow.diagnose import figures, measure, scalars
+
+        result = measure(pl_module.denoiser(use_ema=True), self._ids.to(pl_module.device), steps=self.steps,
+                         seed=self.seed, flip=self.flip, dabi=self.dabi)
+        for key, value in scalars(result).items():
+            pl_module.log(key, float(value), on_epoch=True, batch_size=len(self._ids))
+        if self.figures and trainer.is_global_zero:
+            out = Path(trainer.default_root_dir) / "diagnostics"
+            figures(result, out, prefix=f"step{trainer.global_step:07d}_", loggers=trainer.loggers,
+                    step=trainer.global_step)

@@ -44,3 +44,9 @@ def test_judge_benchmark_runs_with_a_local_judge_folder(tmp_path, cache_dir):
                 "--out", str(tmp_path / "out"), "--cache-dir", str(cache_dir)])
     row = json.loads(next((tmp_path / "out").glob("judge-*.json")).read_text())["rows"][0]
     assert row["samples"] == 4 and row["tokens_per_sample"] == 16 and row["median_s"] > 0
+
+
+def test_diagnostics_benchmark_runs(tiny_ckpt, tmp_path):
+    bench_main(["diagnostics", "--ckpt", str(tiny_ckpt), "--blocks", "2", "--repeats", "1", "--out", str(tmp_path)])
+    row = json.loads(next(tmp_path.glob("diagnostics-*.json")).read_text())["rows"][0]
+    assert row["train_step_s"] > 0 and row["diagnostics_s"] > 0 and row["overhead"] > 0

@@ -112,3 +112,18 @@ def test_diagnose_report_on_a_trained_checkpoint(tmp_path, cache_dir):
     assert [row["K"] for row in result["flip"]] == [2, 4]
     assert set(result["dabi"]) == {"residual/flip", "residual/ce", "boundary/flip", "boundary/ce"}
     assert (tmp_path / "diag" / "dabi_vs_f.png").is_file() and (tmp_path / "diag" / "flip_vs_s.png").is_file()
+
+
+def test_row_space_fraction_sees_only_the_readout_subspace():
+    from textflow.diagnostics.rowspace import row_space_fraction
+
+    w = torch.zeros(5, 6)
+    w[:, :3] = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))  # the readout sees dims 0..2
+    x = torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(1))
+    inside = torch.zeros(2, 4, 6)
+    inside[..., :3] = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(2))
+    outside = torch.zeros(2, 4, 6)
+    outside[..., 3:] = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(3))
+    readout = lambda v: v @ w.T  # noqa: E731
+    assert row_space_fraction(readout, x, inside, competitors=4) == pytest.approx(1.0, abs=1e-5)
+    assert row_space_fraction(readout, x, outside, competitors=4) == pytest.approx(0.0, abs=1e-6)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from textflow.checkpoint import load_run
 from textflow.diagnostics import boundary_geometry, dabi_curve, oracle_flip_rate, terminal_residual, terminal_time
 from textflow.diagnostics import tube_law
+from textflow.diagnostics.rowspace import row_space_fraction
 from textflow.io import atomic_write_json, atomic_write_text
 from textflow.reference import heldout_blocks
 
@@ -57,6 +58,9 @@ def measure(den, ids: torch.Tensor, *, steps=(4, 8, 16), seed: int = 0, flip: bo
                 out["dabi"][f"{direction}/{kind}"] = {"f": c.f, "ratio": c.ratio, "structured": c.structured,
                                                       "isotropic": c.isotropic, "lower_bound": c.lower_bound}
                 out["alignment_cos2"], out["isotropic_cos2"] = c.alignment_cos2, c.isotropic_cos2
+        iso = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed + 2)).to(x)
+        out["row_space"] = {"residual": row_space_fraction(den.readout, x, r),
+                            "isotropic": row_space_fraction(den.readout, x, iso)}
     return out
 
 
@@ -79,6 +83,9 @@ def scalars(result: dict) -> dict[str, float]:
         i = min(range(len(c["f"])), key=lambda j: abs(c["f"][j] - 1.0))
         if c["ratio"][i] == c["ratio"][i]:  # skip 0 / 0
             out[f"diag/dabi_{name.replace('/', '_')}_f1"] = c["ratio"][i]
+    if "row_space" in result:
+        out["diag/row_space_residual"] = result["row_space"]["residual"]
+        out["diag/row_space_isotropic"] = result["row_space"]["isotropic"]
     if "alignment_cos2" in result:
         out["diag/alignment_cos2"], out["diag/isotropic_cos2"] = result["alignment_cos2"], result["isotropic_cos2"]
     return out
@@ -139,7 +146,9 @@ def markdown(result: dict) -> str:
         lines.append(f"| {row['K']} | {row['t']:.4f} | {row['s']:.4f} | {row['observed_flip']:.4f} | "
                      f"{row['predicted_flip']:.4f} | {ratio:.2f} |")
     lines += ["", f"DABI at the K = {result['dabi_K']} terminal residual "
-              f"(alignment cos²(r, n) = {result['alignment_cos2']:.4f} vs isotropic {result['isotropic_cos2']:.4f}):", "",
+              f"(alignment cos²(r, n) = {result['alignment_cos2']:.4f} vs isotropic {result['isotropic_cos2']:.4f}; "
+              f"row-space fraction {result['row_space']['residual']:.4f} vs isotropic "
+              f"{result['row_space']['isotropic']:.4f}):", "",
               "| direction / response | " + " | ".join(f"f={f}" for f in F_GRID) + " |", "|---|" + "---|" * len(F_GRID)]
     for name, c in result["dabi"].items():
         cells = ["0 / 0" if v != v else ("≥ " if lb else "") + f"{v:.3g}" for v, lb in zip(c["ratio"], c["lower_bound"])]

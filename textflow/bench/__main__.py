@@ -1,6 +1,7 @@
 """``python -m textflow.bench NAME [options]``: run one benchmark, print its table, write JSON.
 
-Benchmarks: ``judge`` (judge-LM scoring cost) and ``sampling`` (sampler tokens/s vs K on a checkpoint).
+Benchmarks: ``judge`` (judge-LM scoring cost), ``sampling`` (sampler tokens/s vs K on a checkpoint) and
+``diagnostics`` (the training diagnostics callback's share of training time).
 
 """
 
@@ -28,7 +29,12 @@ def main(argv: list[str] | None = None) -> None:
     sampling.add_argument("--steps", default="1,4,32")
     sampling.add_argument("--batch-size", type=int, default=32)
     sampling.add_argument("--repeats", type=int, default=3)
-    for p in (judge, sampling):
+    diag = sub.add_parser("diagnostics", help="cost of the training diagnostics callback vs training")
+    diag.add_argument("--ckpt", required=True)
+    diag.add_argument("--interval", type=int, default=200, help="validation interval in training steps")
+    diag.add_argument("--blocks", type=int, default=16)
+    diag.add_argument("--repeats", type=int, default=3)
+    for p in (judge, sampling, diag):
         p.add_argument("--out", default="outputs/bench")
         p.add_argument("--cache-dir", default=os.environ.get("TEXTFLOW_CACHE", os.path.expanduser("~/.cache/textflow")))
     args = parser.parse_args(argv)
@@ -38,6 +44,10 @@ def main(argv: list[str] | None = None) -> None:
 
         rows = bench.run(num_samples=args.num_samples, tokens=args.tokens, judge=args.judge,
                          batch_size=args.batch_size, cache_dir=args.cache_dir, repeats=args.repeats)
+    elif args.name == "diagnostics":
+        from textflow.bench import diagnostics as bench
+
+        rows = bench.run(ckpt=args.ckpt, interval=args.interval, blocks=args.blocks, repeats=args.repeats)
     else:
         from textflow.bench import sampling as bench
 

@@ -16,7 +16,8 @@ class ReadoutDiagnostics(L.Callback):
     ``diag/clean_readout_acc``, ``diag/clean_readout_ce``, ``diag/p_m0`` (tube-law density);
     with ``flip``: ``diag/flip_K{K}`` and ``diag/tube_pred_K{K}`` for each K in ``steps``;
     with ``dabi``: ``diag/dabi_{residual|boundary}_{flip|ce}_f1`` (f = 1, at the ``steps[0]``
-    terminal residual), ``diag/alignment_cos2`` and ``diag/isotropic_cos2``.
+    terminal residual), ``diag/alignment_cos2``, ``diag/isotropic_cos2``, ``diag/row_space_residual``
+    and ``diag/row_space_isotropic``.
     Figures (``diag/dabi_vs_f``, ``diag/flip_vs_s``) go to TensorBoard / wandb and to
     ``<run>/diagnostics/step<N>_*.png``.
     """

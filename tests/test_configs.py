@@ -93,3 +93,11 @@ def test_experiments_compose(option, tmp_path, cache_dir):
     cfg = compose_config("train", [f"experiment={option}", f"paths.root_dir={ROOT}", f"paths.cache_dir={cache_dir}",
                                    f"paths.output_dir={tmp_path}"])
     build_module(cfg, vocab_size=100, seq_len=int(cfg.data.seq_len))
+
+
+@pytest.mark.parametrize("option", options("tokenizer"))
+def test_tokenizer_options(option, tmp_path, cache_dir):
+    extra = ["data.tokenizer.name_or_path=some/folder"] if option == "pretrained" else []
+    cfg = compose_config("train", base(tmp_path, cache_dir) + [f"tokenizer@data.tokenizer={option}"] + extra)
+    spec = instantiate(cfg.data.tokenizer)
+    assert type(spec).__module__ == "textflow.data.tokenizers" and spec.fingerprint()

@@ -124,3 +124,13 @@ def test_sampling_diagnostics_record_the_trajectory_and_cci(trained, tmp_path, s
     assert [row["step"] for row in curve] == [0, 1, 2] and curve[0]["decode_change"] is None
     assert all(0.0 <= row["decode_change"] <= 1.0 for row in curve[1:])
     assert (tmp_path / "trajectory.png").is_file()
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_diffusion_path_trains_and_samples(tmp_path, cache_dir, prediction):
+    out = tmp_path / prediction
+    cfg = compose_config("train", tiny_train_overrides(out, cache_dir) + ["path=vp", f"path.prediction={prediction}",
+                                                                         "trainer.max_steps=3"])
+    _, objs = train_entry.run(cfg)
+    metrics, _ = sample_entry.run(sample_cfg(objs["checkpoint"], tmp_path / "s", "sampler=sde"))
+    assert metrics["nfe"] == 2 and metrics["num_samples"] == 2

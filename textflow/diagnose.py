@@ -23,6 +23,7 @@ from textflow.diagnostics import boundary_geometry, dabi_curve, oracle_flip_rate
 from textflow.diagnostics import tube_law
 from textflow.diagnostics.rowspace import row_space_fraction
 from textflow.io import atomic_write_json, atomic_write_text
+from textflow.plots import finish, new_axes
 from textflow.reference import heldout_blocks
 
 F_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -93,32 +94,17 @@ def scalars(result: dict) -> dict[str, float]:
 
 def figures(result: dict, out_dir: Path, *, prefix: str = "", loggers=(), step: int = 0) -> list[Path]:
     """``dabi_vs_f.png`` and ``flip_vs_s.png`` in ``out_dir``, also sent to image-taking ``loggers``."""
-    from textflow.dashboards import log_figure
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = []
-    out_dir.mkdir(parents=True, exist_ok=True)
     if "dabi" not in result or "flip" not in result:
-        return paths
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        return []
+    fig, ax = new_axes()
     for name, c in result["dabi"].items():
         ax.plot(c["f"], c["ratio"], marker="o", label=name)
     ax.axhline(1.0, color="k", lw=1, ls="--", label="isotropic = 1")
     ax.set_yscale("log")
     ax.set_xlabel("f (perturbation scale)")
     ax.set_ylabel(f"DABI (structured / isotropic), K={result['dabi_K']}")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths.append(out_dir / f"{prefix}dabi_vs_f.png")
-    fig.savefig(paths[-1], dpi=120)
-    log_figure(loggers, "diag/dabi_vs_f", fig, step=step)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    paths = [finish(fig, ax, out_dir / f"{prefix}dabi_vs_f.png", key="diag/dabi_vs_f", loggers=loggers, step=step)]
+    fig, ax = new_axes()
     s = [row["s"] for row in result["flip"]]
     ax.plot(s, [row["observed_flip"] for row in result["flip"]], marker="o", label="observed (oracle roll-in)")
     ax.plot(s, [row["predicted_flip"] for row in result["flip"]], marker="x", ls="--", label="tube law")
@@ -126,13 +112,7 @@ def figures(result: dict, out_dir: Path, *, prefix: str = "", loggers=(), step: 
         ax.annotate(f"K={row['K']}", (row["s"], row["observed_flip"]), fontsize=7)
     ax.set_xlabel("s(t) at the terminal step")
     ax.set_ylabel("terminal flip rate")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths.append(out_dir / f"{prefix}flip_vs_s.png")
-    fig.savefig(paths[-1], dpi=120)
-    log_figure(loggers, "diag/flip_vs_s", fig, step=step)
-    plt.close(fig)
+    paths.append(finish(fig, ax, out_dir / f"{prefix}flip_vs_s.png", key="diag/flip_vs_s", loggers=loggers, step=step))
     return paths
 
 

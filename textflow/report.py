@@ -108,10 +108,7 @@ def to_markdown(rows: list[dict], cols: list[str]) -> str:
 def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path, loggers: list = ()) -> Path | None:
     """``metric_vs_K_<metric>.png`` (one line per sampler setting, references as horizontal lines),
     also sent to ``loggers`` that take images (TensorBoard, wandb)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from textflow.plots import finish, new_axes
 
     series: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
@@ -120,7 +117,7 @@ def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path, 
             series.setdefault(label, []).append((int(r["steps"]), float(r[metric])))
     if not series:
         return None
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = new_axes()
     for label, points in sorted(series.items()):
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
@@ -132,17 +129,7 @@ def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path, 
         ax.set_yscale("log")
     ax.set_xlabel("K (sampler steps)")
     ax.set_ylabel(metric)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    target = out / f"metric_vs_K_{metric}.png"
-    fig.savefig(target, dpi=120)
-    if loggers:
-        from textflow.dashboards import log_figure
-
-        log_figure(loggers, f"report/metric_vs_K_{metric}", fig)
-    plt.close(fig)
-    return target
+    return finish(fig, ax, out / f"metric_vs_K_{metric}.png", key=f"report/metric_vs_K_{metric}", loggers=loggers)
 
 
 SETTING = ("sampler", "steps", *KNOBS)

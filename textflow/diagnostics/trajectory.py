@@ -48,12 +48,9 @@ class TrajectoryRecorder:
 
 def plot_trajectory(curve: list[dict], target, *, title: str = "") -> None:
     """Decode changes per step against s(t), with the commit curve when there is one (PNG)."""
-    import matplotlib
+    from textflow.plots import finish, new_axes
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = new_axes()
     rows = [r for r in curve if r["decode_change"] is not None]
     ax.plot([r["s"] for r in rows], [r["decode_change"] for r in rows], marker="o", label="decode change")
     if any(r["committed"] for r in curve):
@@ -62,8 +59,4 @@ def plot_trajectory(curve: list[dict], target, *, title: str = "") -> None:
     ax.set_xlabel("s(t) at the step (noise-to-signal; data on the left)")
     ax.set_ylabel("fraction of tokens")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(target, dpi=120)
-    plt.close(fig)
+    finish(fig, ax, target)

@@ -134,3 +134,12 @@ def test_diffusion_path_trains_and_samples(tmp_path, cache_dir, prediction):
     _, objs = train_entry.run(cfg)
     metrics, _ = sample_entry.run(sample_cfg(objs["checkpoint"], tmp_path / "s", "sampler=sde"))
     assert metrics["nfe"] == 2 and metrics["num_samples"] == 2
+
+
+def test_checkpoint_from_another_vocabulary_is_refused(trained, tmp_path, cache_dir):
+    from textflow.errors import CheckpointError
+
+    cfg = compose_config("train", tiny_train_overrides(tmp_path / "other", cache_dir) + [
+        f"ckpt_path={trained['ckpt']}", "data.tokenizer.vocab_size=400"])
+    with pytest.raises(CheckpointError, match="was trained with another vocabulary"):
+        train_entry.run(cfg)

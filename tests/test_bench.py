@@ -50,3 +50,13 @@ def test_diagnostics_benchmark_runs(tiny_ckpt, tmp_path):
     bench_main(["diagnostics", "--ckpt", str(tiny_ckpt), "--blocks", "2", "--repeats", "1", "--out", str(tmp_path)])
     row = json.loads(next(tmp_path.glob("diagnostics-*.json")).read_text())["rows"][0]
     assert row["train_step_s"] > 0 and row["diagnostics_s"] > 0 and row["overhead"] > 0
+
+
+def test_train_benchmark_runs(tmp_path, cache_dir):
+    from conftest import ROOT
+
+    bench_main(["train", "--preset", "dit_tiny", "--steps", "2", "--batch", "4", "--seq-len", "16", "--out",
+                str(tmp_path), "--cache-dir", str(cache_dir), "--override", "data=fixture",
+                "--override", f"paths.root_dir={ROOT}"])
+    row = json.loads(next(tmp_path.glob("train-*.json")).read_text())["rows"][0]
+    assert row["tokens_per_s"] > 0 and 0 < row["mfu"] and row["peak_gflops"] > 0

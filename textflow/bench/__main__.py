@@ -1,7 +1,8 @@
 """``python -m textflow.bench NAME [options]``: run one benchmark, print its table, write JSON.
 
 Benchmarks: ``judge`` (judge-LM scoring cost), ``sampling`` (sampler tokens/s vs K on a checkpoint) and
-``diagnostics`` (the training diagnostics callback's share of training time).
+``diagnostics`` (the training diagnostics callback's share of training time) and ``train`` (training
+tokens/s and model-FLOPs utilisation against a measured matmul peak).
 
 """
 
@@ -34,7 +35,13 @@ def main(argv: list[str] | None = None) -> None:
     diag.add_argument("--interval", type=int, default=200, help="validation interval in training steps")
     diag.add_argument("--blocks", type=int, default=16)
     diag.add_argument("--repeats", type=int, default=3)
-    for p in (judge, sampling, diag):
+    train = sub.add_parser("train", help="training tokens/s and MFU through the Lightning loop")
+    train.add_argument("--preset", default="dit_small")
+    train.add_argument("--steps", type=int, default=30)
+    train.add_argument("--batch", type=int, default=64)
+    train.add_argument("--seq-len", type=int, default=64)
+    train.add_argument("--override", action="append", default=[], help="extra train.yaml override (repeatable)")
+    for p in (judge, sampling, diag, train):
         p.add_argument("--out", default="outputs/bench")
         p.add_argument("--cache-dir", default=os.environ.get("TEXTFLOW_CACHE", os.path.expanduser("~/.cache/textflow")))
     args = parser.parse_args(argv)
@@ -44,6 +51,14 @@ def main(argv: list[str] | None = None) -> None:
 
         rows = bench.run(num_samples=args.num_samples, tokens=args.tokens, judge=args.judge,
                          batch_size=args.batch_size, cache_dir=args.cache_dir, repeats=args.repeats)
+    elif args.name == "train":
+        from pathlib import Path
+
+        from textflow.bench import train as bench
+
+        conf = str(Path(__file__).resolve().parents[2] / "conf")
+        rows = bench.run(preset=args.preset, steps=args.steps, batch=args.batch, seq_len=args.seq_len, conf_dir=conf,
+                         cache_dir=args.cache_dir, overrides=args.override)
     elif args.name == "diagnostics":
         from textflow.bench import diagnostics as bench
 

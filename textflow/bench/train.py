@@ -1,0 +1,65 @@
+"""Training throughput through the real Lightning loop, against the machine's measured matmul peak.
+
+Model FLOPs per step use the standard dense-transformer count (Kaplan et al. 2020; PaLM appendix B):
+``6 * N_matmul * tokens`` for the per-token weight matmuls (forward + backward; adaLN and the time MLP
+run once per sequence and are left out) plus attention
+``12 * depth * L^2 * width`` per sequence, plus the readout's ``6 * V * D * tokens``. The peak is a
+large fp32 matmul timed on the same machine in the same run (bf16 on CUDA), so MFU is a ratio
+measured side by side."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from textflow.bench.runner import time_call
+
+
+def matmul_peak(n: int = 2048, dtype=torch.float32, device: str = "cpu") -> float:
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    t = time_call(lambda: a @ b, warmup=2, repeats=5, desc="matmul peak")
+    return 2 * n**3 / t["min_s"]
+
+
+def model_flops_per_step(module, *, batch: int, seq_len: int) -> float:
+    backbone = module.net["backbone"]
+    ae = module.net["autoencoder"]
+    per_sequence = ("ada", "time_mlp")  # adaLN / time MLP act once per sequence (per-sequence t), not per token
+    n_matmul = sum(p.numel() for name, p in backbone.named_parameters()
+                   if p.dim() == 2 and not any(k in name for k in per_sequence))
+    tokens = batch * seq_len
+    attention = 12 * len(backbone.blocks) * seq_len**2 * backbone.width * batch
+    readout = 6 * ae.vocab_size * ae.latent_dim * tokens
+    return 6 * n_matmul * tokens + attention + readout
+
+
+def run(*, preset: str = "dit_small", steps: int = 30, batch: int = 64, seq_len: int = 64,
+        conf_dir: str, cache_dir: str, overrides: list[str] = ()) -> list[dict]:
+    import lightning as L
+
+    from textflow.checkpoint import build_module
+
+    with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        cfg = compose("train", overrides=[f"backbone={preset}", f"data.seq_len={seq_len}", f"data.batch_size={batch}",
+                                          f"paths.cache_dir={cache_dir}", "paths.output_dir=outputs/bench/train",
+                                          "logger=none", "callbacks=none", *overrides], return_hydra_config=False)
+    from hydra.utils import instantiate
+
+    dm = instantiate(cfg.data)
+    tok = dm.setup_tokenizer()
+    module = build_module(cfg, vocab_size=tok.vocab_size, seq_len=seq_len)
+    peak = matmul_peak()
+    trainer = L.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        limit_val_batches=0)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    elapsed = time.perf_counter() - start
+    per_step = elapsed / steps  # includes Lightning's start-up: a conservative figure
+    flops = model_flops_per_step(module, batch=batch, seq_len=seq_len)
+    return [{"preset": preset, "batch": batch, "seq_len": seq_len, "steps": steps, "step_s": per_step,
+             "tokens_per_s": batch * seq_len / per_step, "model_tflop_per_step": flops / 1e12,
+             "peak_gflops": peak / 1e9, "mfu": flops / per_step / peak}]

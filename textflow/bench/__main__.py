@@ -2,7 +2,8 @@
 
 Benchmarks: ``judge`` (judge-LM scoring cost), ``sampling`` (sampler tokens/s vs K on a checkpoint) and
 ``diagnostics`` (the training diagnostics callback's share of training time) and ``train`` (training
-tokens/s and model-FLOPs utilisation against a measured matmul peak).
+tokens/s and model-FLOPs utilisation against a measured matmul peak) and ``peer`` (the Euler ODE against
+torchdiffeq on the same work).
 
 """
 
@@ -41,7 +42,12 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--batch", type=int, default=64)
     train.add_argument("--seq-len", type=int, default=64)
     train.add_argument("--override", action="append", default=[], help="extra train.yaml override (repeatable)")
-    for p in (judge, sampling, diag, train):
+    peer = sub.add_parser("peer", help="Euler ODE vs torchdiffeq.odeint(method='euler') on the same work")
+    peer.add_argument("--ckpt", required=True)
+    peer.add_argument("--steps", default="4,32")
+    peer.add_argument("--batch-size", type=int, default=32)
+    peer.add_argument("--repeats", type=int, default=5)
+    for p in (judge, sampling, diag, train, peer):
         p.add_argument("--out", default="outputs/bench")
         p.add_argument("--cache-dir", default=os.environ.get("TEXTFLOW_CACHE", os.path.expanduser("~/.cache/textflow")))
     args = parser.parse_args(argv)
@@ -59,6 +65,11 @@ def main(argv: list[str] | None = None) -> None:
         conf = str(Path(__file__).resolve().parents[2] / "conf")
         rows = bench.run(preset=args.preset, steps=args.steps, batch=args.batch, seq_len=args.seq_len, conf_dir=conf,
                          cache_dir=args.cache_dir, overrides=args.override)
+    elif args.name == "peer":
+        from textflow.bench import peer as bench
+
+        rows = bench.run(ckpt=args.ckpt, steps=[int(k) for k in args.steps.split(",")], batch_size=args.batch_size,
+                         repeats=args.repeats)
     elif args.name == "diagnostics":
         from textflow.bench import diagnostics as bench
 

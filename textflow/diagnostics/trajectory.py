@@ -40,7 +40,8 @@ class TrajectoryRecorder:
         for i in sorted(self._sums):
             row = self._sums[i]
             t = row["t"] / row["n"]
-            out.append({"step": i, "t": t, "s": float(self.path.noise_to_signal(torch.tensor(t))),
+            s_t = float(self.path.noise_to_signal(torch.tensor(t))) if t > 1e-6 else None  # pure noise: s = inf
+            out.append({"step": i, "t": t, "s": s_t,
                         "decode_change": row["change"] / row["n"] if i else None,
                         "committed": row["committed"] / row["n"]})
         return out
@@ -51,10 +52,11 @@ def plot_trajectory(curve: list[dict], target, *, title: str = "") -> None:
     from textflow.plots import finish, new_axes
 
     fig, ax = new_axes()
-    rows = [r for r in curve if r["decode_change"] is not None]
+    finite = [r for r in curve if r["s"] is not None]
+    rows = [r for r in finite if r["decode_change"] is not None]
     ax.plot([r["s"] for r in rows], [r["decode_change"] for r in rows], marker="o", label="decode change")
-    if any(r["committed"] for r in curve):
-        ax.plot([r["s"] for r in curve], [r["committed"] for r in curve], marker="s", label="committed")
+    if any(r["committed"] for r in finite):
+        ax.plot([r["s"] for r in finite], [r["committed"] for r in finite], marker="s", label="committed")
     ax.set_xscale("log")
     ax.set_xlabel("s(t) at the step (noise-to-signal; data on the left)")
     ax.set_ylabel("fraction of tokens")

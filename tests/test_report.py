@@ -69,3 +69,11 @@ def test_report_figures_reach_tensorboard(tmp_path):
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
     assert "report/metric_vs_K_unigram_entropy" in acc.Tags()["images"]
+
+
+def test_gamma_sweeps_get_their_own_plots(tmp_path):
+    for i, gamma in enumerate([0.0, 0.5, 1.5]):
+        fake_run(tmp_path / f"{i}", "sde", 4, 3.0 + gamma, gamma=gamma)
+    names = {p.name for p in build_report(tmp_path)["figures"]}
+    assert "metric_vs_gamma_unigram_entropy.png" in names
+    assert "metric_vs_K_unigram_entropy.png" not in names  # a single K: nothing to draw against K

@@ -5,7 +5,8 @@
 Every ``metrics.json`` under the folder becomes one row (sampler, K, gamma and the other knobs,
 NFE, tokens/s, judge gen-PPL, entropy, diversity, confidence intervals, and every other number
 sample.py wrote); the reference rows (held-out text, shuffled-word text) are added once. Writes ``report.csv``, ``report.md`` and ``metric_vs_K_<metric>.png`` into the
-folder. ``ReportCallback`` runs the same at the end of every ``sample.py -m`` sweep.
+folder, and ``metric_vs_gamma_<metric>.png`` when the sweep varies gamma. ``ReportCallback`` runs the
+same at the end of every ``sample.py -m`` sweep.
 """
 
 from __future__ import annotations
@@ -105,17 +106,22 @@ def to_markdown(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path, loggers: list = ()) -> Path | None:
-    """``metric_vs_K_<metric>.png`` (one line per sampler setting, references as horizontal lines),
-    also sent to ``loggers`` that take images (TensorBoard, wandb)."""
+AXES = {"steps": ("K (sampler steps)", "K"), "gamma": ("gamma (noise re-injection)", "gamma")}
+
+
+def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path, loggers: list = (), *,
+         x: str = "steps") -> Path | None:
+    """``metric_vs_<K|gamma>_<metric>.png``: one line per setting of the other knobs (references as
+    horizontal lines), also sent to ``loggers`` that take images (TensorBoard, wandb)."""
     from textflow.plots import finish, new_axes
 
-    series: dict[str, list[tuple[int, float]]] = {}
+    others = [k for k in ("steps", "gamma", "rule") if k != x]
+    series: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
-        if isinstance(r.get(metric), (int, float)) and r.get("steps"):
-            label = r["sampler"] + "".join(f" {k}={r[k]}" for k in ("gamma", "rule") if k in r)
-            series.setdefault(label, []).append((int(r["steps"]), float(r[metric])))
-    if not series:
+        if isinstance(r.get(metric), (int, float)) and isinstance(r.get(x), (int, float)):
+            label = r["sampler"] + "".join(f" {AXES.get(k, (k, k))[1]}={r[k]}" for k in others if k in r)
+            series.setdefault(label, []).append((float(r[x]), float(r[metric])))
+    if not series or max(len(v) for v in series.values()) < 2:
         return None
     fig, ax = new_axes()
     for label, points in sorted(series.items()):
@@ -124,12 +130,14 @@ def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path, 
     for (name, block), style in zip(references.items(), ("--", ":", "-.")):
         if isinstance(block.get(metric), (int, float)):
             ax.axhline(block[metric], color="k", ls=style, lw=1, label=f"{name} text")
-    ax.set_xscale("log", base=2)
+    if x == "steps":
+        ax.set_xscale("log", base=2)
     if metric in LOG_Y:
         ax.set_yscale("log")
-    ax.set_xlabel("K (sampler steps)")
+    ax.set_xlabel(AXES[x][0])
     ax.set_ylabel(metric)
-    return finish(fig, ax, out / f"metric_vs_K_{metric}.png", key=f"report/metric_vs_K_{metric}", loggers=loggers)
+    name = f"metric_vs_{AXES[x][1]}_{metric}"
+    return finish(fig, ax, out / f"{name}.png", key=f"report/{name}", loggers=loggers)
 
 
 SETTING = ("sampler", "steps", *KNOBS)
@@ -174,7 +182,7 @@ def build_report(root: str | Path, *, loggers: list = ()) -> dict:
     if over_seeds:
         markdown += "\nMean ± std over seeds:\n\n" + to_markdown(over_seeds, columns_of(over_seeds))
     atomic_write_text(root / "report.md", markdown)
-    figures = [p for m in PLOTTED if (p := plot(rows, references, m, root, loggers)) is not None]
+    figures = [p for x in AXES for m in PLOTTED if (p := plot(rows, references, m, root, loggers, x=x)) is not None]
     return {"rows": rows, "references": references, "csv": root / "report.csv", "markdown": root / "report.md",
             "figures": figures}
 

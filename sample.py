@@ -19,13 +19,13 @@ from tqdm.auto import tqdm
 from textflow.checkpoint import load_run
 from textflow.cli import guarded, instantiate_dict, pick_device
 from textflow.dashboards import log_metrics, log_text_table
-from textflow.errors import ConfigError
-from textflow.generate import generate
-from textflow.io import atomic_write_json, atomic_write_jsonl
 from textflow.diagnostics.cci import cci_from_commits
 from textflow.diagnostics.trajectory import TrajectoryRecorder, plot_trajectory
+from textflow.errors import ConfigError
 from textflow.evaluation.evaluate import shuffle_words
 from textflow.evaluation.judge import truncate_at_eos
+from textflow.generate import generate
+from textflow.io import atomic_write_json, atomic_write_jsonl
 from textflow.noise import sample_seed
 from textflow.reference import heldout_blocks
 

@@ -98,8 +98,11 @@ def figures(result: dict, out_dir: Path, *, prefix: str = "", loggers=(), step: 
         return []
     fig, ax = new_axes()
     for name, c in result["dabi"].items():
-        ax.plot(c["f"], c["ratio"], marker="o", label=name)
-    ax.axhline(1.0, color="k", lw=1, ls="--", label="isotropic = 1")
+        line, = ax.plot(c["f"], c["ratio"], marker="o", label=name)
+        bounds = [(f, v) for f, v, lb in zip(c["f"], c["ratio"], c["lower_bound"]) if lb]
+        if bounds:  # isotropic response was 0: the point is a lower bound
+            ax.plot(*zip(*bounds), ls="none", marker="^", ms=10, mfc="none", color=line.get_color())
+    ax.axhline(1.0, color="k", lw=1, ls="--", label="isotropic = 1 (^ = lower bound)")
     ax.set_yscale("log")
     ax.set_xlabel("f (perturbation scale)")
     ax.set_ylabel(f"DABI (structured / isotropic), K={result['dabi_K']}")

@@ -62,9 +62,11 @@ def test_train_benchmark_runs(tmp_path, cache_dir):
     assert row["tokens_per_s"] > 0 and 0 < row["mfu"] and row["peak_gflops"] > 0
 
 
-def test_peer_benchmark_matches_torchdiffeq(tiny_ckpt, tmp_path):
+def test_peer_benchmark_matches_torchdiffeq_and_the_reference_sde(tiny_ckpt, tmp_path):
     pytest.importorskip("torchdiffeq")
     bench_main(["peer", "--ckpt", str(tiny_ckpt), "--steps", "1,3", "--batch-size", "2", "--repeats", "1",
                 "--out", str(tmp_path)])
     rows = json.loads(next(tmp_path.glob("peer-*.json")).read_text())["rows"]
-    assert [r["K"] for r in rows] == [1, 3] and all(r["max_abs_diff"] < 1e-5 for r in rows)
+    assert [(r["peer"], r["K"]) for r in rows] == [("reference loop", 1), ("torchdiffeq euler", 1),
+                                                  ("reference loop", 3), ("torchdiffeq euler", 3)]
+    assert all(r["max_abs_diff"] < 1e-5 for r in rows)

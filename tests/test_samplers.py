@@ -191,3 +191,16 @@ def test_committed_positions_are_held_at_time_one():
     later = seen[2]
     held = out.committed_step < 2
     assert later.shape == (2, 8) and torch.all(later[held] == 1.0) and torch.all(later[~held] < 1.0)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.7, 1.5, 20.0])
+def test_sde_equals_an_independent_loop_written_from_science_md(gamma):
+    from textflow.bench.peer import reference_sde
+    from textflow.noise import per_sample_generators
+
+    den = GaussianDenoiser(LinearPath(sigma=0.8))
+    x0 = torch.randn(3, 5, 1, generator=torch.Generator().manual_seed(4))
+    sampler = Sampler(name="sde", steps=6, gamma=gamma)
+    ours = sampler(den, x0, generator=per_sample_generators(2, range(3))).latents
+    ref = reference_sde(den, x0, sampler.time_grid(), gamma, per_sample_generators(2, range(3)))
+    assert torch.allclose(ours, ref, atol=1e-6)

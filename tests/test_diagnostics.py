@@ -92,6 +92,7 @@ def test_tube_law_density_and_prediction():
 
 
 def test_no_response_in_either_direction_is_nan_not_a_bound():
+    """(also: a CE change <= 0 along random directions leaves the CE ratio undefined, never a bound)"""
     x = torch.tensor([[[5.0, 0.0]]])
     r = torch.tensor([[[0.0, 0.1]]])
     curve = dabi_curve(two_token_readout, x, r, response_kind="flip", f_grid=(1.0,), isotropic_draws=2)

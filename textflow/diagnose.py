@@ -134,7 +134,7 @@ def markdown(result: dict) -> str:
               f"{result['row_space']['isotropic']:.4f}):", "",
               "| direction / response | " + " | ".join(f"f={f}" for f in F_GRID) + " |", "|---|" + "---|" * len(F_GRID)]
     for name, c in result["dabi"].items():
-        cells = ["0 / 0" if v != v else ("≥ " if lb else "") + f"{v:.3g}" for v, lb in zip(c["ratio"], c["lower_bound"])]
+        cells = ["n/a" if v != v else ("≥ " if lb else "") + f"{v:.3g}" for v, lb in zip(c["ratio"], c["lower_bound"])]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -7,7 +7,8 @@ scaled to the residual's norm), ``u`` an isotropic random unit direction per pos
 draws), and response ``R`` either ``ce`` (increase of the cross-entropy of the clean decode ``y``) or
 ``flip`` (``1[argmax changes]``). When the isotropic response is 0 the ratio is reported as a lower
 bound: the denominator is replaced by the smallest measurable response (one flip among all
-isotropic trials) and ``lower_bound`` is set; when neither direction responds the ratio is NaN.
+isotropic trials) and ``lower_bound`` is set; when neither direction responds, or the isotropic
+mean CE change is <= 0, the ratio is NaN.
 The cosine alignment ``cos^2(r, n)`` with the boundary normal is reported beside it, against its
 isotropic value ``1 / D``: a small-``f`` CE ratio alone is not sharpness (science.md §4 pitfall).
 """
@@ -74,11 +75,13 @@ def dabi_curve(readout: Callable[[Tensor], Tensor], x: Tensor, r: Tensor, *, dir
         s = float(response(readout, x + f * r, tokens, response_kind, base_ce))
         iso = sum(float(response(readout, x + f * r_norm * u, tokens, response_kind, base_ce)) for u in units)
         iso /= isotropic_draws
-        floor = 1.0 / n_trials if response_kind == "flip" else 1e-12
         structured.append(s)
         isotropic.append(iso)
-        bound.append(iso <= 0 < s)
-        ratio.append(s / iso if iso > 0 else (s / floor if s > 0 else float("nan")))  # nan: neither responded
+        # flip: no isotropic flip at all -> a lower bound with one flip in all trials as denominator;
+        # CE: an isotropic mean change <= 0 leaves the ratio undefined (nan), never a bound
+        bounded = response_kind == "flip" and iso <= 0 < s
+        bound.append(bounded)
+        ratio.append(s / iso if iso > 0 else (s * n_trials if bounded else float("nan")))
     return DabiCurve(f=list(f_grid), structured=structured, isotropic=isotropic, ratio=ratio, lower_bound=bound,
                      response=response_kind, alignment_cos2=cos2, isotropic_cos2=1.0 / x.shape[-1],
                      extras={"direction": direction})

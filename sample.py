@@ -110,7 +110,6 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     if gen.committed_step is not None:  # committing samplers: how much was decided before the final readout
         metrics["commit_fraction"] = float((gen.committed_step >= 0).float().mean())
     metrics["diag/cci"] = cci_from_commits(gen.committed_step, sampler.steps).value
-    metrics["commit_fraction_before_last_step"] = metrics["diag/cci"]
     if recorder is not None:
         metrics["trajectory"] = recorder.curve()
 

@@ -75,7 +75,7 @@ def collect(root: Path) -> tuple[list[dict], dict | None]:
 
 
 KNOBS = ["gamma", "rule", "threshold", "time"]
-MARKDOWN_EXTRA = ["commit_fraction_before_last_step", "gen_ppl_ci95", "unigram_entropy_ci95", "mauve", "judge",
+MARKDOWN_EXTRA = ["diag/cci", "gen_ppl_ci95", "unigram_entropy_ci95", "mauve", "judge",
                   "num_samples", "error"]
 
 

@@ -23,6 +23,7 @@ from textflow.diagnostics.cci import cci_from_commits
 from textflow.diagnostics.trajectory import TrajectoryRecorder, plot_trajectory
 from textflow.errors import ConfigError
 from textflow.evaluation.evaluate import shuffle_words
+from textflow.evaluation.images import image_metrics, save_image_grid
 from textflow.evaluation.judge import truncate_at_eos
 from textflow.generate import generate
 from textflow.io import atomic_write_json, atomic_write_jsonl
@@ -91,10 +92,13 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
         denoiser.autocast_dtype = torch.bfloat16
     seq_len = int(cfg.seq_len or loaded.info["seq_len"])
 
-    recorder = TrajectoryRecorder(denoiser.path) if cfg.diagnostics else None
+    categorical = denoiser.autoencoder.categorical
+    recorder = TrajectoryRecorder(denoiser.path) if cfg.diagnostics and categorical else None
     with tqdm(total=cfg.num_samples, desc=f"sampling {sampler.label}", unit="seq", file=sys.stderr) as bar:
         gen = generate(denoiser, sampler, num_samples=cfg.num_samples, seq_len=seq_len, seed=cfg.seed,
                        batch_size=cfg.batch_size, device=device, progress=bar.update, callback=recorder)
+    if not categorical:
+        return run_images(cfg, loaded, sampler, gen, device=device)
     seqs = gen.ids.tolist()
     texts = loaded.tokenizer.decode_batch(seqs)
 
@@ -129,6 +133,28 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     print_report(texts, metrics, references, int(cfg.print_samples))
     print(f"[textflow] wrote {out_dir / 'samples.jsonl'} and {out_dir / 'metrics.json'}")
     return metrics, {"texts": texts, "generation": gen, "loaded": loaded, "config": OmegaConf.to_container(cfg)}
+
+
+def run_images(cfg: DictConfig, loaded, sampler, gen, *, device) -> tuple[dict, dict]:
+    """The smooth image control: continuous metrics against held-out images, and a sample grid."""
+    heldout = instantiate(loaded.config.data).images("val")
+    metrics = {"sampler": sampler.describe(), "label": sampler.label, "ckpt_path": str(loaded.path),
+               "seed": cfg.seed, "nfe": gen.nfe, "wall_time_s": gen.wall_time, "device": str(device),
+               **image_metrics(gen.ids, heldout)}
+    if cfg.reference:
+        train = instantiate(loaded.config.data).images("train")
+        metrics["reference/train"] = image_metrics(train[:len(gen.ids)], heldout)
+    out_dir = Path(cfg.paths.output_dir)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    save_image_grid(gen.ids, out_dir / "samples.png", title=sampler.label)
+    log_metrics(instantiate_dict(cfg.get("logger")),
+                {f"sample/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+    keys = [k for k, v in metrics.items() if isinstance(v, float) and k != "wall_time_s"]
+    ref = metrics.get("reference/train", {})
+    print(f"{'metric':<18}{'samples':>12}{'train images':>14}")
+    print("\n".join(f"{k:<18}{metrics[k]:>12.4g}{ref.get(k, float('nan')):>14.4g}" for k in keys))
+    print(f"[textflow] wrote {out_dir / 'samples.png'} and {out_dir / 'metrics.json'}")
+    return metrics, {"images": gen.ids, "generation": gen, "loaded": loaded}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="sample")

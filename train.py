@@ -67,8 +67,8 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     for lg in loggers:
         lg.log_hyperparams({**{k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
                                 else cfg[k] for k in cfg if k != "hydra"}, "n_params": n_params})
-    rank_zero_info(f"[textflow] {n_params / 1e6:.2f} M trainable parameters; vocab {tokenizer.vocab_size}; "
-                   f"outputs in {cfg.paths.output_dir}")
+    vocab = f"vocab {tokenizer.vocab_size}" if tokenizer is not None else "no tokenizer (continuous data)"
+    rank_zero_info(f"[textflow] {n_params / 1e6:.2f} M trainable parameters; {vocab}; outputs in {cfg.paths.output_dir}")
     ckpt = resume_checkpoint(cfg, module.run_info)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
 

@@ -44,26 +44,34 @@ def assert_safe_targets(cfg: Any, *, source: str) -> None:
                                   f"only {', '.join(p + '*' for p in SAFE_TARGET_PREFIXES)} are allowed")
 
 
-def build_module(cfg: DictConfig, *, vocab_size: int, seq_len: int):
+def build_autoencoder(cfg: DictConfig, *, vocab_size: int | None):
+    """The autoencoder of a run config (``vocab_size`` is None for non-text data)."""
+    return instantiate(cfg.autoencoder, **({} if vocab_size is None else {"vocab_size": vocab_size}))
+
+
+def build_module(cfg: DictConfig, *, vocab_size: int | None, seq_len: int):
     """Instantiate autoencoder, backbone, path and the LightningModule from a run config.
 
     Used by train.py for a fresh run and by :func:`load_run` for a checkpoint, so both build the
     model the same way.
     """
-    autoencoder = instantiate(cfg.autoencoder, vocab_size=vocab_size)
+    autoencoder = build_autoencoder(cfg, vocab_size=vocab_size)
     backbone = instantiate(cfg.backbone, latent_dim=autoencoder.latent_dim, max_len=seq_len)
     path = instantiate(cfg.path)
     return instantiate(cfg.module, autoencoder=autoencoder, backbone=backbone, path=path)
 
 
-def make_run_info(cfg: DictConfig, *, tokenizer_json: str, vocab_size: int, seq_len: int) -> dict:
-    model_cfg = {k: OmegaConf.to_container(cfg[k], resolve=True)
-                 for k in ("autoencoder", "backbone", "path", "module", "data") if k in cfg}
+def make_run_info(cfg: DictConfig, *, tokenizer_json: str | None, vocab_size: int | None, seq_len: int,
+                  kind: str = "flow") -> dict:
+    """Plain-data run info stored in every checkpoint (``kind``: ``flow`` or ``autoencoder``)."""
+    keys = ("autoencoder", "backbone", "path", "module", "data") if kind == "flow" else ("autoencoder", "data")
+    model_cfg = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in keys if k in cfg}
     return {
         "format": FORMAT_VERSION,
+        "kind": kind,
         "config": OmegaConf.to_yaml(OmegaConf.create(model_cfg)),
         "tokenizer": tokenizer_json,
-        "vocab_size": int(vocab_size),
+        "vocab_size": None if vocab_size is None else int(vocab_size),
         "seq_len": int(seq_len),
     }
 
@@ -71,7 +79,7 @@ def make_run_info(cfg: DictConfig, *, tokenizer_json: str, vocab_size: int, seq_
 @dataclass
 class LoadedRun:
     module: Any  # LatentFlowModule with weights loaded
-    tokenizer: Any  # TextTokenizer
+    tokenizer: Any  # TextTokenizer, or None for non-text data (the smooth image control)
     config: DictConfig
     info: dict
     path: Path
@@ -119,13 +127,16 @@ def load_run(path: str | Path) -> LoadedRun:
     if info.get("kind") == "distill-state":
         raise CheckpointError(f"ckpt_path={str(path)!r} is a distillation training state; sample with the "
                               "distilled.ckpt next to it")
+    if info.get("kind") == "autoencoder":
+        raise CheckpointError(f"ckpt_path={str(path)!r} holds an autoencoder alone; train a flow on it first: "
+                              f"python train.py stage=flow autoencoder_ckpt={path}")
     if info.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"ckpt_path={str(path)!r} has checkpoint format {info.get('format')!r}; "
                               f"this textflow reads format {FORMAT_VERSION}")
     cfg = OmegaConf.create(info["config"])
     assert_safe_targets(cfg, source=str(path))
-    tokenizer = TextTokenizer.from_json(info["tokenizer"])
-    if tokenizer.vocab_size != info["vocab_size"]:
+    tokenizer = None if info["tokenizer"] is None else TextTokenizer.from_json(info["tokenizer"])
+    if tokenizer is not None and tokenizer.vocab_size != info["vocab_size"]:
         raise CheckpointError(f"ckpt_path={str(path)!r}: its tokenizer has {tokenizer.vocab_size} tokens but the "
                               f"model was trained for vocab_size={info['vocab_size']}")
     module = build_module(cfg, vocab_size=info["vocab_size"], seq_len=info["seq_len"])

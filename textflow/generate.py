@@ -20,7 +20,7 @@ from textflow.noise import per_sample_generators, randn
 
 @dataclass
 class Generation:
-    ids: Tensor  # (N, L) decoded token ids
+    ids: Tensor  # (N, L) decoded token ids; (N, P) decoded images for a continuous autoencoder
     latents: Tensor  # (N, L, D) final latents the readout decoded
     nfe: int  # network calls per batch (same for every batch)
     wall_time: float  # seconds spent sampling + decoding
@@ -51,7 +51,12 @@ def generate(denoiser, sampler, *, num_samples: int, seq_len: int, seed: int, ba
         x_init = prior_std * randn((len(idx), seq_len, latent_dim), generator=gens, device=device)
         out = sampler(denoiser, x_init, generator=gens, callback=callback)
         nfe = out.nfe
-        tokens = out.tokens if out.tokens is not None else denoiser.readout(out.latents).argmax(-1)
+        if out.tokens is not None:
+            tokens = out.tokens
+        elif denoiser.autoencoder.categorical:
+            tokens = denoiser.readout(out.latents).argmax(-1)
+        else:  # a continuous decoder (the smooth image control): keep the reconstruction itself
+            tokens = denoiser.readout(out.latents).float()
         ids.append(tokens.cpu())
         latents.append(out.latents.cpu())
         if out.committed_step is not None:

@@ -9,7 +9,9 @@ Loss (science.md §2 and the foundation issue): with clean latents ``x = encode(
 
 where the clean target is detached (stop-gradient, so the flow loss cannot shrink the embeddings;
 science.md §4 pitfall) and ``L_autoencoder`` is the autoencoder's own loss (readout cross-entropy on
-lightly noised latents for the embedding autoencoder).
+lightly noised latents for the embedding autoencoder). In two-stage runs the autoencoder is a frozen
+:class:`~textflow.autoencoders.normalized.NormalizedAutoencoder` whose loss is zero; its latent
+statistics are fitted on the training data when fitting starts.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from textflow.autoencoders.base import LatentAutoencoder
+from textflow.autoencoders.normalized import NormalizedAutoencoder
 from textflow.denoiser import FlowDenoiser
 from textflow.ema import EMA
 from textflow.paths import ProbPath
@@ -57,44 +61,48 @@ class LatentFlowModule(L.LightningModule):
         nets = self.ema.module if use_ema else self.net
         return FlowDenoiser(backbone=nets["backbone"], path=self.path, autoencoder=nets["autoencoder"])
 
-    def flow_loss(self, nets: nn.ModuleDict, ids: Tensor, t: Tensor, noise: Tensor) -> Tensor:
-        x = nets["autoencoder"].encode(ids).detach()
+    def flow_loss(self, nets: nn.ModuleDict, x: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """Flow matching loss on clean latents ``x`` (already detached: the stop-gradient target)."""
         sample = self.path.sample(x, t, noise)
         out = nets["backbone"](sample.z, t)
         return F.mse_loss(out.float(), self.path.target(sample).float())
 
-    def training_step(self, ids: Tensor, batch_idx: int) -> Tensor:
-        t = self.train_time.sample(ids.shape[0], device=ids.device)
-        latent_shape = (*ids.shape, self.net["autoencoder"].latent_dim)
-        flow = self.flow_loss(self.net, ids, t, torch.randn(latent_shape, device=ids.device))
-        ae = self.net["autoencoder"].loss(ids)
+    def on_fit_start(self) -> None:
+        """Two-stage runs: standardise the frozen autoencoder's latents before the first step."""
+        autoencoder = self.net["autoencoder"]
+        if isinstance(autoencoder, NormalizedAutoencoder) and not bool(autoencoder.fitted):
+            shuffled = self.trainer.datamodule.train_dataloader()  # statistics: its blocks in order
+            autoencoder.fit_statistics(DataLoader(shuffled.dataset, batch_size=shuffled.batch_size), device=self.device)
+            self.ema.module["autoencoder"].load_state_dict(autoencoder.state_dict())
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        t = self.train_time.sample(batch.shape[0], device=batch.device)
+        x = self.net["autoencoder"].encode(batch).detach()
+        flow = self.flow_loss(self.net, x, t, torch.randn_like(x))
+        ae = self.net["autoencoder"].loss(batch)
         loss = flow + self.readout_weight * ae["loss"]
         self.log_dict({"train/loss": loss, "train/flow_loss": flow,
                        **{f"train/{k}": v for k, v in ae.items() if k != "loss"}},
-                      prog_bar=False, on_step=True, on_epoch=False, batch_size=ids.shape[0])
-        self.log("loss", loss, prog_bar=True, logger=False, batch_size=ids.shape[0])
+                      prog_bar=False, on_step=True, on_epoch=False, batch_size=batch.shape[0])
+        self.log("loss", loss, prog_bar=True, logger=False, batch_size=batch.shape[0])
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         self.ema.update(self.net)
 
     @torch.no_grad()
-    def validation_step(self, ids: Tensor, batch_idx: int) -> None:
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         nets = self.ema.module
         g = torch.Generator(device="cpu").manual_seed(batch_idx)
-        latent_shape = (*ids.shape, nets["autoencoder"].latent_dim)
-        noise = torch.randn(latent_shape, generator=g).to(ids.device)
-        t = torch.full((ids.shape[0],), self.val_times[batch_idx % len(self.val_times)], device=ids.device)
-        logits = nets["autoencoder"].decode(nets["autoencoder"].encode(ids))
-        metrics = {
-            "val/flow_loss": self.flow_loss(nets, ids, t, noise),
-            "val/readout_ce": F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten()),
-            "val/readout_acc": (logits.argmax(-1) == ids).float().mean(),
-        }
-        self.log_dict(metrics, on_step=False, on_epoch=True, sync_dist=True, batch_size=ids.shape[0])
+        x = nets["autoencoder"].encode(batch)
+        noise = torch.randn(x.shape, generator=g).to(x.device, x.dtype)
+        t = torch.full((batch.shape[0],), self.val_times[batch_idx % len(self.val_times)], device=x.device)
+        metrics = {"val/flow_loss": self.flow_loss(nets, x, t, noise),
+                   **{f"val/{k}": v for k, v in nets["autoencoder"].reconstruction_metrics(batch).items()}}
+        self.log_dict(metrics, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch.shape[0])
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.net.parameters())
+        optimizer = self.optimizer_factory(params=[p for p in self.net.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)

@@ -1,6 +1,18 @@
-"""Latent autoencoders: ``encode(ids) -> latents (B, L, D)`` and ``decode(latents) -> logits``."""
+"""Latent autoencoders: ``encode(data) -> latents (B, L, D)`` and ``decode(latents) -> reconstruction``.
 
+The zoo (conf/autoencoder/): ``embed`` (token embeddings, sharp linear readout), ``vae`` (transformer
+VAE, parallel decoder, optional REPA), ``ar`` (latent-conditioned autoregressive decoder: categorical
+commitment), ``frozen_embed`` (frozen pretrained embeddings + bottleneck) and ``smooth`` (an image
+autoencoder: the non-text control). ``NormalizedAutoencoder`` wraps a stage-one autoencoder for the flow.
+"""
+
+from textflow.autoencoders.ar import LatentARAutoencoder
 from textflow.autoencoders.base import LatentAutoencoder
 from textflow.autoencoders.embed import EmbeddingAutoencoder
+from textflow.autoencoders.frozen import FrozenEmbeddingAutoencoder
+from textflow.autoencoders.normalized import NormalizedAutoencoder
+from textflow.autoencoders.smooth import ImageAutoencoder
+from textflow.autoencoders.vae import TransformerVAE
 
-__all__ = ["LatentAutoencoder", "EmbeddingAutoencoder"]
+__all__ = ["EmbeddingAutoencoder", "FrozenEmbeddingAutoencoder", "ImageAutoencoder", "LatentARAutoencoder",
+           "LatentAutoencoder", "NormalizedAutoencoder", "TransformerVAE"]

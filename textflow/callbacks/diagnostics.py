@@ -8,6 +8,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from textflow.callbacks.base import is_text_flow
+
 
 class ReadoutDiagnostics(L.Callback):
     """Every ``every_n_validations`` validation runs (0 = off), on the first ``blocks`` held-out
@@ -36,6 +38,8 @@ class ReadoutDiagnostics(L.Callback):
     @torch.no_grad()
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
         if trainer.sanity_checking or self.every_n_validations <= 0 or self._ids is None:
+            return
+        if not is_text_flow(pl_module, parallel=True):  # DABI needs a parallel categorical readout
             return
         self._validations += 1
         if self._validations % self.every_n_validations:

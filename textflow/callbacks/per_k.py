@@ -7,6 +7,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from textflow.callbacks.base import is_text_flow
 from textflow.generate import generate
 
 
@@ -37,7 +38,7 @@ class PerKValidation(L.Callback):
         if trainer.sanity_checking or self.every_n_validations <= 0:
             return
         self._validations += 1
-        if self._validations % self.every_n_validations or "tokenizer" not in pl_module.run_info:
+        if self._validations % self.every_n_validations or not is_text_flow(pl_module):
             return
         from textflow.data.tokenizers import TextTokenizer
 

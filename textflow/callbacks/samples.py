@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from textflow.callbacks.base import is_text_flow
 from textflow.dashboards import log_metrics, log_text_table
 from textflow.generate import generate
 from textflow.metrics import text_metrics
@@ -42,7 +43,7 @@ class SampleTextLogger(L.Callback):
         if trainer.sanity_checking or self.every_n_validations <= 0 or not trainer.is_global_zero:
             return
         self._validations += 1
-        if self._validations % self.every_n_validations or "tokenizer" not in pl_module.run_info:
+        if self._validations % self.every_n_validations or not is_text_flow(pl_module):
             return
         denoiser = pl_module.denoiser(use_ema=True)
         gen = generate(denoiser, self.sampler, num_samples=self.num_samples, seq_len=pl_module.run_info["seq_len"],

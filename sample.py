@@ -19,9 +19,9 @@ from tqdm.auto import tqdm
 from textflow.checkpoint import load_run
 from textflow.cli import guarded, instantiate_dict, pick_device
 from textflow.dashboards import log_metrics, log_text_table
-from textflow.diagnostics.cci import cci_from_commits
+from textflow.diagnostics.cci import cci_from_commits, cci_readout
 from textflow.diagnostics.trajectory import TrajectoryRecorder, plot_trajectory
-from textflow.errors import ConfigError
+from textflow.errors import ConfigError, check_choice
 from textflow.evaluation.evaluate import shuffle_words
 from textflow.evaluation.images import image_metrics, save_image_grid
 from textflow.evaluation.judge import truncate_at_eos
@@ -29,6 +29,16 @@ from textflow.generate import generate
 from textflow.io import atomic_write_json, atomic_write_jsonl
 from textflow.noise import sample_seed
 from textflow.reference import heldout_blocks
+
+
+def set_readout_feed(autoencoder, feed: str) -> None:
+    """``readout_feed=soft``: the commit ablation of an AR decoder (science.md §4, CCI)."""
+    inner = getattr(autoencoder, "inner", autoencoder)
+    if not hasattr(inner, "feed"):
+        raise ConfigError(f"readout_feed={feed!r} needs an autoregressive readout (autoencoder=ar); this "
+                          f"checkpoint's autoencoder is {type(inner).__name__}")
+    check_choice("readout_feed", feed, ("token", "soft"))
+    inner.feed = feed
 
 
 def check_counts(cfg: DictConfig) -> None:
@@ -92,6 +102,8 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
         denoiser.autocast_dtype = torch.bfloat16
     if cfg.compile:
         denoiser.backbone.compile()
+    if cfg.readout_feed is not None:
+        set_readout_feed(denoiser.autoencoder, cfg.readout_feed)
     seq_len = int(cfg.seq_len or loaded.info["seq_len"])
 
     categorical = denoiser.autoencoder.categorical
@@ -116,6 +128,7 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     if gen.committed_step is not None:  # committing samplers: how much was decided before the final readout
         metrics["commit_fraction"] = float((gen.committed_step >= 0).float().mean())
     metrics["diag/cci"] = cci_from_commits(gen.committed_step, sampler.steps).value
+    metrics["diag/cci_readout"] = cci_readout(denoiser.autoencoder, seq_len)
     if recorder is not None:
         metrics["trajectory"] = recorder.curve()
 

@@ -104,6 +104,19 @@ def test_ar_autoencoder_trains_jointly_and_samples(tmp_path_factory, cache_dir, 
                                     "batch_size=2", "sampler=ode", "sampler.steps=2", "evaluation=diversity"])
     metrics, objects = sample_entry.run(cfg)
     assert objects["generation"].ids.shape == (2, 32)
+    assert metrics["diag/cci"] == 0.0 and metrics["diag/cci_readout"] == pytest.approx(31 / 32)
+    ablated = compose_config("sample", [f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path / 'soft'}", "num_samples=2",
+                                        "batch_size=2", "sampler=ode", "sampler.steps=2", "evaluation=diversity",
+                                        "readout_feed=soft", "reference=false"])
+    metrics, objects = sample_entry.run(ablated)
+    assert metrics["diag/cci_readout"] == 0.0 and objects["generation"].ids.shape == (2, 32)
+
+
+def test_commit_ablation_needs_an_autoregressive_readout(vae_stages, tmp_path):
+    cfg = compose_config("sample", [f"ckpt_path={vae_stages[1]}", f"paths.output_dir={tmp_path}",
+                                    "readout_feed=soft", "evaluation=diversity"])
+    with pytest.raises(ConfigError, match="readout_feed='soft' needs an autoregressive readout.*TransformerVAE"):
+        sample_entry.run(cfg)
 
 
 @pytest.fixture(scope="module")

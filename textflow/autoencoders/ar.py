@@ -33,19 +33,23 @@ class LatentARAutoencoder(LatentAutoencoder):
     max_len: longest token sequence (the decoder sees 2 * max_len positions).
     latent_noise: max std of the noise on latents during training.
     use_cache: decode with the key/value cache (same tokens, fewer FLOPs).
+    feed: what ``decode`` feeds back: ``token`` (the committed token) or ``soft`` (the commit ablation;
+        sample.py readout_feed=soft sets it on a trained checkpoint).
     """
 
     parallel_readout = False
 
     def __init__(self, *, vocab_size: int, latent_dim: int = 32, width: int = 256, encoder_depth: int = 2,
                  decoder_depth: int = 2, heads: int = 4, max_len: int = 1024, latent_noise: float = 0.2,
-                 use_cache: bool = True):
+                 use_cache: bool = True, feed: str = "token"):
         super().__init__()
         if latent_dim < 1 or vocab_size < 2 or latent_noise < 0:
             raise ConfigError(f"ar needs latent_dim >= 1, vocab_size >= 2, latent_noise >= 0; got "
                               f"{latent_dim}, {vocab_size}, {latent_noise}")
         self.vocab_size, self.latent_dim = int(vocab_size), int(latent_dim)
         self.latent_noise, self.use_cache = float(latent_noise), bool(use_cache)
+        check_choice("autoencoder.feed", feed, ("token", "soft"))
+        self.feed = feed
         self.embedding = nn.Embedding(self.vocab_size, width)
         self.encoder = Transformer(width=width, depth=encoder_depth, heads=heads, max_len=max_len)
         self.to_latent = nn.Linear(width, self.latent_dim)
@@ -79,13 +83,14 @@ class LatentARAutoencoder(LatentAutoencoder):
         return token, self.token_embedding(token)
 
     @torch.no_grad()
-    def generate(self, latents: Tensor, *, temperature: float = 0.0, feed: str = "token",
+    def generate(self, latents: Tensor, *, temperature: float = 0.0, feed: str | None = None,
                  generator: GeneratorArg = None, use_cache: bool | None = None) -> tuple[Tensor, Tensor]:
         """Commit ``L`` tokens one at a time: returns (tokens (B, L), per-step logits (B, L, V)).
 
         ``temperature = 0`` is greedy; otherwise tokens are sampled (Gumbel-max with ``generator``).
         ``feed="soft"`` is the commit ablation (expected embeddings fed back, nothing committed).
         """
+        feed = self.feed if feed is None else feed
         check_choice("feed", feed, ("token", "soft"))
         use_cache = self.use_cache if use_cache is None else use_cache
         batch, length = latents.shape[:2]
@@ -102,7 +107,7 @@ class LatentARAutoencoder(LatentAutoencoder):
         return torch.stack(tokens, 1), torch.stack(logits, 1)
 
     def decode(self, latents: Tensor) -> Tensor:
-        """Greedy commit-by-commit decoding; the per-step logits (their argmax are the tokens)."""
+        """Greedy commit-by-commit decoding (``feed`` decides what is fed back); the per-step logits."""
         return self.generate(latents)[1]
 
     def loss(self, ids: Tensor, *, generator: GeneratorArg = None) -> dict[str, Tensor]:

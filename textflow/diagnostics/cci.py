@@ -28,3 +28,13 @@ def cci_autoregressive(length: int) -> float:
     """An autoregressive decoder commits every token but the last before its final readout."""
     return (length - 1) / length
 
+
+
+def cci_readout(autoencoder, length: int) -> float:
+    """CCI of the readout itself (structural): an AR decoder that feeds back committed tokens commits
+    all but the last before its final decision, (L - 1) / L; a parallel readout, or the AR decoder
+    under the commit ablation (expected embeddings fed back), commits nothing: 0."""
+    inner = getattr(autoencoder, "inner", autoencoder)  # a two-stage run wraps the autoencoder
+    if inner.parallel_readout or getattr(inner, "feed", "token") != "token":
+        return 0.0
+    return cci_autoregressive(length)

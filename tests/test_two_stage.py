@@ -126,6 +126,22 @@ def smooth_flow(tmp_path_factory, cache_dir):
     return train(tmp_path_factory, cache_dir, "smooth_flow", *common, f"autoencoder_ckpt={ae}")
 
 
+def test_smooth_flow_training_logs_the_mse_dabi(smooth_flow):
+    logged = (smooth_flow.parent.parent / "csv" / "metrics.csv").read_text()
+    for key in ("val/recon_mse", "diag/clean_recon_mse", "diag/dabi_residual_mse_K4_f1"):
+        assert key in logged, key
+
+
+def test_smooth_diagnose_report(smooth_flow, tmp_path):
+    from textflow.diagnose import main as diagnose_main
+
+    diagnose_main([str(smooth_flow), "--out", str(tmp_path), "--blocks", "16", "--steps", "2", "4"])
+    result = json.loads((tmp_path / "diagnostics.json").read_text())
+    assert result["continuous"] and set(result["dabi_by_K"]) == {"2", "4"}
+    assert all(r > 0 for r in result["dabi_by_K"]["2"]["ratio"])
+    assert (tmp_path / "dabi_vs_f.png").is_file() and "continuous decoder" in (tmp_path / "diagnostics.md").read_text()
+
+
 @pytest.mark.parametrize("sampler", ["ode", "sde"])
 def test_smooth_control_samples_and_reports_continuous_metrics(smooth_flow, tmp_path, sampler):
     cfg = compose_config("sample", [f"ckpt_path={smooth_flow}", f"paths.output_dir={tmp_path}", "num_samples=8",

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from textflow.checkpoint import load_run
-from textflow.diagnostics import boundary_geometry, dabi_curve, oracle_flip_rate, terminal_residual, terminal_time
+from textflow.diagnostics import (boundary_geometry, dabi_curve, mse_dabi_curve, oracle_flip_rate,
+                                  terminal_residual, terminal_time)
 from textflow.diagnostics import tube_law
 from textflow.diagnostics.rowspace import row_space_fraction
 from textflow.io import atomic_write_json, atomic_write_text
@@ -65,9 +66,32 @@ def measure(den, ids: torch.Tensor, *, steps=(4, 8, 16), seed: int = 0, flip: bo
     return out
 
 
+@torch.no_grad()
+def measure_continuous(den, images: torch.Tensor, *, steps=(4, 8, 16), seed: int = 0, f_grid=F_GRID) -> dict:
+    """The smooth control: DABI with the MSE response at each K's terminal residual (no tokens, so
+    no flip rate, tube law or boundary); science.md §4 expects DABI ≈ 1 here."""
+    x = den.embed(images)
+    out = {"blocks": len(images), "seq_len": x.shape[1], "latent_dim": x.shape[-1], "continuous": True,
+           "clean_recon_mse": float((den.readout(x).float() - images.float()).pow(2).mean()), "dabi_by_K": {}}
+    for k in steps:
+        r = terminal_residual(den, x, terminal_time(k), generator=torch.Generator().manual_seed(seed))
+        c = mse_dabi_curve(den.readout, x, r, f_grid=f_grid, generator=torch.Generator().manual_seed(seed + 1))
+        out["dabi_by_K"][str(k)] = {"f": c.f, "ratio": c.ratio, "structured": c.structured, "isotropic": c.isotropic,
+                                    "lower_bound": c.lower_bound, "residual_rms": float(r.pow(2).mean().sqrt())}
+    out["dabi_K"] = steps[0]
+    out["dabi"] = {"residual/mse": out["dabi_by_K"][str(steps[0])]}
+    return out
+
+
 def diagnose(ckpt: str, *, blocks: int = 64, steps=(4, 8, 16), seed: int = 0) -> dict:
-    """:func:`measure` on held-out blocks of the checkpoint's own corpus."""
+    """:func:`measure` on held-out blocks of the checkpoint's own corpus (held-out images for the
+    smooth control: :func:`measure_continuous`)."""
     loaded = load_run(ckpt)
+    if not loaded.module.net["autoencoder"].categorical:
+        from hydra.utils import instantiate
+
+        images = instantiate(loaded.config.data).images("val")[:blocks]
+        return {"checkpoint": str(ckpt), **measure_continuous(loaded.denoiser(), images, steps=steps, seed=seed)}
     seq_len = int(loaded.info["seq_len"])
     ids = torch.tensor(heldout_blocks(loaded.config.data.corpus, loaded.tokenizer, seq_len=seq_len, num=blocks))
     return {"checkpoint": str(ckpt), **measure(loaded.denoiser(), ids, steps=steps, seed=seed)}
@@ -75,6 +99,9 @@ def diagnose(ckpt: str, *, blocks: int = 64, steps=(4, 8, 16), seed: int = 0) ->
 
 def scalars(result: dict) -> dict[str, float]:
     """The ``diag/...`` scalars a dashboard shows (f = 1 DABI values, flip rates, tube law, alignment)."""
+    if result.get("continuous"):
+        return {"diag/clean_recon_mse": result["clean_recon_mse"],
+                **{f"diag/dabi_residual_mse_K{k}_f1": c["ratio"][F_GRID.index(1.0)] for k, c in result["dabi_by_K"].items()}}
     out = {"diag/clean_readout_acc": result["clean_readout_acc"], "diag/clean_readout_ce": result["clean_readout_ce"],
            "diag/p_m0": result["tube"]["density_at_zero"]}
     for row in result.get("flip", []):
@@ -94,7 +121,7 @@ def scalars(result: dict) -> dict[str, float]:
 
 def figures(result: dict, out_dir: Path, *, prefix: str = "", loggers=(), step: int = 0) -> list[Path]:
     """``dabi_vs_f.png`` and ``flip_vs_s.png`` in ``out_dir``, also sent to image-taking ``loggers``."""
-    if "dabi" not in result or "flip" not in result:
+    if "dabi" not in result or ("flip" not in result and not result.get("continuous")):
         return []
     fig, ax = new_axes()
     for name, c in result["dabi"].items():
@@ -107,6 +134,8 @@ def figures(result: dict, out_dir: Path, *, prefix: str = "", loggers=(), step: 
     ax.set_xlabel("f (perturbation scale)")
     ax.set_ylabel(f"DABI (structured / isotropic), K={result['dabi_K']}")
     paths = [finish(fig, ax, out_dir / f"{prefix}dabi_vs_f.png", key="diag/dabi_vs_f", loggers=loggers, step=step)]
+    if result.get("continuous"):
+        return paths
     fig, ax = new_axes()
     s = [row["s"] for row in result["flip"]]
     ax.plot(s, [row["observed_flip"] for row in result["flip"]], marker="o", label="observed (oracle roll-in)")
@@ -119,7 +148,20 @@ def figures(result: dict, out_dir: Path, *, prefix: str = "", loggers=(), step: 
     return paths
 
 
+def markdown_continuous(result: dict) -> str:
+    lines = [f"# Diagnostics of `{result['checkpoint']}` (continuous decoder)", "",
+             f"{result['blocks']} held-out examples, {result['seq_len']} latent positions of d = {result['latent_dim']}; "
+             f"clean reconstruction MSE {result['clean_recon_mse']:.5f}.", "",
+             "DABI with the MSE response at each K's terminal residual (structured / norm-matched isotropic):", "",
+             "| K | residual RMS | " + " | ".join(f"f={f}" for f in F_GRID) + " |", "|---|---|" + "---|" * len(F_GRID)]
+    for k, c in result["dabi_by_K"].items():
+        lines.append(f"| {k} | {c['residual_rms']:.4f} | " + " | ".join(f"{v:.3g}" for v in c["ratio"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(result: dict) -> str:
+    if result.get("continuous"):
+        return markdown_continuous(result)
     lines = [f"# Diagnostics of `{result['checkpoint']}`", "",
              f"{result['blocks']} held-out blocks of {result['seq_len']} tokens; latent d = {result['latent_dim']}; "
              f"clean readout accuracy {result['clean_readout_acc']:.4f}, CE {result['clean_readout_ce']:.4f}.", "",
@@ -152,9 +194,9 @@ def main(argv=None) -> None:
     result = diagnose(args.ckpt, blocks=args.blocks, steps=tuple(args.steps), seed=args.seed)
     atomic_write_json(out_dir / "diagnostics.json", result)
     atomic_write_text(out_dir / "diagnostics.md", markdown(result))
-    figures(result, out_dir)
+    written = figures(result, out_dir)
     print(markdown(result))
-    print(f"[textflow] wrote {out_dir}/diagnostics.md, diagnostics.json, dabi_vs_f.png, flip_vs_s.png")
+    print(f"[textflow] wrote {out_dir}/diagnostics.md, diagnostics.json, " + ", ".join(p.name for p in written))
 
 
 if __name__ == "__main__":

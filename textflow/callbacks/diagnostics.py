@@ -8,8 +8,6 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from textflow.callbacks.base import is_text_flow
-
 
 class ReadoutDiagnostics(L.Callback):
     """Every ``every_n_validations`` validation runs (0 = off), on the first ``blocks`` held-out
@@ -21,7 +19,9 @@ class ReadoutDiagnostics(L.Callback):
     terminal residual), ``diag/alignment_cos2``, ``diag/isotropic_cos2``, ``diag/row_space_residual``
     and ``diag/row_space_isotropic``.
     Figures (``diag/dabi_vs_f``, ``diag/flip_vs_s``) go to TensorBoard / wandb and to
-    ``<run>/diagnostics/step<N>_*.png``.
+    ``<run>/diagnostics/step<N>_*.png``. For a continuous decoder (the smooth control) it logs
+    ``diag/clean_recon_mse`` and ``diag/dabi_residual_mse_K{K}_f1`` (DABI with the MSE response).
+    An AR readout is skipped (it decodes position by position; use ``python -m textflow.diagnose``).
     """
 
     def __init__(self, *, every_n_validations: int = 1, blocks: int = 16, steps: list[int] = (4, 8, 16),
@@ -39,15 +39,23 @@ class ReadoutDiagnostics(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
         if trainer.sanity_checking or self.every_n_validations <= 0 or self._ids is None:
             return
-        if not is_text_flow(pl_module, parallel=True):  # DABI needs a parallel categorical readout
+        if not hasattr(pl_module, "denoiser"):  # stage=autoencoder: no flow to diagnose
+            return
+        den = pl_module.denoiser(use_ema=True)
+        if not den.autoencoder.parallel_readout:  # the AR decoder: too slow to call per perturbation
             return
         self._validations += 1
         if self._validations % self.every_n_validations:
             return
-        from textflow.diagnose import figures, measure, scalars
+        from textflow.diagnose import figures, measure, measure_continuous, scalars
 
-        result = measure(pl_module.denoiser(use_ema=True), self._ids.to(pl_module.device), steps=self.steps,
-                         seed=self.seed, flip=self.flip, dabi=self.dabi)
+        held_out = self._ids.to(pl_module.device)
+        if den.autoencoder.categorical:
+            result = measure(den, held_out, steps=self.steps, seed=self.seed, flip=self.flip, dabi=self.dabi)
+        elif self.dabi:  # the smooth control: DABI with the MSE response
+            result = measure_continuous(den, held_out, steps=self.steps, seed=self.seed)
+        else:
+            return
         for key, value in scalars(result).items():
             pl_module.log(key, float(value), on_epoch=True, batch_size=len(self._ids))
         if self.figures and trainer.is_global_zero:

@@ -3,9 +3,9 @@ tube law and row-space fraction, as pure functions (no Lightning)."""
 
 from textflow.diagnostics.boundary import boundary_geometry
 from textflow.diagnostics.cci import cci_from_commits
-from textflow.diagnostics.dabi import dabi_curve
+from textflow.diagnostics.dabi import dabi_curve, mse_dabi_curve
 from textflow.diagnostics.rollin import oracle_flip_rate, terminal_residual, terminal_time
 from textflow.diagnostics.tube import tube_law
 
-__all__ = ["boundary_geometry", "cci_from_commits", "dabi_curve", "oracle_flip_rate", "terminal_residual",
+__all__ = ["boundary_geometry", "cci_from_commits", "dabi_curve", "mse_dabi_curve", "oracle_flip_rate", "terminal_residual",
            "terminal_time", "tube_law"]

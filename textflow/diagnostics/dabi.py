@@ -85,3 +85,29 @@ def dabi_curve(readout: Callable[[Tensor], Tensor], x: Tensor, r: Tensor, *, dir
     return DabiCurve(f=list(f_grid), structured=structured, isotropic=isotropic, ratio=ratio, lower_bound=bound,
                      response=response_kind, alignment_cos2=cos2, isotropic_cos2=1.0 / x.shape[-1],
                      extras={"direction": direction})
+
+
+@torch.no_grad()
+def mse_dabi_curve(decode: Callable[[Tensor], Tensor], x: Tensor, r: Tensor, *,
+                   f_grid: Sequence[float] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0), isotropic_draws: int = 8,
+                   generator: torch.Generator | None = None) -> DabiCurve:
+    """DABI of a continuous decoder (the smooth control of science.md §4) with the MSE response
+    ``R(x') = mean |decode(x') - decode(x)|^2``; ``r`` is the structured direction (the terminal
+    residual) and the isotropic directions are norm-matched per latent position, as for text."""
+    base = decode(x).float()
+    r_norm = r.norm(dim=-1, keepdim=True)
+    units = [F.normalize(torch.randn(x.shape, generator=generator).to(x), dim=-1) for _ in range(isotropic_draws)]
+
+    def mse(delta: Tensor) -> float:
+        return float((decode(x + delta).float() - base).pow(2).mean())
+
+    structured, isotropic, ratio = [], [], []
+    for f in f_grid:
+        s = mse(f * r)
+        iso = sum(mse(f * r_norm * u) for u in units) / isotropic_draws
+        structured.append(s)
+        isotropic.append(iso)
+        ratio.append(s / iso if iso > 0 else float("nan"))
+    return DabiCurve(f=list(f_grid), structured=structured, isotropic=isotropic, ratio=ratio,
+                     lower_bound=[False] * len(ratio), response="mse", alignment_cos2=float("nan"),
+                     isotropic_cos2=1.0 / x.shape[-1], extras={"direction": "residual"})

@@ -128,3 +128,21 @@ def test_row_space_fraction_sees_only_the_readout_subspace():
     readout = lambda v: v @ w.T  # noqa: E731
     assert row_space_fraction(readout, x, inside, competitors=4) == pytest.approx(1.0, abs=1e-5)
     assert row_space_fraction(readout, x, outside, competitors=4) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mse_dabi_is_one_for_an_isometric_decoder_and_large_along_a_stretched_axis():
+    from textflow.diagnostics import mse_dabi_curve
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, 8, generator=g)
+    r = torch.randn(4, 3, 8, generator=g)
+    q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g))
+    isometric = mse_dabi_curve(lambda z: z @ q, x, r, f_grid=(0.5, 1.0), generator=torch.Generator().manual_seed(1))
+    assert isometric.ratio == pytest.approx([1.0, 1.0], rel=1e-4)
+    stretch = torch.diag(torch.tensor([10.0] + [1.0] * 7))
+    along = torch.zeros_like(r)
+    along[..., 0] = 1.0
+    sharp = mse_dabi_curve(lambda z: z @ stretch, x, along, f_grid=(1.0,), isotropic_draws=64,
+                           generator=torch.Generator().manual_seed(1))
+    # structured response 100, isotropic E[(99 u_0^2 + 1)] = 99/8 + 1 for a uniform unit direction
+    assert sharp.ratio[0] == pytest.approx(100 / (99 / 8 + 1), rel=0.25)

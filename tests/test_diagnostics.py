@@ -146,3 +146,15 @@ def test_mse_dabi_is_one_for_an_isometric_decoder_and_large_along_a_stretched_ax
                            generator=torch.Generator().manual_seed(1))
     # structured response 100, isotropic E[(99 u_0^2 + 1)] = 99/8 + 1 for a uniform unit direction
     assert sharp.ratio[0] == pytest.approx(100 / (99 / 8 + 1), rel=0.25)
+
+
+def test_flip_curve_spread_against_the_densest_curve():
+    from textflow.diagnostics.rollin import curve_spread
+
+    reference = [{"s": s, "flip": f} for s, f in ((0.1, 0.1), (1.0, 0.2), (10.0, 0.4))]
+    spread = curve_spread({16: reference, 4: [{"s": 1.0, "flip": 0.3}, {"s": math.sqrt(10.0), "flip": 0.3},
+                                              {"s": 100.0, "flip": 0.9}]})
+    # s = 1 matches a reference point (|0.3 - 0.2|); s = sqrt(10) is halfway in log s (0.3 vs 0.3);
+    # s = 100 lies outside the reference range and is skipped
+    assert spread["points"] == 2 and spread["abs_max"] == pytest.approx(0.1)
+    assert spread["rel_max"] == pytest.approx(0.5) and spread["abs_median"] == pytest.approx(0.05)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from textflow.checkpoint import load_run
 from textflow.diagnostics import (boundary_geometry, dabi_curve, mse_dabi_curve, oracle_flip_rate,
                                   terminal_residual, terminal_time)
+from textflow.diagnostics.rollin import curve_spread, flip_curve
 from textflow.diagnostics import tube_law
 from textflow.diagnostics.rowspace import row_space_fraction
 from textflow.io import atomic_write_json, atomic_write_text
@@ -32,8 +33,9 @@ F_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 @torch.no_grad()
 def measure(den, ids: torch.Tensor, *, steps=(4, 8, 16), seed: int = 0, flip: bool = True, dabi: bool = True,
-            f_grid=F_GRID) -> dict:
-    """All readout diagnostics of denoiser ``den`` on held-out token blocks ``ids`` (B, L)."""
+            f_grid=F_GRID, curves: bool = False) -> dict:
+    """All readout diagnostics of denoiser ``den`` on held-out token blocks ``ids`` (B, L); with
+    ``curves``, also the oracle flip rate at every step of each K's grid and the curves' spread."""
     x = den.embed(ids)
     logits = den.readout(x).float()
     out = {"blocks": len(ids), "seq_len": ids.shape[1], "latent_dim": x.shape[-1],
@@ -49,6 +51,12 @@ def measure(den, ids: torch.Tensor, *, steps=(4, 8, 16), seed: int = 0, flip: bo
             observed = oracle_flip_rate(den, x, t, generator=torch.Generator().manual_seed(seed))
             out["flip"].append({"K": k, "t": t, "s": s, "observed_flip": observed,
                                 "predicted_flip": law.predicted_flip(s)})
+    if curves:
+        # independent noise per K: on a uniform grid the K = 4 times are among the K = 16 times, and
+        # with shared noise the curves would coincide exactly there by construction
+        out["flip_curves"] = {str(k): flip_curve(den, x, k, generator=torch.Generator().manual_seed(seed + 1000 * k))
+                              for k in steps}
+        out["flip_curve_spread"] = curve_spread({int(k): rows for k, rows in out["flip_curves"].items()})
     if dabi:
         k0 = steps[0]
         r = terminal_residual(den, x, terminal_time(k0), generator=torch.Generator().manual_seed(seed))
@@ -94,7 +102,7 @@ def diagnose(ckpt: str, *, blocks: int = 64, steps=(4, 8, 16), seed: int = 0) ->
         return {"checkpoint": str(ckpt), **measure_continuous(loaded.denoiser(), images, steps=steps, seed=seed)}
     seq_len = int(loaded.info["seq_len"])
     ids = torch.tensor(heldout_blocks(loaded.config.data.corpus, loaded.tokenizer, seq_len=seq_len, num=blocks))
-    return {"checkpoint": str(ckpt), **measure(loaded.denoiser(), ids, steps=steps, seed=seed)}
+    return {"checkpoint": str(ckpt), **measure(loaded.denoiser(), ids, steps=steps, seed=seed, curves=True)}
 
 
 def scalars(result: dict) -> dict[str, float]:
@@ -137,13 +145,18 @@ def figures(result: dict, out_dir: Path, *, prefix: str = "", loggers=(), step: 
     if result.get("continuous"):
         return paths
     fig, ax = new_axes()
+    for k, rows in result.get("flip_curves", {}).items():  # every step of each K's grid
+        ax.plot([r["s"] for r in rows], [r["flip"] for r in rows], marker=".", lw=1, alpha=0.7,
+                label=f"K={k}, every step")
     s = [row["s"] for row in result["flip"]]
     ax.plot(s, [row["observed_flip"] for row in result["flip"]], marker="o", label="observed (oracle roll-in)")
     ax.plot(s, [row["predicted_flip"] for row in result["flip"]], marker="x", ls="--", label="tube law")
     for row in result["flip"]:
         ax.annotate(f"K={row['K']}", (row["s"], row["observed_flip"]), fontsize=7)
-    ax.set_xlabel("s(t) at the terminal step")
-    ax.set_ylabel("terminal flip rate")
+    if "flip_curves" in result:
+        ax.set_xscale("log")
+    ax.set_xlabel("s(t) (noise-to-signal)")
+    ax.set_ylabel("flip rate after one network call")
     paths.append(finish(fig, ax, out_dir / f"{prefix}flip_vs_s.png", key="diag/flip_vs_s", loggers=loggers, step=step))
     return paths
 
@@ -170,6 +183,12 @@ def markdown(result: dict) -> str:
         ratio = row["observed_flip"] / row["predicted_flip"] if row["predicted_flip"] else float("nan")
         lines.append(f"| {row['K']} | {row['t']:.4f} | {row['s']:.4f} | {row['observed_flip']:.4f} | "
                      f"{row['predicted_flip']:.4f} | {ratio:.2f} |")
+    if "flip_curve_spread" in result:
+        sp = result["flip_curve_spread"]
+        lines += ["", f"Flip-rate curves over every step of K = {', '.join(result['flip_curves'])} against s(t): "
+                  f"{sp['points']} points compared with the K = {sp['reference_K']} curve (interpolated in log s): "
+                  f"|Δflip| median {sp['abs_median']:.4f}, max {sp['abs_max']:.4f}; relative median "
+                  f"{sp['rel_median']:.3f}, max {sp['rel_max']:.3f}."]
     lines += ["", f"DABI at the K = {result['dabi_K']} terminal residual "
               f"(alignment cos²(r, n) = {result['alignment_cos2']:.4f} vs isotropic {result['isotropic_cos2']:.4f}; "
               f"row-space fraction {result['row_space']['residual']:.4f} vs isotropic "

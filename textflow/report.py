@@ -21,9 +21,10 @@ from pathlib import Path
 from textflow.io import atomic_write_text
 
 FIRST = ["sampler", "steps", "nfe", "tokens_per_s", "gen_ppl", "unigram_entropy", "distinct_1", "distinct_2",
-         "distinct_3", "repetition_4", "self_bleu", "mode_collapse"]
+         "distinct_3", "repetition_4", "self_bleu", "mode_collapse",
+         "frechet", "nn_distance", "coverage_distance"]  # the last three: the smooth image control
 LOG_Y = ("gen_ppl", "tokens_per_s")
-PLOTTED = ["unigram_entropy", "distinct_2", "repetition_4", "tokens_per_s", "gen_ppl"]
+PLOTTED = ["unigram_entropy", "distinct_2", "repetition_4", "tokens_per_s", "gen_ppl", "frechet", "nn_distance"]
 
 
 def put(row: dict, key: str, value) -> None:
@@ -37,7 +38,7 @@ def put(row: dict, key: str, value) -> None:
 def reference_rows(references: dict[str, dict]) -> list[dict]:
     rows = []
     for name, block in references.items():
-        row = {"sampler": f"{name} text"}
+        row = {"sampler": f"{name} {'images' if 'frechet' in block else 'text'}"}
         for key, value in block.items():
             put(row, key, value)
         rows.append(row)
@@ -75,7 +76,7 @@ def collect(root: Path) -> tuple[list[dict], dict | None]:
 
 
 KNOBS = ["gamma", "rule", "threshold", "time"]
-MARKDOWN_EXTRA = ["diag/cci", "gen_ppl_ci95", "unigram_entropy_ci95", "mauve", "judge",
+MARKDOWN_EXTRA = ["diag/cci", "diag/cci_readout", "gen_ppl_ci95", "unigram_entropy_ci95", "mauve", "judge",
                   "num_samples", "error"]
 
 
@@ -129,7 +130,7 @@ def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path, 
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
     for (name, block), style in zip(references.items(), ("--", ":", "-.")):
         if isinstance(block.get(metric), (int, float)):
-            ax.axhline(block[metric], color="k", ls=style, lw=1, label=f"{name} text")
+            ax.axhline(block[metric], color="k", ls=style, lw=1, label=f"{name} {'images' if 'frechet' in block else 'text'}")
     if x == "steps":
         ax.set_xscale("log", base=2)
     if metric in LOG_Y:

@@ -235,3 +235,14 @@ def test_gpt2_bpe_from_the_package_index(tmp_path, quick_pip):
     assert again.to_json() == gpt2.to_json()
     for text in TRICKY:
         assert gpt2.decode(gpt2.encode(text)) == text
+
+
+def test_loader_settings_auto_follow_the_device(monkeypatch):
+    from textflow.data.datamodule import loader_settings
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert loader_settings("auto", "auto") == (0, False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    workers, pinned = loader_settings("auto", "auto")
+    assert 0 <= workers <= 4 and pinned is True
+    assert loader_settings(2, False) == (2, False)  # explicit values win

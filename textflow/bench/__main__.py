@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     scaling.add_argument("--repeats", type=int, default=3)
     scaling.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     scaling.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    scaling.add_argument("--compile", action="store_true", help="torch.compile the flow's backbone")
     for p in (judge, sampling, diag, train, peer, scaling):
         p.add_argument("--out", default="outputs/bench")
         p.add_argument("--cache-dir", default=os.environ.get("TEXTFLOW_CACHE", os.path.expanduser("~/.cache/textflow")))
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
 
         rows = bench.run(lengths=[int(x) for x in args.lengths.split(",")], steps=[int(k) for k in args.steps.split(",")],
                          batch_size=args.batch_size, width=args.width, depth=args.depth, heads=args.heads,
-                         repeats=args.repeats, device=args.device, bf16=args.bf16, out_dir=args.out)
+                         repeats=args.repeats, device=args.device, bf16=args.bf16, compile=args.compile,
+                         out_dir=args.out)
     elif args.name == "diagnostics":
         from textflow.bench import diagnostics as bench
 

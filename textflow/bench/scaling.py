@@ -31,7 +31,7 @@ def build_flow(*, vocab_size: int, width: int, depth: int, heads: int, latent_di
 
 def run(*, lengths: list[int], steps: list[int], batch_size: int = 32, width: int = 256, depth: int = 4,
         heads: int = 4, vocab_size: int = 4096, latent_dim: int = 64, repeats: int = 3, device: str = "cpu",
-        bf16: bool = False, out_dir: str | Path = "outputs/bench") -> list[dict]:
+        bf16: bool = False, compile: bool = False, out_dir: str | Path = "outputs/bench") -> list[dict]:
     from textflow.generate import generate
     from textflow.samplers import Sampler
 
@@ -40,6 +40,8 @@ def run(*, lengths: list[int], steps: list[int], batch_size: int = 32, width: in
                       max_len=max_len, device=device)
     if bf16:
         flow.autocast_dtype = torch.bfloat16
+    if compile:  # the flow's backbone; the AR loop's shapes change every step, so it stays eager
+        flow.backbone.compile()
     ar = CausalLM(vocab_size=vocab_size, width=width, depth=depth, heads=heads, max_len=max_len + 1).to(device).eval()
     rows = []
     for length in lengths:
@@ -57,6 +59,7 @@ def run(*, lengths: list[int], steps: list[int], batch_size: int = 32, width: in
                                   warmup=1, repeats=repeats, desc=f"ode K={k} L={length}")["median_s"]
             tokens = batch_size * length
             rows.append({"seq_len": length, "K": k, "batch": batch_size, "device": device, "bf16": bf16,
+                         "compile": compile,
                          "flow_s": flow_time, "ar_s": ar_time, "flow_tokens_per_s": tokens / flow_time,
                          "ar_tokens_per_s": tokens / ar_time, "speedup": ar_time / flow_time})
     for row in rows:

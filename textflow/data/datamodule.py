@@ -11,6 +11,7 @@ Blocks are non-overlapping windows of ``seq_len`` ids; the tail of each split is
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -40,6 +41,16 @@ class BlockDataset(Dataset):
         return torch.from_numpy(self.tokens[s:s + self.seq_len].astype(np.int64))
 
 
+def loader_settings(num_workers: int | str, pin_memory: bool | str) -> tuple:
+    """Resolve ``auto``: workers and pinned memory only when a CUDA device will consume the batches."""
+    cuda = torch.cuda.is_available()
+    if num_workers == "auto":
+        num_workers = min(4, max((os.cpu_count() or 1) - 1, 0)) if cuda else 0
+    if pin_memory == "auto":
+        pin_memory = cuda
+    return num_workers, pin_memory
+
+
 class TextDataModule(L.LightningDataModule):
     """Token blocks of a corpus for training and validation.
 
@@ -50,7 +61,9 @@ class TextDataModule(L.LightningDataModule):
         seq_len: tokens per block.
         batch_size: training batch size (batches are LongTensors ``(batch_size, seq_len)``).
         cache_dir: downloads, tokenizers and token ids.
-        num_workers, pin_memory: DataLoader settings (0 workers suits a small CPU: blocks are mmap slices).
+        num_workers, pin_memory: DataLoader settings, or ``auto``: with CUDA available, 4 workers (fewer
+            on a small machine) and pinned memory, else 0 workers and no pinning (a small CPU gains
+            nothing from workers: blocks are mmap slices). Measured in docs/benchmarks.md.
         val_batch_size: defaults to ``batch_size``.
         max_val_blocks: cap on held-out blocks, taken evenly spaced so every held-out document is covered.
 
@@ -59,15 +72,17 @@ class TextDataModule(L.LightningDataModule):
         vocab_size: its vocabulary size (builds the tokenizer on first access).
     """
 
-    def __init__(self, *, corpus, tokenizer, seq_len: int, batch_size: int, cache_dir: str, num_workers: int = 0,
-                 val_batch_size: int | None = None, pin_memory: bool = False, max_val_blocks: int | None = None):
+    def __init__(self, *, corpus, tokenizer, seq_len: int, batch_size: int, cache_dir: str,
+                 num_workers: int | str = 0, val_batch_size: int | None = None, pin_memory: bool | str = False,
+                 max_val_blocks: int | None = None):
         super().__init__()
         for key, value in (("data.seq_len", seq_len), ("data.batch_size", batch_size),
                            ("data.val_batch_size", val_batch_size or 1), ("data.max_val_blocks", max_val_blocks or 1)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{key}={value!r} is invalid; it must be an integer >= 1")
+        num_workers, pin_memory = loader_settings(num_workers, pin_memory)
         if not isinstance(num_workers, int) or num_workers < 0:
-            raise ConfigError(f"data.num_workers={num_workers!r} is invalid; it must be an integer >= 0")
+            raise ConfigError(f"data.num_workers={num_workers!r} is invalid; it must be an integer >= 0 or auto")
         self.corpus, self.tokenizer_spec = corpus, tokenizer
         self.seq_len, self.batch_size = int(seq_len), int(batch_size)
         self.val_batch_size = int(val_batch_size or batch_size)

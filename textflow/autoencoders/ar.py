@@ -4,7 +4,9 @@ Encoder: token embedding -> bidirectional transformer -> per-token latent (B, L,
 per token (zero mean, unit variance over D) so its scale matches the unit prior without a KL term.
 Decoder: a causal transformer over the sequence ``[P z_1 .. P z_L, <s>, y_1 .. y_{L-1}]``: the
 latents are a prefix every token position attends to (prefix conditioning), and token ``y_i`` is
-predicted at the position of ``y_{i-1}``. Decoding commits one token at a time (greedy or sampled),
+predicted at the position of ``y_{i-1}``, whose input also carries ``Q z_i`` (a direct path to the
+latent of the token being decided: without it the decoder first learns a plain language model and
+only slowly learns to look the latent up by position). Decoding commits one token at a time (greedy or sampled),
 feeding each committed token back, with a key/value cache so step ``i`` costs one position, not
 ``L + i``. ``feed="soft"`` feeds the expected embedding ``softmax(logits) @ E`` instead of the
 committed token: the commit ablation of science.md §4 (CCI).
@@ -56,6 +58,7 @@ class LatentARAutoencoder(LatentAutoencoder):
         self.from_latent = nn.Linear(self.latent_dim, width)
         self.token_embedding = nn.Embedding(self.vocab_size, width)
         self.start = nn.Parameter(torch.zeros(1, 1, width))
+        self.latent_at_token = nn.Linear(self.latent_dim, width)
         self.decoder = Transformer(width=width, depth=decoder_depth, heads=heads, max_len=2 * max_len)
         self.to_logits = nn.Linear(width, self.vocab_size)
 
@@ -66,8 +69,9 @@ class LatentARAutoencoder(LatentAutoencoder):
     def teacher_forced_logits(self, latents: Tensor, ids: Tensor) -> Tensor:
         """Logits of every token given the latents and the true previous tokens (one pass)."""
         prefix = self.from_latent(latents)
-        inputs = torch.cat([prefix, self.start.expand(ids.shape[0], 1, -1).to(prefix.dtype),
-                            self.token_embedding(ids[:, :-1])], dim=1)
+        previous = torch.cat([self.start.expand(ids.shape[0], 1, -1).to(prefix.dtype),
+                              self.token_embedding(ids[:, :-1])], dim=1)
+        inputs = torch.cat([prefix, previous + self.latent_at_token(latents)], dim=1)
         h = self.decoder(inputs, causal=True)
         return self.to_logits(h[:, latents.shape[1]:])
 
@@ -94,16 +98,20 @@ class LatentARAutoencoder(LatentAutoencoder):
         check_choice("feed", feed, ("token", "soft"))
         use_cache = self.use_cache if use_cache is None else use_cache
         batch, length = latents.shape[:2]
-        inputs = torch.cat([self.from_latent(latents), self.start.expand(batch, 1, -1).to(latents.dtype)], dim=1)
+        at_token = self.latent_at_token(latents)  # (B, L, W): added to the input that decides token i
+        start = self.start.expand(batch, 1, -1).to(latents.dtype) + at_token[:, :1]
+        step_in = torch.cat([self.from_latent(latents), start], dim=1)
         cache = KVCache(len(self.decoder.blocks)) if use_cache else None
-        step_in, tokens, logits = inputs, [], []
-        for _ in range(length):
+        tokens, logits = [], []
+        for i in range(length):
             h = self.decoder(step_in, causal=True, cache=cache)
             step_logits = self.to_logits(h[:, -1])
             token, fed = self._step_input(step_logits, feed, temperature, generator)
             tokens.append(token)
             logits.append(step_logits)
-            step_in = fed[:, None] if use_cache else torch.cat([step_in, fed[:, None]], dim=1)
+            if i + 1 < length:
+                nxt = (fed + at_token[:, i + 1])[:, None]
+                step_in = nxt if use_cache else torch.cat([step_in, nxt], dim=1)
         return torch.stack(tokens, 1), torch.stack(logits, 1)
 
     def decode(self, latents: Tensor) -> Tensor:

@@ -121,7 +121,8 @@ def test_commit_ablation_needs_an_autoregressive_readout(vae_stages, tmp_path):
 
 @pytest.fixture(scope="module")
 def smooth_flow(tmp_path_factory, cache_dir):
-    common = ("experiment=smooth", "debug=fast", "data.seq_len=4", "trainer.max_time=null")
+    # data.seq_len interpolates the autoencoder's latent_tokens, as in conf/data/digits.yaml
+    common = ("experiment=smooth", "debug=fast", "data.seq_len=${autoencoder.latent_tokens}", "trainer.max_time=null")
     ae = train(tmp_path_factory, cache_dir, "smooth_ae", *common, "stage=autoencoder")
     return train(tmp_path_factory, cache_dir, "smooth_flow", *common, f"autoencoder_ckpt={ae}")
 

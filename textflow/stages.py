@@ -71,7 +71,8 @@ def flow(cfg: DictConfig, *, tokenizer, seq_len: int, autoencoder_ckpt: str | No
     if autoencoder_ckpt:
         inner_cfg, weights = read_autoencoder(str(autoencoder_ckpt), tokenizer=tokenizer, expected=cfg.autoencoder)
         cfg = cfg.copy()
-        with open_dict(cfg):
+        with open_dict(cfg):  # data may interpolate the autoencoder's keys (digits: latent_tokens)
+            cfg.data = OmegaConf.to_container(cfg.data, resolve=True)
             cfg.autoencoder = {"_target_": NORMALIZED, "autoencoder": inner_cfg}
     module = build_module(cfg, vocab_size=vocab_size, seq_len=seq_len)
     positions = getattr(module.net["autoencoder"], "latent_tokens", seq_len)

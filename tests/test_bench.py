@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import train as train_entry
 from conftest import compose_config, tiny_train_overrides
@@ -70,3 +71,19 @@ def test_peer_benchmark_matches_torchdiffeq_and_the_reference_sde(tiny_ckpt, tmp
     assert [(r["peer"], r["K"]) for r in rows] == [("reference loop", 1), ("torchdiffeq euler", 1),
                                                   ("reference loop", 3), ("torchdiffeq euler", 3)]
     assert all(r["max_abs_diff"] < 1e-5 for r in rows)
+
+
+def test_scaling_benchmark_runs(tmp_path):
+    bench_main(["scaling", "--lengths", "8,16", "--steps", "1,2", "--batch-size", "2", "--width", "16", "--depth", "1",
+                "--heads", "2", "--repeats", "1", "--out", str(tmp_path)])
+    rows = json.loads(next(tmp_path.glob("scaling-*.json")).read_text())["rows"]
+    assert len(rows) == 4 and all(r["flow_tokens_per_s"] > 0 and r["ar_tokens_per_s"] > 0 for r in rows)
+    assert (tmp_path / "scaling-cpu.png").is_file()
+
+
+def test_ar_baseline_cache_matches_recomputation():
+    from textflow.bench.ar_baseline import CausalLM
+
+    model = CausalLM(vocab_size=30, width=16, depth=2, heads=2, max_len=16).eval()
+    prompt = torch.zeros(2, 1, dtype=torch.long)
+    assert torch.equal(model.generate(prompt, 8), model.generate(prompt, 8, use_cache=False))

@@ -152,12 +152,13 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
 
 def run_images(cfg: DictConfig, loaded, sampler, gen, *, device) -> tuple[dict, dict]:
     """The smooth image control: continuous metrics against held-out images, and a sample grid."""
-    heldout = instantiate(loaded.config.data).images("val")
+    data = instantiate(loaded.config.data)
+    heldout = data.images("val")
     metrics = {"sampler": sampler.describe(), "label": sampler.label, "ckpt_path": str(loaded.path),
                "seed": cfg.seed, "nfe": gen.nfe, "wall_time_s": gen.wall_time, "device": str(device),
                **image_metrics(gen.ids, heldout)}
     if cfg.reference:
-        train = instantiate(loaded.config.data).images("train")
+        train = data.images("train")
         metrics["reference/train"] = image_metrics(train[:len(gen.ids)], heldout)
     out_dir = Path(cfg.paths.output_dir)
     atomic_write_json(out_dir / "metrics.json", metrics)

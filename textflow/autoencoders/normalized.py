@@ -25,7 +25,7 @@ from textflow.noise import GeneratorArg
 class NormalizedAutoencoder(LatentAutoencoder):
     """Args:
     autoencoder: the trained (inner) autoencoder.
-    vocab_size: must equal the inner autoencoder's (train.py passes the data's).
+    vocab_size: accepted because train.py passes every autoencoder the data's; the inner one's is used.
     """
 
     def __init__(self, *, autoencoder: LatentAutoencoder, vocab_size: int | None = None):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 
-def is_text_flow(pl_module, *, parallel: bool = False) -> bool:
-    """True for a flow module over a categorical (text) autoencoder; with ``parallel``, only when its
-    readout decodes all positions at once (per-step diagnostics call it many times)."""
+def is_text_flow(pl_module) -> bool:
+    """True for a flow module over a categorical (text) autoencoder (sample-logging callbacks)."""
     if not hasattr(pl_module, "denoiser") or not pl_module.run_info.get("tokenizer"):
         return False
     autoencoder = pl_module.denoiser(use_ema=True).autoencoder
-    return autoencoder.categorical and (autoencoder.parallel_readout or not parallel)
+    return autoencoder.categorical

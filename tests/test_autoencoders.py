@@ -82,6 +82,19 @@ def test_ar_soft_feed_changes_what_is_fed_back(ids):
     assert not torch.allclose(hard[:, 1:], soft[:, 1:])
 
 
+def test_ar_without_the_direct_path_decodes_from_the_prefix_alone(ids):
+    model = tiny_ar(direct_latent=False).eval()
+    assert model.latent_at_token is None
+    assert not any("latent_at_token" in name for name in model.state_dict())
+    z = model.encode(ids)
+    cached, cached_logits = model.generate(z, use_cache=True)
+    plain, plain_logits = model.generate(z, use_cache=False)
+    assert torch.equal(cached, plain) and torch.allclose(cached_logits, plain_logits, atol=1e-5)
+    assert torch.allclose(model.teacher_forced_logits(z, cached), cached_logits, atol=1e-5)
+    # the latents still matter, through the prefix only
+    assert not torch.allclose(model.generate(z + 1.0)[1], cached_logits)
+
+
 class StubTeacher:
     """Stands in for a frozen HF encoder: fixed random states of width 12 for every token."""
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import types
 
 import pytest
 import torch
 
 from test_samplers import GaussianDenoiser
 from textflow.diagnostics import boundary_geometry, cci_from_commits, dabi_curve, oracle_flip_rate, terminal_time, tube_law
+from textflow.diagnostics.ablation import commit_ablation
 from textflow.diagnostics.cci import cci_autoregressive
 from textflow.paths import LinearPath
 from textflow.samplers import Sampler
@@ -89,6 +91,16 @@ def test_tube_law_density_and_prediction():
     law = tube_law(margins, bandwidth_fraction=0.2)
     assert law.density_at_zero == pytest.approx(0.5, rel=0.01)
     assert law.predicted_flip(0.1) == pytest.approx(math.sqrt(2 / math.pi) * 0.5 * 0.1, rel=0.01)
+    # small s: the margin-tail prediction reduces to the linear law (smooth density at 0)
+    assert law.predicted_flip_tail(0.01) == pytest.approx(law.predicted_flip(0.01), rel=0.02)
+
+
+def test_tube_tail_with_one_margin_is_a_gaussian_tail():
+    """Every margin equal to m: P(s Z > m) exactly; the linear law sees no mass at 0 and predicts 0."""
+    law = tube_law(torch.full((100,), 2.0))
+    assert law.predicted_flip(1.0) == 0.0
+    assert law.predicted_flip_tail(1.0) == pytest.approx(0.5 * math.erfc(2.0 / math.sqrt(2)), rel=1e-9)
+    assert law.predicted_flip_tail(0.5) < law.predicted_flip_tail(1.0) < law.predicted_flip_tail(4.0) < 0.5
 
 
 def test_no_response_in_either_direction_is_nan_not_a_bound():
@@ -158,3 +170,38 @@ def test_flip_curve_spread_against_the_densest_curve():
     # s = 100 lies outside the reference range and is skipped
     assert spread["points"] == 2 and spread["abs_max"] == pytest.approx(0.1)
     assert spread["rel_max"] == pytest.approx(0.5) and spread["abs_median"] == pytest.approx(0.05)
+
+
+class ScriptedDecoder:
+    """An AR stand-in with known decodes: committed tokens reproduce the text, soft inputs repeat token 0."""
+
+    def __init__(self, reference):
+        self.reference, self.seen = reference, None
+
+    def generate(self, latents, *, feed, temperature):
+        self.seen = latents
+        tokens = self.reference.clone() if feed == "token" else torch.zeros_like(self.reference)
+        return tokens, torch.nn.functional.one_hot(tokens, 5).float() * 10
+
+
+def test_commit_ablation_scores_token_and_soft_decodes():
+    reference = torch.tensor([[1, 2, 3, 4], [4, 3, 2, 1]])
+    result = commit_ablation(ScriptedDecoder(reference), torch.zeros(2, 4, 3), reference)
+    assert result["token"].token_acc == 1.0 and result["token"].adjacent_repeat == 0.0
+    assert result["soft"].token_acc == 0.0 and result["soft"].adjacent_repeat == 1.0
+    assert result["soft"].unigram_entropy == 0.0 < result["token"].unigram_entropy
+    assert result["token"].mean_confidence == pytest.approx(torch.softmax(torch.tensor([10.0, 0, 0, 0, 0]), 0)[0].item())
+
+
+def test_commit_ablation_unstandardises_a_two_stage_flow_latent():
+    reference = torch.tensor([[1, 2]])
+    inner = ScriptedDecoder(reference)
+    inner.latent_dim, inner.categorical, inner.parallel_readout = 3, True, False
+    wrapped = types.SimpleNamespace(inner=inner, mean=torch.tensor([1.0, 2.0, 3.0]), std=torch.tensor([2.0, 2.0, 2.0]))
+    commit_ablation(wrapped, torch.ones(1, 2, 3), reference)
+    assert torch.allclose(inner.seen, torch.tensor([3.0, 4.0, 5.0]).expand(1, 2, 3))
+
+
+def test_commit_ablation_refuses_a_parallel_readout():
+    with pytest.raises(TypeError, match="autoregressive decoder"):
+        commit_ablation(object(), torch.zeros(1, 2, 3), torch.zeros(1, 2, dtype=torch.long))

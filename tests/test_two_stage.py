@@ -4,6 +4,7 @@ checkpoint, then sample.py; plus the smooth image control end to end and the han
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import torch
 import sample as sample_entry
 import train as train_entry
 from conftest import compose_config, tiny_train_overrides
+from textflow import diagnose as diagnose_entry
 from textflow.checkpoint import load_run, read_checkpoint
 from textflow.errors import CheckpointError, ConfigError
 
@@ -110,6 +112,16 @@ def test_ar_autoencoder_trains_jointly_and_samples(tmp_path_factory, cache_dir, 
                                         "readout_feed=soft", "reference=false"])
     metrics, objects = sample_entry.run(ablated)
     assert metrics["diag/cci_readout"] == 0.0 and objects["generation"].ids.shape == (2, 32)
+    # the training callback ran the commit ablation on the AR readout
+    header = (Path(ckpt).parent.parent / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    for key in ("diag/cci_readout", "diag/ablation_clean_token_acc", "diag/ablation_clean_soft_acc",
+                "diag/ablation_K4_soft_acc"):
+        assert key in header, key
+    # and the one-command report covers it
+    result = diagnose_entry.diagnose(str(ckpt), blocks=2, steps=(4,))
+    assert result["autoregressive"] and result["cci_readout"] == pytest.approx(31 / 32)
+    assert set(result["ablation"]) == {"clean", "K4"} and set(result["ablation"]["K4"]) == {"token", "soft"}
+    assert "Commit ablation" in diagnose_entry.markdown(result)
 
 
 def test_commit_ablation_needs_an_autoregressive_readout(vae_stages, tmp_path):

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from textflow.checkpoint import load_run
 from textflow.diagnostics import (boundary_geometry, dabi_curve, mse_dabi_curve, oracle_flip_rate,
                                   terminal_residual, terminal_time)
+from textflow.diagnostics.ablation import commit_ablation
+from textflow.diagnostics.cci import cci_readout
 from textflow.diagnostics.rollin import curve_spread, flip_curve
 from textflow.diagnostics import tube_law
 from textflow.diagnostics.rowspace import row_space_fraction
@@ -50,7 +52,7 @@ def measure(den, ids: torch.Tensor, *, steps=(4, 8, 16), seed: int = 0, flip: bo
             s = float(den.path.noise_to_signal(torch.tensor(t)))
             observed = oracle_flip_rate(den, x, t, generator=torch.Generator().manual_seed(seed))
             out["flip"].append({"K": k, "t": t, "s": s, "observed_flip": observed,
-                                "predicted_flip": law.predicted_flip(s)})
+                                "predicted_flip": law.predicted_flip(s), "predicted_flip_tail": law.predicted_flip_tail(s)})
     if curves:
         # independent noise per K: on a uniform grid the K = 4 times are among the K = 16 times, and
         # with shared noise the curves would coincide exactly there by construction
@@ -91,6 +93,22 @@ def measure_continuous(den, images: torch.Tensor, *, steps=(4, 8, 16), seed: int
     return out
 
 
+@torch.no_grad()
+def measure_autoregressive(den, ids: torch.Tensor, *, steps=(4, 8, 16), seed: int = 0) -> dict:
+    """An AR decoder (categorical commitment): its structural CCI and the commit ablation, greedy
+    decodes with committed tokens vs expected embeddings fed back, on clean latents and on the oracle
+    roll-in ``x_hat`` at each K's terminal time (DABI is not run: one decode is L network calls)."""
+    x = den.embed(ids)
+    out = {"autoregressive": True, "blocks": len(ids), "seq_len": ids.shape[1], "latent_dim": x.shape[-1],
+           "cci_readout": cci_readout(den.autoencoder, ids.shape[1]), "ablation": {}}
+    inputs = {"clean": x}
+    for k in steps:
+        inputs[f"K{k}"] = x + terminal_residual(den, x, terminal_time(k), generator=torch.Generator().manual_seed(seed))
+    for name, latents in inputs.items():
+        out["ablation"][name] = {feed: st.as_dict() for feed, st in commit_ablation(den.autoencoder, latents, ids).items()}
+    return out
+
+
 def diagnose(ckpt: str, *, blocks: int = 64, steps=(4, 8, 16), seed: int = 0) -> dict:
     """:func:`measure` on held-out blocks of the checkpoint's own corpus (held-out images for the
     smooth control: :func:`measure_continuous`)."""
@@ -102,11 +120,17 @@ def diagnose(ckpt: str, *, blocks: int = 64, steps=(4, 8, 16), seed: int = 0) ->
         return {"checkpoint": str(ckpt), **measure_continuous(loaded.denoiser(), images, steps=steps, seed=seed)}
     seq_len = int(loaded.info["seq_len"])
     ids = torch.tensor(heldout_blocks(loaded.config.data.corpus, loaded.tokenizer, seq_len=seq_len, num=blocks))
+    if not loaded.module.net["autoencoder"].parallel_readout:
+        return {"checkpoint": str(ckpt), **measure_autoregressive(loaded.denoiser(), ids, steps=steps, seed=seed)}
     return {"checkpoint": str(ckpt), **measure(loaded.denoiser(), ids, steps=steps, seed=seed, curves=True)}
 
 
 def scalars(result: dict) -> dict[str, float]:
     """The ``diag/...`` scalars a dashboard shows (f = 1 DABI values, flip rates, tube law, alignment)."""
+    if result.get("autoregressive"):
+        return {"diag/cci_readout": result["cci_readout"],
+                **{f"diag/ablation_{name}_{feed}_acc": st["token_acc"]
+                   for name, row in result["ablation"].items() for feed, st in row.items()}}
     if result.get("continuous"):
         return {"diag/clean_recon_mse": result["clean_recon_mse"],
                 **{f"diag/dabi_residual_mse_K{k}_f1": c["ratio"][F_GRID.index(1.0)] for k, c in result["dabi_by_K"].items()}}
@@ -115,6 +139,7 @@ def scalars(result: dict) -> dict[str, float]:
     for row in result.get("flip", []):
         out[f"diag/flip_K{row['K']}"] = row["observed_flip"]
         out[f"diag/tube_pred_K{row['K']}"] = row["predicted_flip"]
+        out[f"diag/tube_tail_K{row['K']}"] = row["predicted_flip_tail"]
     for name, c in result.get("dabi", {}).items():
         i = min(range(len(c["f"])), key=lambda j: abs(c["f"][j] - 1.0))
         if c["ratio"][i] == c["ratio"][i]:  # skip 0 / 0
@@ -150,7 +175,9 @@ def figures(result: dict, out_dir: Path, *, prefix: str = "", loggers=(), step: 
                 label=f"K={k}, every step")
     s = [row["s"] for row in result["flip"]]
     ax.plot(s, [row["observed_flip"] for row in result["flip"]], marker="o", label="observed (oracle roll-in)")
-    ax.plot(s, [row["predicted_flip"] for row in result["flip"]], marker="x", ls="--", label="tube law")
+    ax.plot(s, [row["predicted_flip"] for row in result["flip"]], marker="x", ls="--", label="tube law (linear)")
+    if all("predicted_flip_tail" in row for row in result["flip"]):
+        ax.plot(s, [row["predicted_flip_tail"] for row in result["flip"]], marker="+", ls=":", label="margin tail")
     for row in result["flip"]:
         ax.annotate(f"K={row['K']}", (row["s"], row["observed_flip"]), fontsize=7)
     if "flip_curves" in result:
@@ -172,17 +199,42 @@ def markdown_continuous(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.3g}" if b and b == b else "n/a"
+
+
+def markdown_autoregressive(result: dict) -> str:
+    lines = [f"# Diagnostics of `{result['checkpoint']}` (autoregressive decoder)", "",
+             f"{result['blocks']} held-out blocks of {result['seq_len']} tokens; latent d = {result['latent_dim']}; "
+             f"structural CCI of the readout {result['cci_readout']:.4f}.", "",
+             "Commit ablation (greedy decodes; `token` feeds back the committed token, `soft` the expected "
+             "embedding; K rows decode the oracle roll-in x̂ at that K's terminal time):", "",
+             "| latents | feed | token accuracy | mean confidence | unigram entropy | distinct-1 | adjacent repeats |",
+             "|---|---|---|---|---|---|---|"]
+    for name, row in result["ablation"].items():
+        for feed, st in row.items():
+            lines.append(f"| {name} | {feed} | {st['token_acc']:.4f} | {st['mean_confidence']:.3f} | "
+                         f"{st['unigram_entropy']:.3f} | {st['distinct_1']:.3f} | {st['adjacent_repeat']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(result: dict) -> str:
     if result.get("continuous"):
         return markdown_continuous(result)
+    if result.get("autoregressive"):
+        return markdown_autoregressive(result)
     lines = [f"# Diagnostics of `{result['checkpoint']}`", "",
              f"{result['blocks']} held-out blocks of {result['seq_len']} tokens; latent d = {result['latent_dim']}; "
              f"clean readout accuracy {result['clean_readout_acc']:.4f}, CE {result['clean_readout_ce']:.4f}.", "",
-             "| K | t | s(t) | observed flip | tube-law prediction | observed / predicted |", "|---|---|---|---|---|---|"]
+             f"Geometric margins of the clean latents: median {result['tube']['median_margin']:.4g}, "
+             f"p_m(0) = {result['tube']['density_at_zero']:.4g}.", "",
+             "| K | t | s(t) | observed flip | tube law (linear) | observed / linear | margin tail | observed / tail |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in result["flip"]:
-        ratio = row["observed_flip"] / row["predicted_flip"] if row["predicted_flip"] else float("nan")
+        tail = row.get("predicted_flip_tail", float("nan"))
         lines.append(f"| {row['K']} | {row['t']:.4f} | {row['s']:.4f} | {row['observed_flip']:.4f} | "
-                     f"{row['predicted_flip']:.4f} | {ratio:.2f} |")
+                     f"{row['predicted_flip']:.4g} | {_ratio(row['observed_flip'], row['predicted_flip'])} | "
+                     f"{tail:.4g} | {_ratio(row['observed_flip'], tail)} |")
     if "flip_curve_spread" in result:
         sp = result["flip_curve_spread"]
         lines += ["", f"Flip-rate curves over every step of K = {', '.join(result['flip_curves'])} against s(t): "

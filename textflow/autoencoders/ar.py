@@ -6,7 +6,8 @@ Decoder: a causal transformer over the sequence ``[P z_1 .. P z_L, <s>, y_1 .. y
 latents are a prefix every token position attends to (prefix conditioning), and token ``y_i`` is
 predicted at the position of ``y_{i-1}``, whose input also carries ``Q z_i`` (a direct path to the
 latent of the token being decided: without it the decoder first learns a plain language model and
-only slowly learns to look the latent up by position). Decoding commits one token at a time (greedy or sampled),
+only slowly learns to look the latent up by position; ``direct_latent=False`` removes that path, the
+bottlenecked variant of ``experiment=ar_bottleneck``). Decoding commits one token at a time (greedy or sampled),
 feeding each committed token back, with a key/value cache so step ``i`` costs one position, not
 ``L + i``. ``feed="soft"`` feeds the expected embedding ``softmax(logits) @ E`` instead of the
 committed token: the commit ablation of science.md §4 (CCI).
@@ -35,6 +36,8 @@ class LatentARAutoencoder(LatentAutoencoder):
     max_len: longest token sequence (the decoder sees 2 * max_len positions).
     latent_noise: max std of the noise on latents during training.
     use_cache: decode with the key/value cache (same tokens, fewer FLOPs).
+    direct_latent: add ``Q z_i`` to the input that decides token ``i``. False leaves only the prefix, so
+        the decoder must lean on its committed history (the commit ablation then has something to break).
     feed: what ``decode`` feeds back: ``token`` (the committed token) or ``soft`` (the commit ablation;
         sample.py readout_feed=soft sets it on a trained checkpoint).
     """
@@ -43,7 +46,7 @@ class LatentARAutoencoder(LatentAutoencoder):
 
     def __init__(self, *, vocab_size: int, latent_dim: int = 32, width: int = 256, encoder_depth: int = 2,
                  decoder_depth: int = 2, heads: int = 4, max_len: int = 1024, latent_noise: float = 0.2,
-                 use_cache: bool = True, feed: str = "token"):
+                 use_cache: bool = True, feed: str = "token", direct_latent: bool = True):
         super().__init__()
         if latent_dim < 1 or vocab_size < 2 or latent_noise < 0:
             raise ConfigError(f"ar needs latent_dim >= 1, vocab_size >= 2, latent_noise >= 0; got "
@@ -58,7 +61,8 @@ class LatentARAutoencoder(LatentAutoencoder):
         self.from_latent = nn.Linear(self.latent_dim, width)
         self.token_embedding = nn.Embedding(self.vocab_size, width)
         self.start = nn.Parameter(torch.zeros(1, 1, width))
-        self.latent_at_token = nn.Linear(self.latent_dim, width)
+        self.direct_latent = bool(direct_latent)
+        self.latent_at_token = nn.Linear(self.latent_dim, width) if self.direct_latent else None
         self.decoder = Transformer(width=width, depth=decoder_depth, heads=heads, max_len=2 * max_len)
         self.to_logits = nn.Linear(width, self.vocab_size)
 
@@ -71,9 +75,13 @@ class LatentARAutoencoder(LatentAutoencoder):
         prefix = self.from_latent(latents)
         previous = torch.cat([self.start.expand(ids.shape[0], 1, -1).to(prefix.dtype),
                               self.token_embedding(ids[:, :-1])], dim=1)
-        inputs = torch.cat([prefix, previous + self.latent_at_token(latents)], dim=1)
+        inputs = torch.cat([prefix, previous + self._at_token(latents)], dim=1)
         h = self.decoder(inputs, causal=True)
         return self.to_logits(h[:, latents.shape[1]:])
+
+    def _at_token(self, latents: Tensor) -> Tensor | float:
+        """What the input deciding token i adds: ``Q z_i``, or nothing without the direct path."""
+        return self.latent_at_token(latents) if self.direct_latent else 0.0
 
     def _step_input(self, logits: Tensor, feed: str, temperature: float, generator: GeneratorArg) -> tuple:
         if feed == "soft":
@@ -98,8 +106,10 @@ class LatentARAutoencoder(LatentAutoencoder):
         check_choice("feed", feed, ("token", "soft"))
         use_cache = self.use_cache if use_cache is None else use_cache
         batch, length = latents.shape[:2]
-        at_token = self.latent_at_token(latents)  # (B, L, W): added to the input that decides token i
-        start = self.start.expand(batch, 1, -1).to(latents.dtype) + at_token[:, :1]
+        at_token = self._at_token(latents)  # (B, L, W) or 0: added to the input that decides token i
+        start = self.start.expand(batch, 1, -1).to(latents.dtype)
+        if self.direct_latent:
+            start = start + at_token[:, :1]
         step_in = torch.cat([self.from_latent(latents), start], dim=1)
         cache = KVCache(len(self.decoder.blocks)) if use_cache else None
         tokens, logits = [], []
@@ -110,7 +120,7 @@ class LatentARAutoencoder(LatentAutoencoder):
             tokens.append(token)
             logits.append(step_logits)
             if i + 1 < length:
-                nxt = (fed + at_token[:, i + 1])[:, None]
+                nxt = (fed + at_token[:, i + 1] if self.direct_latent else fed)[:, None]
                 step_in = nxt if use_cache else torch.cat([step_in, nxt], dim=1)
         return torch.stack(tokens, 1), torch.stack(logits, 1)
 

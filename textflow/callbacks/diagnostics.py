@@ -14,19 +14,21 @@ class ReadoutDiagnostics(L.Callback):
     blocks, log through ``pl_module.log``:
 
     ``diag/clean_readout_acc``, ``diag/clean_readout_ce``, ``diag/p_m0`` (tube-law density);
-    with ``flip``: ``diag/flip_K{K}`` and ``diag/tube_pred_K{K}`` for each K in ``steps``;
+    with ``flip``: ``diag/flip_K{K}``, ``diag/tube_pred_K{K}`` (linear tube law) and
+    ``diag/tube_tail_K{K}`` (margin-tail prediction) for each K in ``steps``;
     with ``dabi``: ``diag/dabi_{residual|boundary}_{flip|ce}_f1`` (f = 1, at the ``steps[0]``
     terminal residual), ``diag/alignment_cos2``, ``diag/isotropic_cos2``, ``diag/row_space_residual``
     and ``diag/row_space_isotropic``.
     Figures (``diag/dabi_vs_f``, ``diag/flip_vs_s``) go to TensorBoard / wandb and to
     ``<run>/diagnostics/step<N>_*.png``. For a continuous decoder (the smooth control) it logs
     ``diag/clean_recon_mse`` and ``diag/dabi_residual_mse_K{K}_f1`` (DABI with the MSE response).
-    An AR readout is skipped (it decodes position by position; use ``python -m textflow.diagnose``).
+    For an AR readout (one decode is L network calls, so no DABI) and ``ablation``: ``diag/cci_readout``
+    and the commit ablation's ``diag/ablation_{clean|K<steps[0]>}_{token|soft}_acc``.
     """
 
     def __init__(self, *, every_n_validations: int = 1, blocks: int = 16, steps: list[int] = (4, 8, 16),
-                 flip: bool = True, dabi: bool = True, figures: bool = True, seed: int = 0):
-        self.every_n_validations, self.blocks = int(every_n_validations), int(blocks)
+                 flip: bool = True, dabi: bool = True, ablation: bool = True, figures: bool = True, seed: int = 0):
+        self.every_n_validations, self.blocks, self.ablation = int(every_n_validations), int(blocks), ablation
         self.steps, self.flip, self.dabi, self.figures, self.seed = tuple(steps), flip, dabi, figures, seed
         self._validations = 0
         self._ids: torch.Tensor | None = None
@@ -42,15 +44,17 @@ class ReadoutDiagnostics(L.Callback):
         if not hasattr(pl_module, "denoiser"):  # stage=autoencoder: no flow to diagnose
             return
         den = pl_module.denoiser(use_ema=True)
-        if not den.autoencoder.parallel_readout:  # the AR decoder: too slow to call per perturbation
+        if not den.autoencoder.parallel_readout and not self.ablation:
             return
         self._validations += 1
         if self._validations % self.every_n_validations:
             return
-        from textflow.diagnose import figures, measure, measure_continuous, scalars
+        from textflow.diagnose import figures, measure, measure_autoregressive, measure_continuous, scalars
 
         held_out = self._ids.to(pl_module.device)
-        if den.autoencoder.categorical:
+        if not den.autoencoder.parallel_readout:
+            result = measure_autoregressive(den, held_out, steps=self.steps[:1], seed=self.seed)
+        elif den.autoencoder.categorical:
             result = measure(den, held_out, steps=self.steps, seed=self.seed, flip=self.flip, dabi=self.dabi)
         elif self.dabi:  # the smooth control: DABI with the MSE response
             result = measure_continuous(den, held_out, steps=self.steps, seed=self.seed)

@@ -90,6 +90,21 @@ def test_pretrained_folder_and_missing_path(tokenizer, tmp_path):
         Pretrained(name_or_path="/no/such/tokenizer").build(texts=[], cache_dir=str(tmp_path))
 
 
+def test_a_pretrained_tokenizers_truncation_and_padding_never_cut_a_document(tokenizer, tmp_path):
+    """MiniLM's tokenizer.json truncates at 128 and pads: textflow streams whole documents, so both go."""
+    from transformers import PreTrainedTokenizerFast
+
+    folder = tmp_path / "hf-truncating"
+    hf = TextTokenizer.from_json(tokenizer.to_json()).tokenizer
+    hf.enable_truncation(max_length=8)
+    hf.enable_padding(length=8)
+    PreTrainedTokenizerFast(tokenizer_object=hf, eos_token="<|endoftext|>").save_pretrained(str(folder))
+    loaded = Pretrained(name_or_path=str(folder)).build(texts=[], cache_dir=str(tmp_path))
+    text = " ".join(train_texts())[:2000]
+    assert loaded.encode_batch([text, "the"]) == [tokenizer.encode(text), tokenizer.encode("the")]
+    assert len(loaded.encode(text)) > 8
+
+
 def test_local_text_holds_out_whole_files_without_overlap(tmp_path):
     for i in range(5):
         (tmp_path / f"doc{i}.txt").write_text(f"document number {i} " * 20)

@@ -60,6 +60,10 @@ class TextTokenizer:
     """
 
     def __init__(self, tokenizer: Tokenizer, *, eos_token: str = EOS):
+        # textflow tokenizes whole documents into one stream: a pretrained tokenizer.json's truncation
+        # (MiniLM's: 128 tokens) or padding would silently cut every document (a bug found in frozen_embed)
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
         eos_id = tokenizer.token_to_id(eos_token)
         if eos_id is None:
             tokenizer.add_special_tokens([eos_token])

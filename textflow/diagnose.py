@@ -109,6 +109,18 @@ def measure_autoregressive(den, ids: torch.Tensor, *, steps=(4, 8, 16), seed: in
     return out
 
 
+def measure_for_readout(den, batch: torch.Tensor, *, steps=(4, 8, 16), seed: int = 0, flip: bool = True,
+                        dabi: bool = True) -> dict | None:
+    """What the training callback measures, by the kind of readout: an AR decoder gets the commit
+    ablation at ``steps[0]``, a categorical parallel readout :func:`measure`, a continuous decoder
+    :func:`measure_continuous` (``None`` when ``dabi`` is off, its only diagnostic)."""
+    if not den.autoencoder.parallel_readout:
+        return measure_autoregressive(den, batch, steps=tuple(steps)[:1], seed=seed)
+    if den.autoencoder.categorical:
+        return measure(den, batch, steps=steps, seed=seed, flip=flip, dabi=dabi)
+    return measure_continuous(den, batch, steps=steps, seed=seed) if dabi else None
+
+
 def diagnose(ckpt: str, *, blocks: int = 64, steps=(4, 8, 16), seed: int = 0) -> dict:
     """:func:`measure` on held-out blocks of the checkpoint's own corpus (held-out images for the
     smooth control: :func:`measure_continuous`)."""
@@ -182,6 +194,8 @@ def figures(result: dict, out_dir: Path, *, prefix: str = "", loggers=(), step: 
         ax.annotate(f"K={row['K']}", (row["s"], row["observed_flip"]), fontsize=7)
     if "flip_curves" in result:
         ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1e-4)  # flip rates span 1e-4 .. 1; 0 stays on the axis
+    ax.set_ylim(bottom=0.0)
     ax.set_xlabel("s(t) (noise-to-signal)")
     ax.set_ylabel("flip rate after one network call")
     paths.append(finish(fig, ax, out_dir / f"{prefix}flip_vs_s.png", key="diag/flip_vs_s", loggers=loggers, step=step))

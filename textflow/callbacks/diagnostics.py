@@ -49,16 +49,11 @@ class ReadoutDiagnostics(L.Callback):
         self._validations += 1
         if self._validations % self.every_n_validations:
             return
-        from textflow.diagnose import figures, measure, measure_autoregressive, measure_continuous, scalars
+        from textflow.diagnose import figures, measure_for_readout, scalars
 
-        held_out = self._ids.to(pl_module.device)
-        if not den.autoencoder.parallel_readout:
-            result = measure_autoregressive(den, held_out, steps=self.steps[:1], seed=self.seed)
-        elif den.autoencoder.categorical:
-            result = measure(den, held_out, steps=self.steps, seed=self.seed, flip=self.flip, dabi=self.dabi)
-        elif self.dabi:  # the smooth control: DABI with the MSE response
-            result = measure_continuous(den, held_out, steps=self.steps, seed=self.seed)
-        else:
+        result = measure_for_readout(den, self._ids.to(pl_module.device), steps=self.steps, seed=self.seed,
+                                     flip=self.flip, dabi=self.dabi)
+        if result is None:
             return
         for key, value in scalars(result).items():
             pl_module.log(key, float(value), on_epoch=True, batch_size=len(self._ids))

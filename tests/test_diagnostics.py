@@ -205,3 +205,20 @@ def test_commit_ablation_unstandardises_a_two_stage_flow_latent():
 def test_commit_ablation_refuses_a_parallel_readout():
     with pytest.raises(TypeError, match="autoregressive decoder"):
         commit_ablation(object(), torch.zeros(1, 2, 3), torch.zeros(1, 2, dtype=torch.long))
+
+
+def test_noise_streams_never_replay_the_weight_initialisation_stream():
+    """The bug this guards against: seed_everything(0) initialised a 128-d embedding table from the
+    stream Generator().manual_seed(0) starts, and the diagnostics drew their noise from that same
+    stream, so the noise at position (b, l) was the initial embedding row of token b * L + l."""
+    from textflow.noise import sample_seed, stream_generator, stream_seed
+
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(64, 16).weight.detach()
+    replayed = torch.randn((4, 16, 16), generator=torch.Generator().manual_seed(0)).flatten(0, 1)
+    assert torch.equal(replayed, table)  # the coincidence itself, as torch behaves
+    drawn = torch.randn((4, 16, 16), generator=stream_generator(0, "diagnostics/terminal")).flatten(0, 1)
+    cos = torch.nn.functional.cosine_similarity(drawn, table, dim=-1)
+    assert cos.abs().max() < 0.9
+    seeds = {stream_seed(s, name, i) for s in range(3) for name in ("a", "b") for i in range(3)} | {sample_seed(0, 0)}
+    assert len(seeds) == 19 and all(0 <= x < 2**63 and x > 2**20 for x in seeds)

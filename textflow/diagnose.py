@@ -27,6 +27,7 @@ from textflow.diagnostics.rollin import curve_spread, flip_curve
 from textflow.diagnostics import tube_law
 from textflow.diagnostics.rowspace import row_space_fraction
 from textflow.io import atomic_write_json, atomic_write_text
+from textflow.noise import stream_generator
 from textflow.plots import finish, new_axes
 from textflow.reference import heldout_blocks
 
@@ -50,27 +51,27 @@ def measure(den, ids: torch.Tensor, *, steps=(4, 8, 16), seed: int = 0, flip: bo
         for k in steps:
             t = terminal_time(k)
             s = float(den.path.noise_to_signal(torch.tensor(t)))
-            observed = oracle_flip_rate(den, x, t, generator=torch.Generator().manual_seed(seed))
+            observed = oracle_flip_rate(den, x, t, generator=stream_generator(seed, "diagnostics/terminal"))
             out["flip"].append({"K": k, "t": t, "s": s, "observed_flip": observed,
                                 "predicted_flip": law.predicted_flip(s), "predicted_flip_tail": law.predicted_flip_tail(s)})
     if curves:
         # independent noise per K: on a uniform grid the K = 4 times are among the K = 16 times, and
         # with shared noise the curves would coincide exactly there by construction
-        out["flip_curves"] = {str(k): flip_curve(den, x, k, generator=torch.Generator().manual_seed(seed + 1000 * k))
+        out["flip_curves"] = {str(k): flip_curve(den, x, k, generator=stream_generator(seed, "diagnostics/curve", k))
                               for k in steps}
         out["flip_curve_spread"] = curve_spread({int(k): rows for k, rows in out["flip_curves"].items()})
     if dabi:
         k0 = steps[0]
-        r = terminal_residual(den, x, terminal_time(k0), generator=torch.Generator().manual_seed(seed))
+        r = terminal_residual(den, x, terminal_time(k0), generator=stream_generator(seed, "diagnostics/terminal"))
         out["dabi"], out["dabi_K"] = {}, k0
         for direction in ("residual", "boundary"):
             for kind in ("flip", "ce"):
                 c = dabi_curve(den.readout, x, r, direction=direction, response_kind=kind, f_grid=f_grid,
-                               generator=torch.Generator().manual_seed(seed + 1))
+                               generator=stream_generator(seed, "diagnostics/isotropic"))
                 out["dabi"][f"{direction}/{kind}"] = {"f": c.f, "ratio": c.ratio, "structured": c.structured,
                                                       "isotropic": c.isotropic, "lower_bound": c.lower_bound}
                 out["alignment_cos2"], out["isotropic_cos2"] = c.alignment_cos2, c.isotropic_cos2
-        iso = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed + 2)).to(x)
+        iso = torch.randn(x.shape, generator=stream_generator(seed, "diagnostics/row_space")).to(x)
         out["row_space"] = {"residual": row_space_fraction(den.readout, x, r),
                             "isotropic": row_space_fraction(den.readout, x, iso)}
     return out
@@ -84,8 +85,8 @@ def measure_continuous(den, images: torch.Tensor, *, steps=(4, 8, 16), seed: int
     out = {"blocks": len(images), "seq_len": x.shape[1], "latent_dim": x.shape[-1], "continuous": True,
            "clean_recon_mse": float((den.readout(x).float() - images.float()).pow(2).mean()), "dabi_by_K": {}}
     for k in steps:
-        r = terminal_residual(den, x, terminal_time(k), generator=torch.Generator().manual_seed(seed))
-        c = mse_dabi_curve(den.readout, x, r, f_grid=f_grid, generator=torch.Generator().manual_seed(seed + 1))
+        r = terminal_residual(den, x, terminal_time(k), generator=stream_generator(seed, "diagnostics/terminal"))
+        c = mse_dabi_curve(den.readout, x, r, f_grid=f_grid, generator=stream_generator(seed, "diagnostics/isotropic"))
         out["dabi_by_K"][str(k)] = {"f": c.f, "ratio": c.ratio, "structured": c.structured, "isotropic": c.isotropic,
                                     "lower_bound": c.lower_bound, "residual_rms": float(r.pow(2).mean().sqrt())}
     out["dabi_K"] = steps[0]
@@ -103,7 +104,7 @@ def measure_autoregressive(den, ids: torch.Tensor, *, steps=(4, 8, 16), seed: in
            "cci_readout": cci_readout(den.autoencoder, ids.shape[1]), "ablation": {}}
     inputs = {"clean": x}
     for k in steps:
-        inputs[f"K{k}"] = x + terminal_residual(den, x, terminal_time(k), generator=torch.Generator().manual_seed(seed))
+        inputs[f"K{k}"] = x + terminal_residual(den, x, terminal_time(k), generator=stream_generator(seed, "diagnostics/terminal"))
     for name, latents in inputs.items():
         out["ablation"][name] = {feed: st.as_dict() for feed, st in commit_ablation(den.autoencoder, latents, ids).items()}
     return out

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from textflow.denoiser import FlowDenoiser
 from textflow.errors import ConfigError
+from textflow.noise import stream_generator
 from textflow.paths import expand_time
 from textflow.samplers.steps import euler_update
 
@@ -117,7 +118,7 @@ class DistillModule(L.LightningModule):
 
     @torch.no_grad()
     def validation_step(self, ids: Tensor, batch_idx: int) -> None:
-        g = torch.Generator(device=ids.device).manual_seed(batch_idx)
+        g = stream_generator(batch_idx, "validation", device=ids.device)
         self.log("val/distill_loss", self._loss(ids, generator=g), on_epoch=True, sync_dist=True,
                  batch_size=ids.shape[0])
 

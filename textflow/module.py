@@ -28,6 +28,7 @@ from textflow.autoencoders.base import LatentAutoencoder
 from textflow.autoencoders.normalized import NormalizedAutoencoder
 from textflow.denoiser import FlowDenoiser
 from textflow.ema import EMA
+from textflow.noise import stream_generator
 from textflow.paths import ProbPath
 from textflow.timegrids import UniformTime
 
@@ -98,7 +99,7 @@ class LatentFlowModule(L.LightningModule):
     @torch.no_grad()
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         nets = self.ema.module
-        g = torch.Generator(device="cpu").manual_seed(batch_idx)
+        g = stream_generator(batch_idx, "validation")
         x = nets["autoencoder"].encode(batch)
         noise = torch.randn(x.shape, generator=g).to(x.device, x.dtype)
         t = torch.full((batch.shape[0],), self.val_times[batch_idx % len(self.val_times)], device=x.device)

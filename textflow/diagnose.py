@@ -6,7 +6,9 @@ On held-out blocks of the checkpoint's own corpus: clean readout accuracy and CE
 roll-in flip rate at the terminal time of K-step samplers against s(t) with the tube-law prediction,
 and DABI curves at the K = steps[0] terminal residual (directions ``residual`` and ``boundary``,
 responses ``flip`` and ``ce``) with the residual's alignment to the boundary normal. Writes
-``diagnostics.json``, ``diagnostics.md``, ``dabi_vs_f.png`` and ``flip_vs_s.png``.
+``diagnostics.json``, ``diagnostics.md``, ``dabi_vs_f.png`` and ``flip_vs_s.png``. A continuous
+decoder (the smooth control) gets DABI with the MSE response at each K; an AR decoder its structural
+CCI and the commit ablation. Every noise draw comes from a named hashed stream (textflow.noise).
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def measure(den, ids: torch.Tensor, *, steps=(4, 8, 16), seed: int = 0, flip: bo
             s = float(den.path.noise_to_signal(torch.tensor(t)))
             observed = oracle_flip_rate(den, x, t, generator=stream_generator(seed, "diagnostics/terminal"))
             out["flip"].append({"K": k, "t": t, "s": s, "observed_flip": observed,
-                                "predicted_flip": law.predicted_flip(s), "predicted_flip_tail": law.predicted_flip_tail(s)})
+                                "predicted_flip": law.predicted_flip(s),
+                                "predicted_flip_tail": law.predicted_flip_tail(s)})
     if curves:
         # independent noise per K: on a uniform grid the K = 4 times are among the K = 16 times, and
         # with shared noise the curves would coincide exactly there by construction
@@ -86,7 +89,8 @@ def measure_continuous(den, images: torch.Tensor, *, steps=(4, 8, 16), seed: int
            "clean_recon_mse": float((den.readout(x).float() - images.float()).pow(2).mean()), "dabi_by_K": {}}
     for k in steps:
         r = terminal_residual(den, x, terminal_time(k), generator=stream_generator(seed, "diagnostics/terminal"))
-        c = mse_dabi_curve(den.readout, x, r, f_grid=f_grid, generator=stream_generator(seed, "diagnostics/isotropic"))
+        c = mse_dabi_curve(den.readout, x, r, f_grid=f_grid,
+                           generator=stream_generator(seed, "diagnostics/isotropic"))
         out["dabi_by_K"][str(k)] = {"f": c.f, "ratio": c.ratio, "structured": c.structured, "isotropic": c.isotropic,
                                     "lower_bound": c.lower_bound, "residual_rms": float(r.pow(2).mean().sqrt())}
     out["dabi_K"] = steps[0]
@@ -104,9 +108,11 @@ def measure_autoregressive(den, ids: torch.Tensor, *, steps=(4, 8, 16), seed: in
            "cci_readout": cci_readout(den.autoencoder, ids.shape[1]), "ablation": {}}
     inputs = {"clean": x}
     for k in steps:
-        inputs[f"K{k}"] = x + terminal_residual(den, x, terminal_time(k), generator=stream_generator(seed, "diagnostics/terminal"))
+        noise = stream_generator(seed, "diagnostics/terminal")
+        inputs[f"K{k}"] = x + terminal_residual(den, x, terminal_time(k), generator=noise)
     for name, latents in inputs.items():
-        out["ablation"][name] = {feed: st.as_dict() for feed, st in commit_ablation(den.autoencoder, latents, ids).items()}
+        decodes = commit_ablation(den.autoencoder, latents, ids)
+        out["ablation"][name] = {feed: stats.as_dict() for feed, stats in decodes.items()}
     return out
 
 

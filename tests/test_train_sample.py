@@ -108,7 +108,7 @@ def test_per_k_validation_logs_few_step_quality(tmp_path, cache_dir):
 
 def test_diagnostics_callback_logs_documented_keys_to_csv(trained):
     header = (trained["dir"] / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
-    for key in ("diag/clean_readout_acc", "diag/p_m0", "diag/flip_K4", "diag/tube_pred_K16",
+    for key in ("diag/clean_readout_acc", "diag/p_m0", "diag/flip_K4", "diag/tube_pred_K16", "diag/tube_tail_K8",
                 "diag/dabi_residual_ce_f1", "diag/dabi_boundary_ce_f1", "diag/alignment_cos2",
                 "diag/row_space_residual"):
         assert key in header, key

@@ -79,9 +79,11 @@ class LatentARAutoencoder(LatentAutoencoder):
         h = self.decoder(inputs, causal=True)
         return self.to_logits(h[:, latents.shape[1]:])
 
-    def _at_token(self, latents: Tensor) -> Tensor | float:
-        """What the input deciding token i adds: ``Q z_i``, or nothing without the direct path."""
-        return self.latent_at_token(latents) if self.direct_latent else 0.0
+    def _at_token(self, latents: Tensor) -> Tensor:
+        """What the input deciding token i adds, (B, L, W): ``Q z_i``, or zeros without the direct path."""
+        if self.direct_latent:
+            return self.latent_at_token(latents)
+        return latents.new_zeros(*latents.shape[:2], self.start.shape[-1])
 
     def _step_input(self, logits: Tensor, feed: str, temperature: float, generator: GeneratorArg) -> tuple:
         if feed == "soft":
@@ -106,10 +108,8 @@ class LatentARAutoencoder(LatentAutoencoder):
         check_choice("feed", feed, ("token", "soft"))
         use_cache = self.use_cache if use_cache is None else use_cache
         batch, length = latents.shape[:2]
-        at_token = self._at_token(latents)  # (B, L, W) or 0: added to the input that decides token i
-        start = self.start.expand(batch, 1, -1).to(latents.dtype)
-        if self.direct_latent:
-            start = start + at_token[:, :1]
+        at_token = self._at_token(latents)  # (B, L, W): added to the input that decides token i
+        start = self.start.expand(batch, 1, -1).to(latents.dtype) + at_token[:, :1]
         step_in = torch.cat([self.from_latent(latents), start], dim=1)
         cache = KVCache(len(self.decoder.blocks)) if use_cache else None
         tokens, logits = [], []
@@ -120,7 +120,7 @@ class LatentARAutoencoder(LatentAutoencoder):
             tokens.append(token)
             logits.append(step_logits)
             if i + 1 < length:
-                nxt = (fed + at_token[:, i + 1] if self.direct_latent else fed)[:, None]
+                nxt = (fed + at_token[:, i + 1])[:, None]
                 step_in = nxt if use_cache else torch.cat([step_in, nxt], dim=1)
         return torch.stack(tokens, 1), torch.stack(logits, 1)
 

@@ -18,17 +18,21 @@ from tqdm.auto import tqdm
 
 from textflow.checkpoint import load_run
 from textflow.cli import guarded, instantiate_dict, pick_device
+from textflow.cli.preflight import preflight
 from textflow.dashboards import log_metrics, log_text_table
 from textflow.diagnostics.cci import cci_from_commits, cci_readout
 from textflow.diagnostics.trajectory import TrajectoryRecorder, plot_trajectory
+from textflow.checks import require_int
 from textflow.errors import ConfigError, check_choice
 from textflow.evaluation.evaluate import shuffle_words
 from textflow.evaluation.images import image_metrics, save_image_grid
 from textflow.evaluation.judge import truncate_at_eos
 from textflow.generate import generate
-from textflow.io import atomic_write_json, atomic_write_jsonl
+from textflow.io import atomic_write_json, json_text, jsonl_text
 from textflow.noise import sample_seed
 from textflow.reference import heldout_blocks
+from textflow.runs.lock import RunFolderLock, global_rank
+from textflow.runs.outputs import new_run_id, write_run_outputs
 
 
 def set_readout_feed(autoencoder, feed: str) -> None:
@@ -43,11 +47,26 @@ def set_readout_feed(autoencoder, feed: str) -> None:
 
 def check_counts(cfg: DictConfig) -> None:
     for key in ("num_samples", "batch_size"):
-        value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{key}={value!r} is invalid; it must be an integer >= 1")
+        require_int(key, cfg[key], low=1)
+    require_int("seed", cfg.seed, low=0)
+    require_int("print_samples", cfg.print_samples, low=0)
     if cfg.precision not in ("32", "bf16", 32):
         raise ConfigError(f"precision={cfg.precision!r} is not valid; choose one of: 32, bf16")
+
+
+def check_steps_limit(steps: int, limit) -> None:
+    limit = require_int("max_sampler_steps", limit, low=1)
+    if steps > limit:
+        raise ConfigError(f"sampler.steps={steps} is above max_sampler_steps={limit} (a guard against runs that "
+                          f"take hours); pass max_sampler_steps={steps} to run it anyway")
+
+
+def check_seq_len(value, trained: int) -> int:
+    """``seq_len=null`` is the training length; a shorter integer is allowed, a longer one is not."""
+    if value is None:
+        return int(trained)
+    return require_int("seq_len", value, low=1, high=int(trained), hint=f" (the checkpoint was trained on "
+                       f"{trained}-token blocks; null = {trained})")
 
 
 REPORT_KEYS = ["gen_ppl", "unigram_entropy", "distinct_1", "distinct_2", "distinct_3", "repetition_4", "self_bleu",
@@ -93,6 +112,12 @@ def reference_rows(cfg: DictConfig, loaded, evaluate, *, seq_len: int) -> tuple[
 def run(cfg: DictConfig) -> tuple[dict, dict]:
     check_counts(cfg)
     sampler = instantiate(cfg.sampler)  # bad sampler knobs fail here, before loading anything
+    check_steps_limit(sampler.steps, cfg.max_sampler_steps)
+    with RunFolderLock(cfg.paths.output_dir, rank=global_rank()):  # one live run per folder
+        return sample_run(cfg, sampler)
+
+
+def sample_run(cfg: DictConfig, sampler) -> tuple[dict, dict]:
     loaded = load_run(cfg.ckpt_path)
     device = pick_device(cfg.device)
     loaded.module.to(device)
@@ -104,7 +129,7 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
         denoiser.backbone.compile()
     if cfg.readout_feed is not None:
         set_readout_feed(denoiser.autoencoder, cfg.readout_feed)
-    seq_len = int(cfg.seq_len or loaded.info["seq_len"])
+    seq_len = check_seq_len(cfg.seq_len, loaded.info["seq_len"])
 
     categorical = denoiser.autoencoder.categorical
     recorder = TrajectoryRecorder(denoiser.path) if cfg.diagnostics and categorical else None
@@ -133,10 +158,11 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
         metrics["trajectory"] = recorder.curve()
 
     out_dir = Path(cfg.paths.output_dir)
-    rows = [{"index": i, "seed": sample_seed(cfg.seed, i), "text": t, "token_ids": s,
+    run_id = metrics["run_id"] = new_run_id()  # ties samples.jsonl to metrics.json
+    rows = [{"run_id": run_id, "index": i, "seed": sample_seed(cfg.seed, i), "text": t, "token_ids": s,
              "sampler": sampler.describe(), "nfe": gen.nfe} for i, (t, s) in enumerate(zip(texts, seqs))]
-    atomic_write_jsonl(out_dir / "samples.jsonl", rows)
-    atomic_write_json(out_dir / "metrics.json", metrics)
+    write_run_outputs(out_dir, {"samples.jsonl": jsonl_text(rows), "metrics.json": json_text(metrics) + "\n"},
+                      run_id=run_id)
 
     loggers = instantiate_dict(cfg.get("logger"))
     flat = {f"sample/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -161,7 +187,8 @@ def run_images(cfg: DictConfig, loaded, sampler, gen, *, device) -> tuple[dict, 
         train = data.images("train")
         metrics["reference/train"] = image_metrics(train[:len(gen.ids)], heldout)
     out_dir = Path(cfg.paths.output_dir)
-    atomic_write_json(out_dir / "metrics.json", metrics)
+    metrics["run_id"] = new_run_id()
+    write_run_outputs(out_dir, {"metrics.json": json_text(metrics) + "\n"}, run_id=metrics["run_id"])
     save_image_grid(gen.ids, out_dir / "samples.png", title=sampler.label)
     log_metrics(instantiate_dict(cfg.get("logger")),
                 {f"sample/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
@@ -182,4 +209,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    preflight(Path(__file__).resolve().parent / "conf", "sample")  # bad overrides: one line, exit 2
     main()

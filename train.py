@@ -17,28 +17,13 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
-from textflow.checkpoint import read_checkpoint
+from textflow.callbacks.finite import FiniteGuard
+from textflow.checks import require_int
 from textflow.cli import guarded, instantiate_dict
-from textflow.errors import CheckpointError
+from textflow.cli.preflight import preflight
 from textflow.io import atomic_write_json
-
-
-def resume_checkpoint(cfg: DictConfig, run_info: dict) -> str | None:
-    """The checkpoint to resume from: ``ckpt_path`` if given, else ``<run dir>/checkpoints/last.ckpt``
-    when ``resume`` is on and it exists. Refuses a checkpoint trained on another vocabulary."""
-    path = cfg.ckpt_path
-    if path is None and cfg.resume:
-        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-        path = str(last) if last.is_file() else None
-    if path is None:
-        return None
-    info = read_checkpoint(path)["textflow"]
-    if info.get("tokenizer") != run_info["tokenizer"] or info.get("vocab_size") != run_info["vocab_size"]:
-        raise CheckpointError(f"ckpt_path={path!r} was trained with another vocabulary "
-                              f"(vocab_size={info.get('vocab_size')}) than this run's data "
-                              f"(vocab_size={run_info['vocab_size']}); use the same data/tokenizer config")
-    rank_zero_info(f"[textflow] resuming from {path}")
-    return str(path)
+from textflow.runs.lock import RunFolderLock, global_rank
+from textflow.runs.resume import resume_checkpoint
 
 
 def link_latest(run_dir: Path) -> None:
@@ -53,7 +38,14 @@ def link_latest(run_dir: Path) -> None:
 
 
 def run(cfg: DictConfig) -> tuple[dict, dict]:
-    """Train; returns (metrics, objects) so tests and sweepers can call it directly."""
+    """Train; returns (metrics, objects) so tests and sweepers can call it directly. The run holds its
+    folder while it lives (docs/reliability.md)."""
+    require_int("seed", cfg.seed, low=0)
+    with RunFolderLock(cfg.paths.output_dir, rank=global_rank()):
+        return train_run(cfg)
+
+
+def train_run(cfg: DictConfig) -> tuple[dict, dict]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
     datamodule = instantiate(cfg.data)
@@ -61,8 +53,8 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     seq_len = int(cfg.data.seq_len)
     module = instantiate(cfg.stage)(cfg, tokenizer=tokenizer, seq_len=seq_len)  # conf/stage: flow | distill
     loggers = instantiate_dict(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_dict(cfg.get("callbacks")),
-                                     logger=loggers or False)
+    callbacks = [*instantiate_dict(cfg.get("callbacks")), FiniteGuard()]  # the guard whatever the config says
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     n_params = sum(p.numel() for p in module.parameters() if p.requires_grad)
     for lg in loggers:
         lg.log_hyperparams({**{k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
@@ -93,4 +85,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    preflight(Path(__file__).resolve().parent / "conf", "train")  # bad overrides: one line, exit 2
     main()

@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 
 from textflow.autoencoders import EmbeddingAutoencoder
 from textflow.backbones import DiT
-from textflow.checkpoint import assert_safe_targets, read_checkpoint
+from textflow.checkpoint import read_checkpoint
+from textflow.checkpoint.safe_config import check_config_data
 from textflow.ema import EMA
 from textflow.errors import CheckpointError, ConfigError
 from textflow.paths import LinearPath, VPPath
@@ -108,12 +109,12 @@ def test_ema_tracks_and_warms_up():
     assert not ema.module.weight.requires_grad
 
 
-def test_only_textflow_torch_lightning_targets_are_instantiated():
-    ok = OmegaConf.create({"a": {"_target_": "textflow.paths.LinearPath"}, "b": [{"_target_": "torch.optim.AdamW"}]})
-    assert_safe_targets(ok, source="test")
-    bad = OmegaConf.create({"a": {"inner": {"_target_": "os.system", "_args_": ["echo hacked"]}}})
+def test_only_listed_component_classes_pass_the_checkpoint_config_check():
+    ok = {"a": {"_target_": "textflow.paths.LinearPath"}, "b": [{"_target_": "torch.optim.AdamW", "_partial_": True}]}
+    check_config_data(ok, source="test")
+    bad = {"a": {"inner": {"_target_": "os.system", "_args_": ["echo hacked"]}}}
     with pytest.raises(CheckpointError, match=r"a\.inner\._target_='os.system'"):
-        assert_safe_targets(bad, source="test")
+        check_config_data(bad, source="test")
 
 
 def test_missing_and_corrupt_checkpoints_are_named(tmp_path):

@@ -15,9 +15,10 @@ import torch
 from torch import Tensor
 
 from textflow.autoencoders.base import LatentAutoencoder
+from textflow.training_rng import SeededTrainingSteps
 
 
-class AutoencoderModule(L.LightningModule):
+class AutoencoderModule(SeededTrainingSteps, L.LightningModule):
     """Args:
     autoencoder: the latent autoencoder to train.
     optimizer: ``_partial_`` optimizer factory taking ``params``.

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from textflow.checkpoint import load_run
+from textflow.cli import guarded
 from textflow.diagnostics import (boundary_geometry, dabi_curve, mse_dabi_curve, oracle_flip_rate,
                                   terminal_residual, terminal_time)
 from textflow.diagnostics.ablation import commit_ablation
@@ -292,4 +293,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main, None)  # a bad checkpoint or value: one line, exit status 2

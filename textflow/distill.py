@@ -34,6 +34,7 @@ from textflow.errors import ConfigError
 from textflow.noise import stream_generator
 from textflow.paths import expand_time
 from textflow.samplers.steps import euler_update
+from textflow.training_rng import SeededTrainingSteps
 
 
 @torch.no_grad()
@@ -61,7 +62,7 @@ def halving_rounds(start_steps: int, min_steps: int) -> list[int]:
     return rounds
 
 
-class DistillModule(L.LightningModule):
+class DistillModule(SeededTrainingSteps, L.LightningModule):
     """Args:
     teacher: the trained LatentFlowModule (its EMA weights are the first teacher).
     teacher_ckpt: the teacher's checkpoint path (exported again with the students added).
@@ -112,8 +113,20 @@ class DistillModule(L.LightningModule):
         self.log("loss", loss, prog_bar=True, logger=False, batch_size=ids.shape[0])
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.global_step > 0 and self.global_step % self.steps_per_round == 0:
+    def on_train_start(self) -> None:
+        """A run resumed after its last round has nothing left to train (it would retrain and overwrite
+        the last student)."""
+        if int(self.round_index) >= len(self.rounds):
+            self.trainer.should_stop = True
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        """The optimizer step, then (every ``steps_per_round`` steps) the end of the round, before any
+        callback's ``on_train_batch_end``, where ``ModelCheckpoint`` writes: a checkpoint taken at a
+        round's last step already holds the next round's state, so a run resumed from it goes on with
+        the next round instead of repeating this one."""
+        super().optimizer_step(*args, **kwargs)
+        steps_done = self.global_step + 1  # Lightning counts the step after this hook returns
+        if steps_done % self.steps_per_round == 0:
             self.finish_round()
 
     @torch.no_grad()
@@ -134,11 +147,16 @@ class DistillModule(L.LightningModule):
             self.trainer.should_stop = True
 
     def export(self) -> Path:
-        from textflow.checkpoint import read_checkpoint
+        from textflow.callbacks.finite import DivergedError
+        from textflow.checkpoint import nonfinite_tensors, read_checkpoint
 
-        ckpt = read_checkpoint(self.teacher_ckpt)
+        ckpt = read_checkpoint(self.teacher_ckpt, key="teacher_ckpt")
         info = dict(ckpt["textflow"])
         info["students"] = {str(k): sd for k, sd in sorted(self.students.items())}
+        bad = nonfinite_tensors((f"students[{k}].{n}", v) for k, sd in info["students"].items() for n, v in sd.items())
+        if bad:  # never export a non-finite student (docs/reliability.md, "no silent NaN")
+            raise DivergedError(f"distillation diverged: {len(bad)} student tensors are not finite (e.g. {bad[0]}); "
+                                f"refusing to write {self.export_path}; lower stage.optimizer.lr")
         info["distill"] = {"teacher_ckpt": self.teacher_ckpt, "rounds": self.rounds,
                            "steps_per_round": self.steps_per_round, "grid": "uniform"}
         target = Path(self.export_path)

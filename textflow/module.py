@@ -12,6 +12,10 @@ science.md §4 pitfall) and ``L_autoencoder`` is the autoencoder's own loss (rea
 lightly noised latents for the embedding autoencoder). In two-stage runs the autoencoder is a frozen
 :class:`~textflow.autoencoders.normalized.NormalizedAutoencoder` whose loss is zero; its latent
 statistics are fitted on the training data when fitting starts.
+
+Every training step draws its randomness (times, noise, the autoencoder's loss noise) from a stream
+seeded by (run seed, step) (:class:`~textflow.training_rng.SeededTrainingSteps`), and the EMA is updated
+inside the optimizer step, so a resumed run trains exactly as an uninterrupted one (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from textflow.ema import EMA
 from textflow.noise import stream_generator
 from textflow.paths import ProbPath
 from textflow.timegrids import UniformTime
+from textflow.training_rng import SeededTrainingSteps
 
 
-class LatentFlowModule(L.LightningModule):
+class LatentFlowModule(SeededTrainingSteps, L.LightningModule):
     """Args:
     autoencoder, backbone, path: the components (built by train.py from their config groups).
     optimizer: ``_partial_`` optimizer factory taking ``params``.
@@ -93,7 +98,11 @@ class LatentFlowModule(L.LightningModule):
         self.log("loss", loss, prog_bar=True, logger=False, batch_size=batch.shape[0])
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+    def optimizer_step(self, *args, **kwargs) -> None:
+        """The optimizer step, then the EMA update. Both happen before any callback's
+        ``on_train_batch_end``, where ``ModelCheckpoint`` writes, so the checkpoint of step ``s`` holds
+        the EMA of step ``s`` and a resumed run's EMA equals an uninterrupted run's (docs/reliability.md)."""
+        super().optimizer_step(*args, **kwargs)
         self.ema.update(self.net)
 
     @torch.no_grad()

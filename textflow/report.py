@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from textflow.io import atomic_write_text
+from textflow.runs.outputs import unit_mismatch
 
 FIRST = ["sampler", "steps", "nfe", "tokens_per_s", "gen_ppl", "unigram_entropy", "distinct_1", "distinct_2",
          "distinct_3", "repetition_4", "self_bleu", "mode_collapse",
@@ -50,6 +51,10 @@ def collect(root: Path) -> tuple[list[dict], dict | None]:
     (held-out text, shuffled-word text) by name."""
     rows, references = [], {}
     for path in sorted(root.rglob("metrics.json")):
+        mismatch = unit_mismatch(path.parent)
+        if mismatch:  # a run killed between its two renames: report it, never mix two runs in one row
+            rows.append({"run": str(path.parent.relative_to(root)), "sampler": None, "error": mismatch})
+            continue
         data = json.loads(path.read_text())
         sampler = data.get("sampler", {})
         row = {"sampler": sampler.get("name"), "steps": sampler.get("steps"),

@@ -11,7 +11,8 @@ from typing import Callable, Optional
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from textflow.checkpoint import build_autoencoder, build_module, load_run, make_run_info, read_checkpoint
+from textflow.checkpoint import (build_autoencoder, build_module, checkpoint_config, load_run, make_run_info,
+                                 read_checkpoint)
 from textflow.errors import CheckpointError, ConfigError
 
 NORMALIZED = "textflow.autoencoders.NormalizedAutoencoder"
@@ -39,7 +40,7 @@ def autoencoder(cfg: DictConfig, *, tokenizer, seq_len: int, optimizer: Callable
 
 def read_autoencoder(path: str, *, tokenizer, expected: DictConfig) -> tuple[dict, dict]:
     """(autoencoder config, weights) of an ``autoencoder`` checkpoint, checked against this run."""
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path, key="autoencoder_ckpt")
     info = ckpt["textflow"]
     if info.get("kind") != "autoencoder":
         raise CheckpointError(f"autoencoder_ckpt={path!r} is a {info.get('kind', 'flow')!r} checkpoint, not one "
@@ -48,7 +49,9 @@ def read_autoencoder(path: str, *, tokenizer, expected: DictConfig) -> tuple[dic
         raise CheckpointError(f"autoencoder_ckpt={path!r} was trained with another vocabulary (vocab_size="
                               f"{info.get('vocab_size')}) than this run's data (vocab_size={_vocab(tokenizer)[0]}); "
                               "use the autoencoder's data/tokenizer config")
-    ae_cfg = OmegaConf.create(info["config"]).autoencoder
+    ae_cfg = checkpoint_config(info, source=f"autoencoder_ckpt={path!r}").get("autoencoder")
+    if ae_cfg is None:
+        raise CheckpointError(f"autoencoder_ckpt={path!r} stores no autoencoder config")
     theirs = (ae_cfg._target_, ae_cfg.get("latent_dim"))
     ours = (expected._target_, expected.get("latent_dim"))
     if theirs != ours:
@@ -93,7 +96,7 @@ def distill(cfg: DictConfig, *, tokenizer, seq_len: int, teacher_ckpt: str, star
     """Progressive distillation of the flow in ``teacher_ckpt`` (textflow.distill)."""
     from textflow.distill import DistillModule
 
-    loaded = load_run(teacher_ckpt)
+    loaded = load_run(teacher_ckpt, key="teacher_ckpt")
     if loaded.info["tokenizer"] != tokenizer.to_json():
         raise CheckpointError(f"teacher_ckpt={teacher_ckpt!r} was trained with another vocabulary "
                               f"(vocab_size={loaded.info['vocab_size']}) than this run's data "

@@ -13,14 +13,12 @@ import math
 import torch
 from torch import Tensor
 
-from textflow.errors import ConfigError
+from textflow.checks import require_int, require_number
 from textflow.noise import GeneratorArg, rand
 
 
 def check_steps(steps) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"sampler.steps={steps!r} is invalid; steps must be an integer >= 1")
-    return steps
+    return require_int("sampler.steps", steps, low=1)
 
 
 class UniformTime:
@@ -38,9 +36,8 @@ class LogitNormalTime:
     the sigmoid, with exact endpoints 0 and 1."""
 
     def __init__(self, *, mean: float = 0.0, std: float = 1.0):
-        if std <= 0:
-            raise ConfigError(f"time.std={std} is invalid; it must be > 0")
-        self.mean, self.std = float(mean), float(std)
+        self.mean = require_number("time.mean", mean)
+        self.std = require_number("time.std", std, low=0, low_open=True)
 
     def sample(self, n: int, *, generator: GeneratorArg = None, device=None) -> Tensor:
         u = rand((n,), generator=generator, device=device).clamp(1e-6, 1 - 1e-6)
@@ -61,7 +58,7 @@ class RandomLogitNormalTime(LogitNormalTime):
 
     def __init__(self, *, mean: float = 0.0, std: float = 1.0, seed: int = 0):
         super().__init__(mean=mean, std=std)
-        self.seed = int(seed)
+        self.seed = require_int("time.seed", seed)
 
     def grid(self, steps: int) -> Tensor:
         k = check_steps(steps)

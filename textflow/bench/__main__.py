@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from textflow.cli import guarded
 from textflow.bench.runner import print_table, write_result
 
 
@@ -108,4 +109,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main, None)  # a bad checkpoint or value: one line, exit status 2

@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import math
 import os
+import sys
 from pathlib import Path
 
 from textflow.data.assets import extract_sdist
@@ -41,10 +42,33 @@ def _normalise(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+MAX_REPLACED_FRACTION = 0.01  # a file with more undecodable bytes than this is not text
+
+
+def read_text_file(path: Path) -> str | None:
+    """A file's UTF-8 text with normalised line endings, or None (with a warning naming the file) when
+    it is not text: it holds NUL bytes, or over 1 % of its characters cannot be decoded. A text file with
+    a few undecodable bytes is kept, with a warning that counts them (U+FFFD replaces each)."""
+    raw = Path(path).read_bytes()
+    text = raw.decode("utf-8", errors="replace")
+    replaced = text.count("\ufffd") - raw.count("\ufffd".encode("utf-8"))
+    binary = b"\x00" in raw
+    if binary or replaced > MAX_REPLACED_FRACTION * max(len(text), 1):
+        why = "it holds NUL bytes" if binary else f"{replaced} of its {len(text)} characters are not UTF-8"
+        print(f"[textflow] warning: skipping {path}: not a text file ({why}; {replaced} replacement characters)",
+              file=sys.stderr)
+        return None
+    if replaced:
+        print(f"[textflow] warning: {path} has {replaced} bytes that are not UTF-8 (replaced by U+FFFD)",
+              file=sys.stderr)
+    return _normalise(text)
+
+
 def _nonempty(docs: Documents, split: str, where: str) -> Documents:
     docs = [(name, text) for name, text in docs if text.strip()]
     if not docs:
-        raise DataError(f"the {split} split of {where} is empty (no non-blank text); give a corpus with text in it")
+        raise DataError(f"the {split} split of {where} is empty (no text left after skipping blank and non-text files); "
+                        "give a corpus with text in it")
     return docs
 
 
@@ -145,7 +169,7 @@ class LocalText:
         """``(file stem, text)`` pairs of ``split``; blank files are dropped."""
         check_split(split)
         files = self._files()[split]
-        docs = [(p.stem, _normalise(p.read_text(encoding="utf-8", errors="replace"))) for p in files]
+        docs = [(p.stem, text) for p in files if (text := read_text_file(p)) is not None]
         return _nonempty(docs, split, f"train_glob={self.train_glob!r}")
 
     def fingerprint(self) -> str:

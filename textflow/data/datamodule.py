@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from textflow.data.assets import publish
 from textflow.data.corpora import SPLITS, check_split
+from textflow.data.resumable import ResumableDataLoader, resumable_loader
 from textflow.data.tokenizers import TextTokenizer
 from textflow.errors import ConfigError, DataError
 
@@ -159,12 +160,13 @@ class TextDataModule(L.LightningDataModule):
                             f"fewer than data.batch_size={self.batch_size}; lower batch_size or seq_len")
 
     # -- loaders ----------------------------------------------------------------------------
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled (global torch seed, e.g. ``seed_everything``), incomplete last batch dropped."""
+    def train_dataloader(self) -> ResumableDataLoader:
+        """Shuffled by (run seed, epoch), incomplete last batch dropped, and resumable mid-epoch: a
+        checkpoint stores the loader's position (``textflow.data.resumable``)."""
         self.setup()
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+        return resumable_loader(self.train_set, batch_size=self.batch_size, trainer=self.trainer,
+                                num_workers=self.num_workers, pin_memory=self.pin_memory,
+                                persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         """Held-out blocks in order."""

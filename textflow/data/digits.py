@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from textflow.data.resumable import ResumableDataLoader, resumable_loader
 from textflow.errors import ConfigError, DataError
 
 
@@ -50,10 +51,9 @@ class DigitsDataModule(L.LightningDataModule):
                               f"(the dataset has {len(self._images)})")
         return self._images[:-self.val_images] if split == "train" else self._images[-self.val_images:]
 
-    def train_dataloader(self) -> DataLoader:
-        g = torch.Generator().manual_seed(0)
-        return DataLoader(_Images(self.images("train")), batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          generator=g)
+    def train_dataloader(self) -> ResumableDataLoader:
+        """Shuffled by (run seed, epoch), resumable mid-epoch (``textflow.data.resumable``)."""
+        return resumable_loader(_Images(self.images("train")), batch_size=self.batch_size, trainer=self.trainer)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(_Images(self.images("val")[:self.max_val_blocks]), batch_size=self.val_batch_size)

@@ -26,7 +26,8 @@ import math
 
 import torch
 
-from textflow.errors import ConfigError, check_choice
+from textflow.checks import require_number
+from textflow.errors import check_choice
 from textflow.samplers.registry import register_sampler
 from textflow.samplers.steps import batch_time, churn_euler_step, emit
 from textflow.types import SampleOutput
@@ -36,10 +37,11 @@ RULES = ("confidence", "margin", "schedule")
 
 def check_commit(*, rule: str = "confidence", threshold: float = 0.9, gamma: float = 0.0) -> None:
     check_choice("sampler.rule", rule, RULES)
-    if rule != "schedule" and not 0.0 <= float(threshold) <= 1.0 + 1e-9:
-        raise ConfigError(f"sampler.threshold={threshold!r} is invalid; it is a probability in [0, 1]")
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
-        raise ConfigError(f"sampler.gamma={gamma!r} is invalid; gamma must be a number >= 0 (0 = ODE steps)")
+    if rule == "schedule":
+        require_number("sampler.threshold", threshold, hint=" (ignored by rule=schedule)")
+    else:
+        require_number("sampler.threshold", threshold, low=0, high=1, hint=" (a probability)")
+    require_number("sampler.gamma", gamma, low=0, hint=" (0 = ODE steps)")
 
 
 def top2_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import torch
 
-from textflow.errors import ConfigError
+from textflow.checks import require_number
 from textflow.samplers.registry import register_sampler
 from textflow.samplers.steps import batch_time, churn_euler_step, emit
 from textflow.types import SampleOutput
 
 
 def check_sde(*, gamma: float = 1.0) -> None:
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
-        raise ConfigError(f"sampler.gamma={gamma!r} is invalid; gamma must be a number >= 0 (0 = the ODE)")
+    require_number("sampler.gamma", gamma, low=0, hint=" (0 = the ODE)")
 
 
 @register_sampler("sde", check=check_sde)

@@ -1,4 +1,5 @@
-"""Helpers shared by the two entry points: one-line errors, device choice, component dicts."""
+"""Helpers shared by the entry points: one-line errors, device choice, component dicts, and the
+pre-flight check of command-line overrides (:mod:`textflow.cli.preflight`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ def user_error(err: BaseException) -> TextflowError | None:
     return None
 
 
+def one_line(message: str) -> str:
+    """``message`` on one line (a user error is always printed as exactly one line)."""
+    return " ".join(message.split())
+
+
 def in_multirun() -> bool:
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -45,10 +51,11 @@ def guarded(task: Callable[[DictConfig], Any], cfg: DictConfig, *, on_sweep_erro
         found = user_error(err)
         if found is None:
             raise
-        print(f"error: {found}", file=sys.stderr)
+        message = one_line(str(found))
+        print(f"error: {message}", file=sys.stderr)
         if in_multirun():
             if on_sweep_error is not None:
-                on_sweep_error(str(found))
+                on_sweep_error(message)
             return None
         sys.exit(2)
 

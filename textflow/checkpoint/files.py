@@ -1,0 +1,68 @@
+"""The one reader of checkpoint files: every place that opens a ``.ckpt`` (sampling, resume,
+``teacher_ckpt=``, ``autoencoder_ckpt=``, diagnose, bench) goes through :func:`read_checkpoint`.
+
+It loads with ``torch.load(weights_only=True)`` (tensors and plain containers only), checks that the
+file is a textflow checkpoint, that its stored config is safe data
+(:mod:`textflow.checkpoint.safe_config`) and that every weight is finite. Each failure is a one-line
+:class:`~textflow.errors.CheckpointError` naming the key and the path (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from omegaconf import DictConfig
+
+from textflow.checkpoint.safe_config import parse_checkpoint_config
+from textflow.errors import CheckpointError
+
+
+def nonfinite_tensors(tensors: Iterable[tuple[str, Any]]) -> list[str]:
+    """Names of the floating-point tensors that hold a NaN or an infinity."""
+    return [name for name, value in tensors
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+
+
+def checkpoint_tensors(ckpt: dict) -> Iterable[tuple[str, Any]]:
+    """Every stored weight: the model's state_dict and any distilled students."""
+    yield from ckpt.get("state_dict", {}).items()
+    for k, student in (ckpt.get("textflow", {}).get("students") or {}).items():
+        yield from ((f"students[{k}].{n}", v) for n, v in student.items())
+
+
+def checkpoint_config(info: dict, *, source: str) -> DictConfig:
+    """The validated run config stored in a checkpoint's ``textflow`` entry."""
+    return parse_checkpoint_config(info.get("config"), source=source)
+
+
+def _describe(key: str, path: Any) -> str:
+    return f"{key}={str(path)!r}"
+
+
+def read_checkpoint(path: str | Path, *, key: str = "ckpt_path") -> dict:
+    """Load and check a checkpoint; ``key`` is the option that named it (``ckpt_path``,
+    ``teacher_ckpt``, ``autoencoder_ckpt``), used in every error message."""
+    where = _describe(key, path)
+    p = Path(str(path)).expanduser()
+    if p.is_dir():
+        found = sorted(str(f) for f in p.rglob("*.ckpt"))[:3]
+        hint = f"e.g. {found[0]}" if found else "none is inside it"
+        raise CheckpointError(f"{where} is a directory; pass a .ckpt file ({hint})")
+    if not p.is_file():
+        raise CheckpointError(f"{where} does not exist (pass the .ckpt file train.py printed)")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated, foreign or pickled-code files
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{where} is not a readable checkpoint: {reason}") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("textflow"), dict) or \
+            not isinstance(ckpt.get("state_dict"), dict):
+        raise CheckpointError(f"{where} is not a textflow checkpoint (no 'textflow' run info)")
+    checkpoint_config(ckpt["textflow"], source=where)
+    bad = nonfinite_tensors(checkpoint_tensors(ckpt))
+    if bad:
+        raise CheckpointError(f"{where} holds non-finite weights ({len(bad)} tensors, e.g. {bad[0]}): the run "
+                              "diverged; use an earlier checkpoint or retrain with a lower learning rate")
+    return ckpt

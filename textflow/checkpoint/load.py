@@ -1,0 +1,74 @@
+"""Rebuild a trained run (module, tokenizer, config) from a checkpoint alone."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from textflow.checkpoint.build import FORMAT_VERSION, build_module
+from textflow.checkpoint.files import checkpoint_config, read_checkpoint
+from textflow.errors import CheckpointError
+
+
+@dataclass
+class LoadedRun:
+    module: Any  # LatentFlowModule with weights loaded
+    tokenizer: Any  # TextTokenizer, or None for non-text data (the smooth image control)
+    config: DictConfig
+    info: dict
+    path: Path
+
+    @property
+    def student_steps(self) -> list[int]:
+        return sorted(int(k) for k in self.info.get("students", {}))
+
+    def denoiser(self, *, use_ema: bool = True, student_steps: int | None = None):
+        """The model's denoiser, or (``student_steps=K``) the distilled K-step student's."""
+        den = self.module.denoiser(use_ema=use_ema)
+        if student_steps is None:
+            return den
+        if student_steps not in self.student_steps:
+            have = ", ".join(map(str, self.student_steps)) or "none (run train.py stage=distill teacher_ckpt=...)"
+            raise CheckpointError(f"no student was distilled for sampler.steps={student_steps} in "
+                                  f"{str(self.path)!r}; students exist for steps: {have}")
+        student = copy.deepcopy(den.backbone)
+        student.load_state_dict(self.info["students"][str(student_steps)])
+        den.backbone = student.to(next(den.autoencoder.parameters()).device)
+        return den
+
+
+def load_run(path: str | Path, *, key: str = "ckpt_path") -> LoadedRun:
+    """Rebuild the trained module and tokenizer from a checkpoint alone (``key`` names the option
+    that gave ``path``, for error messages)."""
+    from textflow.data.tokenizers import TextTokenizer
+
+    ckpt = read_checkpoint(path, key=key)
+    info = ckpt["textflow"]
+    if info.get("kind") == "distill-state":
+        raise CheckpointError(f"{key}={str(path)!r} is a distillation training state; sample with the "
+                              "distilled.ckpt next to it")
+    if info.get("kind") == "autoencoder":
+        raise CheckpointError(f"{key}={str(path)!r} holds an autoencoder alone; train a flow on it first: "
+                              f"python train.py stage=flow autoencoder_ckpt={path}")
+    if info.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{key}={str(path)!r} has checkpoint format {info.get('format')!r}; "
+                              f"this textflow reads format {FORMAT_VERSION}")
+    cfg = checkpoint_config(info, source=f"{key}={str(path)!r}")
+    tokenizer = None if info["tokenizer"] is None else TextTokenizer.from_json(info["tokenizer"])
+    if tokenizer is not None and tokenizer.vocab_size != info["vocab_size"]:
+        raise CheckpointError(f"{key}={str(path)!r}: its tokenizer has {tokenizer.vocab_size} tokens but the "
+                              f"model was trained for vocab_size={info['vocab_size']}")
+    module = build_module(cfg, vocab_size=info["vocab_size"], seq_len=info["seq_len"])
+    try:
+        module.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise CheckpointError(f"{key}={str(path)!r} does not match its own config: "
+                              f"{' '.join(first[:2])[:200]}") from None
+    module.run_info = dict(info)
+    module.eval()
+    return LoadedRun(module=module, tokenizer=tokenizer, config=cfg, info=dict(info), path=Path(str(path)))

@@ -1,0 +1,1 @@
+"""Run folders: locking, resuming, writing a run's outputs."""

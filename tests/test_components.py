@@ -12,7 +12,7 @@ from textflow.autoencoders import EmbeddingAutoencoder
 from textflow.backbones import DiT
 from textflow.checkpoint import read_checkpoint
 from textflow.checkpoint.safe_config import check_config_data
-from textflow.ema import EMA
+from textflow.training.ema import EMA
 from textflow.errors import CheckpointError, ConfigError
 from textflow.paths import LinearPath, VPPath
 

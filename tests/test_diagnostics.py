@@ -116,7 +116,7 @@ def test_diagnose_report_on_a_trained_checkpoint(tmp_path, cache_dir):
 
     import train as train_entry
     from conftest import compose_config, tiny_train_overrides
-    from textflow.diagnose import main as diagnose_main
+    from textflow.diagnostics.cli import main as diagnose_main
 
     _, objs = train_entry.run(compose_config("train", tiny_train_overrides(tmp_path / "run", cache_dir)
                                              + ["trainer.max_steps=3"]))

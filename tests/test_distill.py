@@ -11,7 +11,7 @@ import sample as sample_entry
 import train as train_entry
 from conftest import compose_config, tiny_train_overrides
 from test_samplers import GaussianDenoiser
-from textflow.distill import distillation_target, halving_rounds
+from textflow.training.distill import distillation_target, halving_rounds
 from textflow.errors import CheckpointError, ConfigError
 from textflow.paths import LinearPath, VPPath
 

@@ -2,7 +2,7 @@
 
 Each case builds a tiny backbone (``textflow.backbones.DiT``) and a tiny autoencoder with fixed weights,
 wraps them in the denoiser the samplers use (``textflow.denoiser.FlowDenoiser``, what
-``LatentFlowModule.denoiser()`` builds), runs ``textflow.generate.generate`` (the function sample.py
+``LatentFlowModule.denoiser()`` builds), runs ``textflow.sampling.generate.generate`` (the function sample.py
 calls) with a fixed seed, and compares the result with literals recorded in ``GOLDEN``: the sum, mean,
 sum of squares and a position-weighted sum of the final latents (floats, relative 1e-5, absolute 1e-5
 for sums near zero), the exact token ids (for the smooth image autoencoder: the sum and sum of squares
@@ -38,7 +38,7 @@ import torch
 from textflow.autoencoders import EmbeddingAutoencoder, ImageAutoencoder, LatentARAutoencoder, TransformerVAE
 from textflow.backbones import DiT
 from textflow.denoiser import FlowDenoiser
-from textflow.generate import generate
+from textflow.sampling.generate import generate
 from textflow.paths import LinearPath, VPPath
 from textflow.samplers import SAMPLERS, Sampler
 

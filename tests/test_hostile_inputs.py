@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 import sample as sample_entry
 import train as train_entry
 from conftest import ROOT, compose_config, tiny_train_overrides
-from textflow import diagnose
+from textflow.diagnostics import cli as diagnose
 from textflow.bench import __main__ as bench_main
 from textflow.checkpoint import ALLOWED_TARGETS, read_checkpoint
 from textflow.checkpoint.safe_config import check_config_data, parse_checkpoint_config
@@ -86,10 +86,10 @@ def payload(marker: Path) -> dict:
 DANGEROUS = ["os.system", "builtins.eval", "builtins.exec", "subprocess.run", "posix.system", "torch.load",
              "torch.hub.load", "torch.jit.load", "torch.utils.cpp_extension.load_inline", "pickle.loads",
              "hydra.utils.get_method", "hydra.utils.instantiate", "textflow.io.os.system",
-             "textflow.checkpoint.files.torch.load", "textflow.data.corpora.os.system", "textflow.module.torch.load",
+             "textflow.checkpoint.files.torch.load", "textflow.data.corpora.os.system", "textflow.training.flow.torch.load",
              "textflow.cli.instantiate", "lightning.pytorch.cli.LightningCLI", "torch.optim.AdamW.__init__",
              "textflow.backbones.DiT.__init__.__globals__", "textflow.autoencoders.EmbeddingAutoencoderX",
-             "textflow.autoencoders", "textflow", "torch", "textflow.optim.math.exp", "functools.partial"]
+             "textflow.autoencoders", "textflow", "torch", "textflow.training.optim.math.exp", "functools.partial"]
 
 dotted = st.lists(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True), min_size=1, max_size=5).map(".".join)
 targets = st.one_of(st.sampled_from(DANGEROUS), dotted,
@@ -205,7 +205,7 @@ def _readers(ckpt: Path, tmp: Path, cache: Path):
         "train.py ckpt_path (resume)": train(f"ckpt_path={ckpt}"),
         "train.py autoencoder_ckpt": train(f"autoencoder_ckpt={ckpt}"),
         "train.py teacher_ckpt": train("stage=distill", f"teacher_ckpt={ckpt}"),
-        "textflow.diagnose": lambda: guarded(diagnose.main, [str(ckpt), "--out", str(tmp / "d")]),
+        "textflow.diagnostics.report": lambda: guarded(diagnose.main, [str(ckpt), "--out", str(tmp / "d")]),
         "textflow.bench sampling": lambda: guarded(bench_main.main, ["sampling", "--ckpt", str(ckpt), "--out",
                                                                       str(tmp / "b")]),
     }
@@ -301,7 +301,9 @@ def test_sampling_outputs_are_one_unit_with_normal_permissions(trained, tmp_path
 def test_a_folder_broken_mid_run_loses_no_sample(trained, tmp_path, monkeypatch, capsys):
     folder, rescue = tmp_path / "vanishing", tmp_path / "rescue"
     monkeypatch.setenv("TEXTFLOW_RESCUE_DIR", str(rescue))
-    real_generate = sample_entry.generate
+    from textflow.sampling import run as sampling_run
+
+    real_generate = sampling_run.generate
 
     def generate_then_break_folder(*args, **kwargs):
         result = real_generate(*args, **kwargs)
@@ -311,7 +313,7 @@ def test_a_folder_broken_mid_run_loses_no_sample(trained, tmp_path, monkeypatch,
         folder.write_text("the run folder was replaced by a file")
         return result
 
-    monkeypatch.setattr(sample_entry, "generate", generate_then_break_folder)
+    monkeypatch.setattr(sampling_run, "generate", generate_then_break_folder)
     line = expect_exit_2(capsys, lambda: guarded(sample_entry.run, sample_cfg(trained["ckpt"], folder)))
     assert "they were saved to" in line
     saved = next(rescue.iterdir())
@@ -419,7 +421,7 @@ def test_binary_corpus_files_are_skipped_with_a_warning_and_an_empty_corpus_refu
 def test_a_report_never_mixes_two_runs_in_one_row(trained, tmp_path):
     """A kill between the two renames of one run leaves its files beside another run's: the sweep
     report names the folder as inconsistent instead of mixing the two."""
-    from textflow.report import collect
+    from textflow.sampling.report import collect
 
     first, second = tmp_path / "0_a", tmp_path / "1_b"
     sample_entry.run(sample_cfg(trained["ckpt"], first))
@@ -428,3 +430,17 @@ def test_a_report_never_mixes_two_runs_in_one_row(trained, tmp_path):
     rows, _ = collect(tmp_path)
     broken = [r for r in rows if r["run"] == "0_a"]
     assert len(broken) == 1 and "different runs" in broken[0]["error"]
+
+
+def test_checkpoints_written_before_the_training_package_still_load(trained, tmp_path):
+    """Legacy exact target names (the old module paths, the old _partial_ LR function) are renamed as
+    data, then checked like any other config."""
+    from textflow.checkpoint import load_run
+
+    def legacy(config):
+        config["module"]["_target_"] = "textflow.module.LatentFlowModule"
+        config["module"]["scheduler"].update({"_target_": "textflow.optim.warmup_cosine", "_partial_": True})
+        config["module"]["train_time"]["_target_"] = "textflow.timegrids.LogitNormalTime"
+
+    old = hostile_copy(trained["ckpt"], tmp_path / "legacy.ckpt", legacy)
+    assert type(load_run(old).module).__name__ == "LatentFlowModule"

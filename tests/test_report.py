@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from textflow.report import build_report
+from textflow.sampling.report import build_report
 
 
 def fake_run(folder, name, steps, entropy, **knobs):

@@ -11,7 +11,7 @@ import torch
 from textflow.errors import ConfigError
 from textflow.paths import LinearPath, VPPath, expand_time
 from textflow.samplers import SAMPLERS, Sampler
-from textflow.timegrids import LogitNormalTime, RandomLogitNormalTime, UniformTime
+from textflow.time.grids import LogitNormalTime, RandomLogitNormalTime, UniformTime
 from textflow.types import StepRecord
 
 CONF_SAMPLERS = Path(__file__).resolve().parents[1] / "conf" / "sampler"

@@ -12,7 +12,7 @@ import torch
 import sample as sample_entry
 import train as train_entry
 from conftest import compose_config, tiny_train_overrides
-from textflow import diagnose as diagnose_entry
+from textflow.diagnostics import report as diagnose_entry
 from textflow.checkpoint import load_run, read_checkpoint
 from textflow.errors import CheckpointError, ConfigError
 
@@ -146,7 +146,7 @@ def test_smooth_flow_training_logs_the_mse_dabi(smooth_flow):
 
 
 def test_smooth_diagnose_report(smooth_flow, tmp_path):
-    from textflow.diagnose import main as diagnose_main
+    from textflow.diagnostics.cli import main as diagnose_main
 
     diagnose_main([str(smooth_flow), "--out", str(tmp_path), "--blocks", "16", "--steps", "2", "4"])
     result = json.loads((tmp_path / "diagnostics.json").read_text())

@@ -1,6 +1,6 @@
 """Cost of the training-time diagnostics callback relative to the training it rides on.
 
-Times one ``ReadoutDiagnostics`` evaluation (``textflow.diagnose.measure_for_readout`` on ``blocks``
+Times one ``ReadoutDiagnostics`` evaluation (``textflow.diagnostics.report.measure_for_readout`` on ``blocks``
 held-out blocks, all diagnostics on: DABI / flip / tube law for a parallel readout, the commit
 ablation for an AR decoder) and one optimizer step of the same model at the checkpoint's batch size,
 and reports the overhead at a validation interval of ``interval`` steps:
@@ -12,7 +12,7 @@ import torch
 
 from textflow.bench.runner import time_call
 from textflow.checkpoint import load_run
-from textflow.diagnose import measure_for_readout
+from textflow.diagnostics.report import measure_for_readout
 
 
 def run(*, ckpt: str, interval: int = 200, blocks: int = 16, repeats: int = 3) -> list[dict]:

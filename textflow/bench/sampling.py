@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textflow.bench.runner import time_call
 from textflow.checkpoint import load_run
-from textflow.generate import generate
+from textflow.sampling.generate import generate
 from textflow.samplers import Sampler
 
 

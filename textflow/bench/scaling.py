@@ -32,7 +32,7 @@ def build_flow(*, vocab_size: int, width: int, depth: int, heads: int, latent_di
 def run(*, lengths: list[int], steps: list[int], batch_size: int = 32, width: int = 256, depth: int = 4,
         heads: int = 4, vocab_size: int = 4096, latent_dim: int = 64, repeats: int = 3, device: str = "cpu",
         bf16: bool = False, compile: bool = False, out_dir: str | Path = "outputs/bench") -> list[dict]:
-    from textflow.generate import generate
+    from textflow.sampling.generate import generate
     from textflow.samplers import Sampler
 
     max_len = max(lengths)

@@ -49,7 +49,7 @@ class ReadoutDiagnostics(L.Callback):
         self._validations += 1
         if self._validations % self.every_n_validations:
             return
-        from textflow.diagnose import figures, measure_for_readout, scalars
+        from textflow.diagnostics.report import figures, measure_for_readout, scalars
 
         result = measure_for_readout(den, self._ids.to(pl_module.device), steps=self.steps, seed=self.seed,
                                      flip=self.flip, dabi=self.dabi)

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 
 from textflow.callbacks.base import is_text_flow
-from textflow.generate import generate
+from textflow.sampling.generate import generate
 
 
 class PerKValidation(L.Callback):

@@ -7,7 +7,7 @@ import torch
 
 from textflow.callbacks.base import is_text_flow
 from textflow.dashboards import log_metrics, log_text_table
-from textflow.generate import generate
+from textflow.sampling.generate import generate
 from textflow.metrics import text_metrics
 
 

@@ -31,11 +31,11 @@ ALLOWED_TARGETS: dict[str, bool] = {
     "textflow.backbones.DiT": False,
     "textflow.paths.LinearPath": False,
     "textflow.paths.VPPath": False,
-    "textflow.module.LatentFlowModule": False,
-    "textflow.optim.WarmupCosine": False,
-    "textflow.timegrids.UniformTime": False,
-    "textflow.timegrids.LogitNormalTime": False,
-    "textflow.timegrids.RandomLogitNormalTime": False,
+    "textflow.training.LatentFlowModule": False,
+    "textflow.training.WarmupCosine": False,
+    "textflow.time.UniformTime": False,
+    "textflow.time.LogitNormalTime": False,
+    "textflow.time.RandomLogitNormalTime": False,
     "textflow.data.TextDataModule": False,
     "textflow.data.digits.DigitsDataModule": False,
     "textflow.data.LocalText": False,
@@ -45,6 +45,16 @@ ALLOWED_TARGETS: dict[str, bool] = {
     "textflow.data.GPT2BPE": False,
     "textflow.data.Pretrained": False,
     "torch.optim.AdamW": True,
+}
+
+# Checkpoints written before the training / time packages existed name these exact paths; each is
+# renamed to its new home before checking (data in, data out: nothing is imported or called).
+LEGACY_TARGETS: dict[str, str] = {
+    "textflow.module.LatentFlowModule": "textflow.training.LatentFlowModule",
+    "textflow.optim.warmup_cosine": "textflow.training.WarmupCosine",  # was a _partial_ function
+    "textflow.timegrids.UniformTime": "textflow.time.UniformTime",
+    "textflow.timegrids.LogitNormalTime": "textflow.time.LogitNormalTime",
+    "textflow.timegrids.RandomLogitNormalTime": "textflow.time.RandomLogitNormalTime",
 }
 
 MAX_NODES = 100_000  # a YAML alias bomb or a huge config is refused, not walked
@@ -99,6 +109,28 @@ class _Walker:
                 self.walk(value, here, depth + 1)
 
 
+def migrate_legacy_targets(data: Any, *, source: str) -> Any:
+    """Rename the exact legacy ``_target_`` strings of :data:`LEGACY_TARGETS` in place (the legacy LR
+    schedule loses its ``_partial_``: the new one is a class called with the optimizer). Walks at most
+    :data:`MAX_NODES` nodes, so a YAML alias bomb is refused here too."""
+    stack, seen = [data], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise _refuse(source, f"its config is larger than {MAX_NODES} nodes")
+        if isinstance(node, dict):
+            target = node.get("_target_")
+            if isinstance(target, str) and target in LEGACY_TARGETS:
+                node["_target_"] = LEGACY_TARGETS[target]
+                if target == "textflow.optim.warmup_cosine":
+                    node.pop("_partial_", None)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return data
+
+
 def check_config_data(data: Any, *, source: str) -> None:
     """Raise :class:`CheckpointError` unless ``data`` (plain dicts/lists/scalars) is a safe config."""
     if not isinstance(data, dict):
@@ -114,5 +146,5 @@ def parse_checkpoint_config(text: Any, *, source: str) -> DictConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise _refuse(source, f"its config is not plain YAML ({str(err).splitlines()[0][:120]})") from None
-    check_config_data(data, source=source)
+    check_config_data(migrate_legacy_targets(data, source=source), source=source)
     return OmegaConf.create(data)

@@ -11,7 +11,7 @@ import statistics
 import torch
 from torch import Tensor
 
-from textflow.timegrids import UniformTime
+from textflow.time.grids import UniformTime
 
 
 def terminal_time(steps: int, time=None) -> float:

@@ -15,7 +15,7 @@ from torch import Tensor
 from textflow.errors import ConfigError
 from textflow.noise import GeneratorArg
 from textflow.samplers.registry import check_knobs, get_sampler
-from textflow.timegrids import UniformTime, check_steps
+from textflow.time.grids import UniformTime, check_steps
 from textflow.types import SampleOutput
 
 _FIXED = {"denoiser", "x_init", "time_grid", "generator", "callback"}

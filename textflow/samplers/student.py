@@ -1,7 +1,7 @@
 """Distilled few-step student (science.md §3, ``student``).
 
 The sampler runs K Euler steps (``gamma = 0``) or churned SDE steps (``gamma > 0``, ELF semantics) of
-the *student* network distilled for exactly K steps on the uniform grid (``textflow.distill``):
+the *student* network distilled for exactly K steps on the uniform grid (``textflow.training.distill``):
 sample.py hands it the student's denoiser (``register_sampler(..., weights="student")``) and refuses
 a K for which no student was distilled. NFE = K.
 """

@@ -1,6 +1,6 @@
 """One-command diagnostics report for a checkpoint (science.md §4):
 
-    python -m textflow.diagnose CKPT [--out DIR] [--blocks 64] [--steps 4 8 16]
+    python -m textflow.diagnostics CKPT [--out DIR] [--blocks 64] [--steps 4 8 16]
 
 On held-out blocks of the checkpoint's own corpus: clean readout accuracy and CE, the oracle
 roll-in flip rate at the terminal time of K-step samplers against s(t) with the tube-law prediction,
@@ -13,7 +13,6 @@ CCI and the commit ablation. Every noise draw comes from a named hashed stream (
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from textflow.checkpoint import load_run
-from textflow.cli import guarded
 from textflow.diagnostics import (boundary_geometry, dabi_curve, mse_dabi_curve, oracle_flip_rate,
                                   terminal_residual, terminal_time)
 from textflow.diagnostics.ablation import commit_ablation
@@ -29,10 +27,9 @@ from textflow.diagnostics.cci import cci_readout
 from textflow.diagnostics.rollin import curve_spread, flip_curve
 from textflow.diagnostics import tube_law
 from textflow.diagnostics.rowspace import row_space_fraction
-from textflow.io import atomic_write_json, atomic_write_text
 from textflow.noise import stream_generator
 from textflow.plots import finish, new_axes
-from textflow.reference import heldout_blocks
+from textflow.sampling.reference import heldout_blocks
 
 F_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
@@ -272,25 +269,3 @@ def markdown(result: dict) -> str:
         cells = ["n/a" if v != v else ("≥ " if lb else "") + f"{v:.3g}" for v, lb in zip(c["ratio"], c["lower_bound"])]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m textflow.diagnose", description=__doc__.splitlines()[0])
-    parser.add_argument("ckpt")
-    parser.add_argument("--out", default=None, help="folder for the report (default: next to the checkpoint)")
-    parser.add_argument("--blocks", type=int, default=64)
-    parser.add_argument("--steps", type=int, nargs="+", default=[4, 8, 16])
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    out_dir = Path(args.out or Path(args.ckpt).parent.parent / "diagnostics")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = diagnose(args.ckpt, blocks=args.blocks, steps=tuple(args.steps), seed=args.seed)
-    atomic_write_json(out_dir / "diagnostics.json", result)
-    atomic_write_text(out_dir / "diagnostics.md", markdown(result))
-    written = figures(result, out_dir)
-    print(markdown(result))
-    print(f"[textflow] wrote {out_dir}/diagnostics.md, diagnostics.json, " + ", ".join(p.name for p in written))
-
-
-if __name__ == "__main__":
-    guarded(main, None)  # a bad checkpoint or value: one line, exit status 2

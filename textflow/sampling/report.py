@@ -1,6 +1,6 @@
 """Aggregate sampling runs into one table and metric-vs-K plots.
 
-    python -m textflow.report outputs/sample/multiruns/<time>      # or any folder of runs
+    python -m textflow.sampling.report outputs/sample/multiruns/<time>      # or any folder of runs
 
 Every ``metrics.json`` under the folder becomes one row (sampler, K, gamma and the other knobs,
 NFE, tokens/s, judge gen-PPL, entropy, diversity, confidence intervals, and every other number
@@ -217,7 +217,7 @@ class ReportCallback(_HydraCallback):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m textflow.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m textflow.sampling.report", description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="a sample.py run folder or multirun sweep folder")
     args = parser.parse_args(argv)
     result = build_report(args.folder)

@@ -3,7 +3,7 @@
 It trains a latent autoencoder alone on its own loss (``autoencoder.loss``) and validates its clean
 round trip (``autoencoder.reconstruction_metrics``: token accuracy and CE for text, MSE for images).
 The checkpoint is self-describing (``"textflow"`` run info with ``kind: autoencoder``); the flow
-stage loads it with ``autoencoder_ckpt=...`` (textflow.stages).
+stage loads it with ``autoencoder_ckpt=...`` (textflow.training.stages).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from textflow.autoencoders.base import LatentAutoencoder
-from textflow.training_rng import SeededTrainingSteps
+from textflow.training.rng import SeededTrainingSteps
 
 
 class AutoencoderModule(SeededTrainingSteps, L.LightningModule):

@@ -14,7 +14,7 @@ lightly noised latents for the embedding autoencoder). In two-stage runs the aut
 statistics are fitted on the training data when fitting starts.
 
 Every training step draws its randomness (times, noise, the autoencoder's loss noise) from a stream
-seeded by (run seed, step) (:class:`~textflow.training_rng.SeededTrainingSteps`), and the EMA is updated
+seeded by (run seed, step) (:class:`~textflow.training.rng.SeededTrainingSteps`), and the EMA is updated
 inside the optimizer step, so a resumed run trains exactly as an uninterrupted one (docs/reliability.md).
 """
 
@@ -31,11 +31,11 @@ from torch.utils.data import DataLoader
 from textflow.autoencoders.base import LatentAutoencoder
 from textflow.autoencoders.normalized import NormalizedAutoencoder
 from textflow.denoiser import FlowDenoiser
-from textflow.ema import EMA
+from textflow.training.ema import EMA
 from textflow.noise import stream_generator
 from textflow.paths import ProbPath
-from textflow.timegrids import UniformTime
-from textflow.training_rng import SeededTrainingSteps
+from textflow.time.grids import UniformTime
+from textflow.training.rng import SeededTrainingSteps
 
 
 class LatentFlowModule(SeededTrainingSteps, L.LightningModule):
@@ -43,7 +43,7 @@ class LatentFlowModule(SeededTrainingSteps, L.LightningModule):
     autoencoder, backbone, path: the components (built by train.py from their config groups).
     optimizer: ``_partial_`` optimizer factory taking ``params``.
     scheduler: optional ``_partial_`` LR-scheduler factory taking the optimizer (stepped per step).
-    train_time: distribution of training times (``textflow.timegrids``).
+    train_time: distribution of training times (``textflow.time.grids``).
     readout_weight: weight of the autoencoder loss.
     ema_decay: EMA decay of the weights used for validation and sampling.
     val_times: fixed times at which the validation flow loss is measured (low-variance curves).

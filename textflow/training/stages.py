@@ -25,8 +25,8 @@ def _vocab(tokenizer) -> tuple[int | None, str | None]:
 
 def autoencoder(cfg: DictConfig, *, tokenizer, seq_len: int, optimizer: Callable,
                 scheduler: Optional[Callable] = None):
-    """Stage one of two-stage training: the autoencoder alone (textflow.autoencoder_module)."""
-    from textflow.autoencoder_module import AutoencoderModule
+    """Stage one of two-stage training: the autoencoder alone (textflow.training.autoencoder)."""
+    from textflow.training.autoencoder import AutoencoderModule
 
     vocab_size, tokenizer_json = _vocab(tokenizer)
     model = build_autoencoder(cfg, vocab_size=vocab_size)
@@ -93,8 +93,8 @@ def flow(cfg: DictConfig, *, tokenizer, seq_len: int, autoencoder_ckpt: str | No
 
 def distill(cfg: DictConfig, *, tokenizer, seq_len: int, teacher_ckpt: str, start_steps: int = 32,
             min_steps: int = 1, steps_per_round: int = 500, optimizer=None):
-    """Progressive distillation of the flow in ``teacher_ckpt`` (textflow.distill)."""
-    from textflow.distill import DistillModule
+    """Progressive distillation of the flow in ``teacher_ckpt`` (textflow.training.distill)."""
+    from textflow.training.distill import DistillModule
 
     loaded = load_run(teacher_ckpt, key="teacher_ckpt")
     if loaded.info["tokenizer"] != tokenizer.to_json():

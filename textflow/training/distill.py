@@ -34,7 +34,7 @@ from textflow.errors import ConfigError
 from textflow.noise import stream_generator
 from textflow.paths import expand_time
 from textflow.samplers.steps import euler_update
-from textflow.training_rng import SeededTrainingSteps
+from textflow.training.rng import SeededTrainingSteps
 
 
 @torch.no_grad()

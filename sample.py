@@ -23,7 +23,7 @@ __all__ = ["main", "run"]
 @hydra.main(version_base="1.3", config_path="conf", config_name="sample")
 def main(cfg: DictConfig) -> None:
     def record(message: str) -> None:  # a failed sweep point leaves its reason in its folder
-        atomic_write_json(Path(cfg.paths.output_dir) / "error.json", {"error": message})
+        atomic_write_json(Path(cfg.dirs.output_dir) / "error.json", {"error": message})
 
     guarded(run, cfg, on_sweep_error=record)
 

@@ -41,7 +41,7 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     """Train; returns (metrics, objects) so tests and sweepers can call it directly. The run holds its
     folder while it lives (docs/reliability.md)."""
     require_int("seed", cfg.seed, low=0)
-    with RunFolderLock(cfg.paths.output_dir, rank=global_rank()):
+    with RunFolderLock(cfg.dirs.output_dir, rank=global_rank()):
         return train_run(cfg)
 
 
@@ -60,11 +60,11 @@ def train_run(cfg: DictConfig) -> tuple[dict, dict]:
         lg.log_hyperparams({**{k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
                                 else cfg[k] for k in cfg if k != "hydra"}, "n_params": n_params})
     vocab = f"vocab {tokenizer.vocab_size}" if tokenizer is not None else "no tokenizer (continuous data)"
-    rank_zero_info(f"[textflow] {n_params / 1e6:.2f} M trainable parameters; {vocab}; outputs in {cfg.paths.output_dir}")
+    rank_zero_info(f"[textflow] {n_params / 1e6:.2f} M trainable parameters; {vocab}; outputs in {cfg.dirs.output_dir}")
     ckpt = resume_checkpoint(cfg, module.run_info)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
 
-    final = Path(cfg.paths.output_dir) / "checkpoints" / "final.ckpt"
+    final = Path(cfg.dirs.output_dir) / "checkpoints" / "final.ckpt"
     trainer.save_checkpoint(final, weights_only=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
     metrics.update(global_step=trainer.global_step, n_params=n_params)
@@ -72,8 +72,8 @@ def train_run(cfg: DictConfig) -> tuple[dict, dict]:
     if exported:
         final = Path(exported)
     if trainer.is_global_zero:
-        atomic_write_json(Path(cfg.paths.output_dir) / "train_metrics.json", {"checkpoint": str(final), **metrics})
-        link_latest(Path(cfg.paths.output_dir))
+        atomic_write_json(Path(cfg.dirs.output_dir) / "train_metrics.json", {"checkpoint": str(final), **metrics})
+        link_latest(Path(cfg.dirs.output_dir))
         print(f"[textflow] checkpoint: {final}")
     return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule, "checkpoint": final}
 

@@ -40,8 +40,8 @@ def tiny_train_overrides(out_dir: Path, cache: Path) -> list[str]:
     return [
         "debug=fast",
         "data=fixture",
-        f"paths.root_dir={ROOT}",
-        f"paths.cache_dir={cache}",
-        f"paths.output_dir={out_dir}",
+        f"dirs.root_dir={ROOT}",
+        f"dirs.cache_dir={cache}",
+        f"dirs.output_dir={out_dir}",
         f"hydra.run.dir={out_dir}",
     ]

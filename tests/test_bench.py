@@ -58,7 +58,7 @@ def test_train_benchmark_runs(tmp_path, cache_dir):
 
     bench_main(["train", "--preset", "dit_tiny", "--steps", "2", "--batch", "4", "--seq-len", "16", "--out",
                 str(tmp_path), "--cache-dir", str(cache_dir), "--override", "data=fixture",
-                "--override", f"paths.root_dir={ROOT}"])
+                "--override", f"dirs.root_dir={ROOT}"])
     row = json.loads(next(tmp_path.glob("train-*.json")).read_text())["rows"][0]
     assert row["tokens_per_s"] > 0 and 0 < row["mfu"] and row["peak_gflops"] > 0
 

@@ -30,7 +30,7 @@ def ckpt(tmp_path_factory, cache_dir):
     """A checkpoint made through the real train.py command line."""
     out = tmp_path_factory.mktemp("cli-train")
     proc = run_cli("train.py", "debug=fast", "data=fixture", "trainer.max_steps=4", "logger=none",
-                   "callbacks=none", f"paths.cache_dir={cache_dir}", f"hydra.run.dir={out}")
+                   "callbacks=none", f"dirs.cache_dir={cache_dir}", f"hydra.run.dir={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"checkpoint: {out}/checkpoints/final.ckpt" in proc.stdout
     return out / "checkpoints" / "final.ckpt"
@@ -81,5 +81,5 @@ def test_empty_corpus(tmp_path, cache_dir):
     (tmp_path / "empty" / "a.txt").write_text("   \n")
     (tmp_path / "empty" / "b.txt").write_text("")
     proc = run_cli("train.py", "debug=fast", "data=local", f"data.corpus.train_glob={tmp_path}/empty/*.txt",
-                   f"paths.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}/run")
+                   f"dirs.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}/run")
     assert_one_line_error(proc, "empty")

@@ -51,7 +51,7 @@ def test_time_distributions(option, tmp_path, cache_dir):
 
 @pytest.mark.parametrize("option", options("sampler"))
 def test_samplers(option, tmp_path):
-    cfg = compose_config("sample", ["ckpt_path=x.ckpt", f"sampler={option}", f"paths.output_dir={tmp_path}"])
+    cfg = compose_config("sample", ["ckpt_path=x.ckpt", f"sampler={option}", f"dirs.output_dir={tmp_path}"])
     sampler = instantiate(cfg.sampler)
     assert sampler.name == option and sampler.steps >= 1
 
@@ -94,8 +94,8 @@ def test_data_options_compose(option, tmp_path, cache_dir):
 
 @pytest.mark.parametrize("option", options("experiment"))
 def test_experiments_compose(option, tmp_path, cache_dir):
-    cfg = compose_config("train", [f"experiment={option}", f"paths.root_dir={ROOT}", f"paths.cache_dir={cache_dir}",
-                                   f"paths.output_dir={tmp_path}"])
+    cfg = compose_config("train", [f"experiment={option}", f"dirs.root_dir={ROOT}", f"dirs.cache_dir={cache_dir}",
+                                   f"dirs.output_dir={tmp_path}"])
     build_module(cfg, vocab_size=100, seq_len=int(cfg.data.seq_len))
 
 

@@ -11,7 +11,7 @@ from test_cli import run_cli
 def test_two_process_cpu_ddp_trains_and_its_checkpoint_samples(tmp_path, cache_dir):
     out = tmp_path / "ddp"
     proc = run_cli("train.py", "debug=fast", "data=fixture", "trainer=ddp_cpu", "trainer.max_steps=4",
-                   "callbacks.model_checkpoint.every_n_train_steps=2", f"paths.cache_dir={cache_dir}",
+                   "callbacks.model_checkpoint.every_n_train_steps=2", f"dirs.cache_dir={cache_dir}",
                    f"hydra.run.dir={out}", env_extra={"OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "distributed_backend=gloo" in proc.stderr + proc.stdout

@@ -78,15 +78,15 @@ def test_distill_stage_exports_one_student_per_round(distilled):
 
 def test_student_sampler_uses_the_student_for_its_k_and_refuses_others(distilled, tmp_path):
     ckpt = distilled["checkpoint"]
-    cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path}", "sampler=student",
+    cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"dirs.output_dir={tmp_path}", "sampler=student",
                                     "sampler.steps=2", "num_samples=2", "batch_size=2", "evaluation=diversity"])
     metrics, _ = sample_entry.run(cfg)
     assert metrics["nfe"] == 2 and json.loads((tmp_path / "metrics.json").read_text())["sampler"]["name"] == "student"
-    cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path}", "sampler=student",
+    cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"dirs.output_dir={tmp_path}", "sampler=student",
                                     "sampler.steps=8", "num_samples=1", "evaluation=diversity"])
     with pytest.raises(CheckpointError, match="no student was distilled for sampler.steps=8.*steps: 2, 4"):
         sample_entry.run(cfg)
     # the teacher's samplers still work from the same file
-    cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path / 'ode'}", "sampler=ode",
+    cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"dirs.output_dir={tmp_path / 'ode'}", "sampler=ode",
                                     "sampler.steps=2", "num_samples=1", "evaluation=diversity"])
     assert sample_entry.run(cfg)[0]["nfe"] == 2

@@ -54,7 +54,7 @@ def tiny_train(out: Path, cache: Path, *extra: str):
 
 
 def sample_cfg(ckpt, out: Path, *extra: str):
-    return compose_config("sample", [f"ckpt_path={ckpt}", f"paths.output_dir={out}", f"hydra.run.dir={out}",
+    return compose_config("sample", [f"ckpt_path={ckpt}", f"dirs.output_dir={out}", f"hydra.run.dir={out}",
                                      "num_samples=2", "batch_size=2", "sampler.steps=2", "print_samples=0",
                                      "evaluation=diversity", "reference=false", "logger=none", *extra])
 

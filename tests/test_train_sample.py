@@ -23,7 +23,7 @@ def trained(tmp_path_factory, cache_dir):
 
 
 def sample_cfg(ckpt: Path, out: Path, *extra: str):
-    return compose_config("sample", [f"ckpt_path={ckpt}", f"paths.output_dir={out}", "num_samples=2",
+    return compose_config("sample", [f"ckpt_path={ckpt}", f"dirs.output_dir={out}", "num_samples=2",
                                      "batch_size=2", "sampler.steps=2", "print_samples=1", "evaluation=diversity", *extra])
 
 

@@ -66,14 +66,14 @@ def test_flow_stage_loads_the_autoencoder_and_its_latent_statistics(vae_stages, 
 
 
 def test_sample_from_a_two_stage_flow(vae_stages, tmp_path):
-    cfg = compose_config("sample", [f"ckpt_path={vae_stages[1]}", f"paths.output_dir={tmp_path}", "num_samples=2",
+    cfg = compose_config("sample", [f"ckpt_path={vae_stages[1]}", f"dirs.output_dir={tmp_path}", "num_samples=2",
                                     "batch_size=2", "sampler=sde", "sampler.steps=2", "evaluation=diversity"])
     metrics, _ = sample_entry.run(cfg)
     assert metrics["nfe"] == 2 and (tmp_path / "samples.jsonl").is_file()
 
 
 def test_sampling_an_autoencoder_checkpoint_is_a_clear_error(vae_stages, tmp_path):
-    cfg = compose_config("sample", [f"ckpt_path={vae_stages[0]}", f"paths.output_dir={tmp_path}"])
+    cfg = compose_config("sample", [f"ckpt_path={vae_stages[0]}", f"dirs.output_dir={tmp_path}"])
     with pytest.raises(CheckpointError, match="holds an autoencoder alone.*stage=flow autoencoder_ckpt="):
         sample_entry.run(cfg)
 
@@ -102,12 +102,12 @@ def test_a_flow_checkpoint_is_not_an_autoencoder_checkpoint(vae_stages, tmp_path
 
 def test_ar_autoencoder_trains_jointly_and_samples(tmp_path_factory, cache_dir, tmp_path):
     ckpt = train(tmp_path_factory, cache_dir, "ar", "autoencoder=ar", "autoencoder.width=32", "autoencoder.heads=2")
-    cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path}", "num_samples=2",
+    cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"dirs.output_dir={tmp_path}", "num_samples=2",
                                     "batch_size=2", "sampler=ode", "sampler.steps=2", "evaluation=diversity"])
     metrics, objects = sample_entry.run(cfg)
     assert objects["generation"].ids.shape == (2, 32)
     assert metrics["diag/cci"] == 0.0 and metrics["diag/cci_readout"] == pytest.approx(31 / 32)
-    ablated = compose_config("sample", [f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path / 'soft'}", "num_samples=2",
+    ablated = compose_config("sample", [f"ckpt_path={ckpt}", f"dirs.output_dir={tmp_path / 'soft'}", "num_samples=2",
                                         "batch_size=2", "sampler=ode", "sampler.steps=2", "evaluation=diversity",
                                         "readout_feed=soft", "reference=false"])
     metrics, objects = sample_entry.run(ablated)
@@ -125,7 +125,7 @@ def test_ar_autoencoder_trains_jointly_and_samples(tmp_path_factory, cache_dir, 
 
 
 def test_commit_ablation_needs_an_autoregressive_readout(vae_stages, tmp_path):
-    cfg = compose_config("sample", [f"ckpt_path={vae_stages[1]}", f"paths.output_dir={tmp_path}",
+    cfg = compose_config("sample", [f"ckpt_path={vae_stages[1]}", f"dirs.output_dir={tmp_path}",
                                     "readout_feed=soft", "evaluation=diversity"])
     with pytest.raises(ConfigError, match="readout_feed='soft' needs an autoregressive readout.*TransformerVAE"):
         sample_entry.run(cfg)
@@ -157,7 +157,7 @@ def test_smooth_diagnose_report(smooth_flow, tmp_path):
 
 @pytest.mark.parametrize("sampler", ["ode", "sde"])
 def test_smooth_control_samples_and_reports_continuous_metrics(smooth_flow, tmp_path, sampler):
-    cfg = compose_config("sample", [f"ckpt_path={smooth_flow}", f"paths.output_dir={tmp_path}", "num_samples=8",
+    cfg = compose_config("sample", [f"ckpt_path={smooth_flow}", f"dirs.output_dir={tmp_path}", "num_samples=8",
                                     "batch_size=8", f"sampler={sampler}", "sampler.steps=2"])
     metrics, objects = sample_entry.run(cfg)
     assert objects["images"].shape == (8, 64)

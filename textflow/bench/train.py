@@ -82,7 +82,7 @@ def run(*, preset: str = "dit_small", steps: int = 30, batch: int = 64, seq_len:
 
     with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
         cfg = compose("train", overrides=[f"backbone={preset}", f"data.seq_len={seq_len}", f"data.batch_size={batch}",
-                                          f"paths.cache_dir={cache_dir}", "paths.output_dir=outputs/bench/train",
+                                          f"dirs.cache_dir={cache_dir}", "dirs.output_dir=outputs/bench/train",
                                           "logger=none", "callbacks=none", f"module.compile={compile}",
                                           *overrides], return_hydra_config=False)
     from hydra.utils import instantiate

@@ -104,7 +104,7 @@ def resume_checkpoint(cfg: DictConfig, run_info: dict) -> str | None:
     checkpoint trained with another vocabulary or model config."""
     path = cfg.get("ckpt_path")
     if path is None and cfg.get("resume"):
-        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        last = Path(cfg.dirs.output_dir) / "checkpoints" / "last.ckpt"
         path = str(last) if last.is_file() else None
     if path is None:
         return None

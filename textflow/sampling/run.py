@@ -112,7 +112,7 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
     check_counts(cfg)
     sampler = instantiate(cfg.sampler)  # bad sampler knobs fail here, before loading anything
     check_steps_limit(sampler.steps, cfg.max_sampler_steps)
-    with RunFolderLock(cfg.paths.output_dir, rank=global_rank()):  # one live run per folder
+    with RunFolderLock(cfg.dirs.output_dir, rank=global_rank()):  # one live run per folder
         return sample_run(cfg, sampler)
 
 
@@ -156,7 +156,7 @@ def sample_run(cfg: DictConfig, sampler) -> tuple[dict, dict]:
     if recorder is not None:
         metrics["trajectory"] = recorder.curve()
 
-    out_dir = Path(cfg.paths.output_dir)
+    out_dir = Path(cfg.dirs.output_dir)
     run_id = metrics["run_id"] = new_run_id()  # ties samples.jsonl to metrics.json
     rows = [{"run_id": run_id, "index": i, "seed": sample_seed(cfg.seed, i), "text": t, "token_ids": s,
              "sampler": sampler.describe(), "nfe": gen.nfe} for i, (t, s) in enumerate(zip(texts, seqs))]
@@ -185,7 +185,7 @@ def run_images(cfg: DictConfig, loaded, sampler, gen, *, device) -> tuple[dict, 
     if cfg.reference:
         train = data.images("train")
         metrics["reference/train"] = image_metrics(train[:len(gen.ids)], heldout)
-    out_dir = Path(cfg.paths.output_dir)
+    out_dir = Path(cfg.dirs.output_dir)
     metrics["run_id"] = new_run_id()
     write_run_outputs(out_dir, {"metrics.json": json_text(metrics) + "\n"}, run_id=metrics["run_id"])
     save_image_grid(gen.ids, out_dir / "samples.png", title=sampler.label)

@@ -104,7 +104,7 @@ def distill(cfg: DictConfig, *, tokenizer, seq_len: int, teacher_ckpt: str, star
     if int(loaded.info["seq_len"]) != int(seq_len):
         raise CheckpointError(f"teacher_ckpt={teacher_ckpt!r} was trained on blocks of {loaded.info['seq_len']} "
                               f"tokens; set data.seq_len={loaded.info['seq_len']}")
-    export = Path(cfg.paths.output_dir) / "checkpoints" / "distilled.ckpt"
+    export = Path(cfg.dirs.output_dir) / "checkpoints" / "distilled.ckpt"
     return DistillModule(teacher=loaded.module, teacher_ckpt=str(teacher_ckpt), export_path=str(export),
                          start_steps=start_steps, min_steps=min_steps, steps_per_round=steps_per_round,
                          optimizer=optimizer)

@@ -23,7 +23,7 @@ from textflow.cli import guarded, instantiate_dict
 from textflow.cli.preflight import preflight
 from textflow.io import atomic_write_json
 from textflow.runs.lock import RunFolderLock, global_rank
-from textflow.runs.resume import resume_checkpoint
+from textflow.training.resume import resume_checkpoint
 
 
 def link_latest(run_dir: Path) -> None:
@@ -51,7 +51,7 @@ def train_run(cfg: DictConfig) -> tuple[dict, dict]:
     datamodule = instantiate(cfg.data)
     tokenizer = datamodule.setup_tokenizer()
     seq_len = int(cfg.data.seq_len)
-    module = instantiate(cfg.stage)(cfg, tokenizer=tokenizer, seq_len=seq_len)  # conf/stage: flow | distill
+    module = instantiate(cfg.stage)(cfg, tokenizer=tokenizer, seq_len=seq_len)  # conf/stage/*.yaml
     loggers = instantiate_dict(cfg.get("logger"))
     callbacks = [*instantiate_dict(cfg.get("callbacks")), FiniteGuard()]  # the guard whatever the config says
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

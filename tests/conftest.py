@@ -1,4 +1,4 @@
-"""Shared fixtures: real configs composed with tiny overrides (style.md convention 10)."""
+"""Shared fixtures: real configs composed with tiny overrides (docs/architecture.md, testing)."""
 
 from __future__ import annotations
 

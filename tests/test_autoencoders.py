@@ -178,7 +178,7 @@ def test_image_autoencoder_round_trip_shapes():
     images = torch.rand(5, 64)
     z = model.encode(images)
     assert z.shape == (5, 4, 3) and model.decode(z).shape == (5, 64)
-    assert not model.categorical and "recon_mse" in model.reconstruction_metrics(images)
+    assert not model.readout_kind.decodes_tokens and "recon_mse" in model.reconstruction_metrics(images)
 
 
 def test_normalized_autoencoder_standardises_and_inverts(ids):

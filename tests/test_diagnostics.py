@@ -1,9 +1,8 @@
-"""Diagnostics on cases with known answers (science.md §4)."""
+"""Diagnostics on cases with known answers (docs/diagnostics.md)."""
 
 from __future__ import annotations
 
 import math
-import types
 
 import pytest
 import torch
@@ -172,10 +171,13 @@ def test_flip_curve_spread_against_the_densest_curve():
     assert spread["rel_max"] == pytest.approx(0.5) and spread["abs_median"] == pytest.approx(0.05)
 
 
-class ScriptedDecoder:
+class ScriptedDecoder(torch.nn.Module):
     """An AR stand-in with known decodes: committed tokens reproduce the text, soft inputs repeat token 0."""
 
+    latent_dim = 3
+
     def __init__(self, reference):
+        super().__init__()
         self.reference, self.seen = reference, None
 
     def generate(self, latents, *, feed, temperature):
@@ -194,11 +196,14 @@ def test_commit_ablation_scores_token_and_soft_decodes():
 
 
 def test_commit_ablation_unstandardises_a_two_stage_flow_latent():
+    from textflow.autoencoders import NormalizedAutoencoder
+    from textflow.readouts import AutoregressiveReadout
+
     reference = torch.tensor([[1, 2]])
     inner = ScriptedDecoder(reference)
-    inner.latent_dim, inner.categorical, inner.parallel_readout = 3, True, False
-    wrapped = types.SimpleNamespace(inner=inner, mean=torch.tensor([1.0, 2.0, 3.0]), std=torch.tensor([2.0, 2.0, 2.0]))
-    commit_ablation(wrapped, torch.ones(1, 2, 3), reference)
+    wrapped = NormalizedAutoencoder(autoencoder=inner)
+    wrapped.set_statistics(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.0, 2.0, 2.0]))
+    AutoregressiveReadout().commit_ablation(wrapped, torch.ones(1, 2, 3), reference)
     assert torch.allclose(inner.seen, torch.tensor([3.0, 4.0, 5.0]).expand(1, 2, 3))
 
 

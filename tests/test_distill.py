@@ -35,7 +35,7 @@ def test_one_student_step_with_the_target_lands_where_two_teacher_steps_land(pat
         assert torch.allclose(one_step, landing, atol=1e-5)
 
 
-def test_linear_target_formula_of_science_md():
+def test_linear_target_formula_of_the_module_docstring():
     teacher = GaussianDenoiser(LinearPath())
     z_s = torch.randn(2, 3, 1, generator=torch.Generator().manual_seed(1))
     t_s, t_t = torch.tensor([0.2, 0.4]), torch.tensor([0.4, 0.6])

@@ -1,6 +1,6 @@
 """An interrupted run resumes exactly: same data order, same per-step noise, same final weights bit for
 bit (textflow.data.resumable, textflow.training.rng); a checkpoint of another model is refused with one
-line naming the keys that differ (textflow.runs.resume).
+line naming the keys that differ (textflow.training.resume).
 
 Bit-exactness holds here on CPU with validation and sample logging on. What it cannot cover: CUDA runs
 are exact only as far as their kernels are deterministic (atomics in some backward kernels, cuBLAS
@@ -27,7 +27,7 @@ from conftest import compose_config, tiny_train_overrides
 from textflow.cli import guarded, instantiate_dict
 from textflow.data.resumable import ResumableSampler, resumable_loader
 from textflow.errors import CheckpointError
-from textflow.runs.resume import UNSET, check_same_model, config_diff, describe_diff
+from textflow.training.resume import UNSET, check_same_model, config_diff, describe_diff
 from textflow.training.rng import training_step_seed
 
 STEPS = 12  # the fixture corpus has 60 blocks of 32 tokens: 7 batches of 8 per epoch

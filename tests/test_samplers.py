@@ -1,4 +1,4 @@
-"""Sampler contract tests over the whole registry, with analytic denoisers (style.md convention 10b)."""
+"""Sampler contract tests over the whole registry, with analytic denoisers (docs/architecture.md, testing)."""
 
 from __future__ import annotations
 
@@ -194,7 +194,7 @@ def test_committed_positions_are_held_at_time_one():
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.7, 1.5, 20.0])
-def test_sde_equals_an_independent_loop_written_from_science_md(gamma):
+def test_sde_equals_an_independent_loop_written_from_equations(gamma):
     from textflow.bench.peer import reference_sde
     from textflow.noise import per_sample_generators
 
@@ -204,3 +204,39 @@ def test_sde_equals_an_independent_loop_written_from_science_md(gamma):
     ours = sampler(den, x0, generator=per_sample_generators(2, range(3))).latents
     ref = reference_sde(den, x0, sampler.time_grid(), gamma, per_sample_generators(2, range(3)))
     assert torch.allclose(ours, ref, atol=1e-6)
+
+
+def test_every_sampler_resolves_the_weights_it_runs():
+    """``Sampler.denoiser(loaded)`` asks the registered weights provider: the model's denoiser for every
+    sampler but ``student``, whose provider swaps in the backbone distilled for its K and refuses other K."""
+    import types
+
+    from textflow.errors import CheckpointError
+
+    class Net(torch.nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.full((2,), float(value)))
+
+    made = []
+
+    def model_denoiser(use_ema=True):
+        den = types.SimpleNamespace(backbone=Net(0.0), autoencoder=Net(0.0), use_ema=use_ema)
+        made.append(den)
+        return den
+
+    loaded = types.SimpleNamespace(denoiser=model_denoiser, path="run/distilled.ckpt",
+                                   info={"students": {"2": {"w": torch.full((2,), 7.0)}}})
+    for name in sorted(set(SAMPLERS) - {"student"}):
+        assert Sampler(name=name, steps=2).denoiser(loaded, use_ema=False) is made[-1]
+        assert Sampler(name=name, steps=2).weights == "model" and made[-1].use_ema is False
+    student = Sampler(name="student", steps=2)
+    assert student.weights == "student"
+    assert torch.equal(student.denoiser(loaded).backbone.w, torch.full((2,), 7.0))
+    assert torch.equal(made[-1].autoencoder.w, torch.zeros(2))  # only the backbone is the student's
+    with pytest.raises(CheckpointError, match=r"no student was distilled for sampler.steps=4 in "
+                                              r"'run/distilled.ckpt'; students exist for steps: 2$"):
+        student.with_steps(4).denoiser(loaded)
+    loaded.info = {}
+    with pytest.raises(CheckpointError, match=r"steps: none \(run train.py stage=distill teacher_ckpt=...\)"):
+        student.denoiser(loaded)

@@ -15,6 +15,7 @@ from conftest import compose_config, tiny_train_overrides
 from textflow.diagnostics import report as diagnose_entry
 from textflow.checkpoint import load_run, read_checkpoint
 from textflow.errors import CheckpointError, ConfigError
+from textflow.readouts import AutoregressiveDiagnostics
 
 pytest.importorskip("sklearn")  # data=digits
 
@@ -119,9 +120,10 @@ def test_ar_autoencoder_trains_jointly_and_samples(tmp_path_factory, cache_dir, 
         assert key in header, key
     # and the one-command report covers it
     result = diagnose_entry.diagnose(str(ckpt), blocks=2, steps=(4,))
-    assert result["autoregressive"] and result["cci_readout"] == pytest.approx(31 / 32)
-    assert set(result["ablation"]) == {"clean", "K4"} and set(result["ablation"]["K4"]) == {"token", "soft"}
-    assert "Commit ablation" in diagnose_entry.markdown(result)
+    assert isinstance(result, AutoregressiveDiagnostics) and result.as_dict()["autoregressive"]
+    assert result.cci_readout == pytest.approx(31 / 32)
+    assert set(result.ablation) == {"clean", "K4"} and set(result.ablation["K4"]) == {"token", "soft"}
+    assert "Commit ablation" in result.markdown()
 
 
 def test_commit_ablation_needs_an_autoregressive_readout(vae_stages, tmp_path):

@@ -11,6 +11,7 @@ the same initial noise.
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Optional, Sequence, Union
 
 import torch
@@ -18,6 +19,12 @@ from torch import Tensor
 
 GeneratorArg = Optional[Union[torch.Generator, Sequence[torch.Generator]]]
 
+
+
+def run_seed() -> int:
+    """The run's base seed: ``PL_GLOBAL_SEED``, which ``lightning.seed_everything`` sets from train.py's
+    ``seed=`` (0 when unset). Data order and per-step training noise derive from it (docs/reliability.md)."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
 
 def stream_seed(seed: int, stream: str, index: int = 0) -> int:

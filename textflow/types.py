@@ -1,6 +1,6 @@
 """Shared types: the seams every component plugs into.
 
-Conventions (science.md §2, used everywhere in textflow):
+Conventions (docs/conventions.md, used everywhere in textflow):
 
 * time ``t`` in [0, 1]; ``t = 0`` is pure noise, ``t = 1`` is data;
 * latents have shape ``(B, L, D)``; token ids ``(B, L)``; ``t`` is ``(B,)`` (one time per sequence)
@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol, runtime_checkable
 
-import torch
 from torch import Tensor
 
 
@@ -62,7 +61,7 @@ class SampleOutput:
     ``nfe`` counts network evaluations (read from the denoiser, not inferred from K);
     ``committed_step`` (B, L) is the step at which each position was committed, -1 where it never
     was (ode/sde return None); ``tokens`` (B, L) are token ids a committing sampler already decided
-    (the readout of ``latents`` otherwise); ``trajectory`` holds per-step records when asked for.
+    (the readout of ``latents`` otherwise). Per-step records go to the sampler's ``callback``.
     """
 
     latents: Tensor
@@ -70,7 +69,6 @@ class SampleOutput:
     time_grid: Tensor
     committed_step: Optional[Tensor] = None
     tokens: Optional[Tensor] = None
-    trajectory: Optional[list] = None
 
 
 @runtime_checkable
@@ -91,6 +89,3 @@ class Denoiser(Protocol):
     def readout(self, x: Tensor) -> Tensor: ...
 
     def embed(self, ids: Tensor) -> Tensor: ...
-
-
-Generator = Optional[torch.Generator | list]

@@ -4,6 +4,7 @@ The zoo (conf/autoencoder/): ``embed`` (token embeddings, sharp linear readout),
 VAE, parallel decoder, optional REPA), ``ar`` (latent-conditioned autoregressive decoder: categorical
 commitment), ``frozen_embed`` (frozen pretrained embeddings + bottleneck) and ``smooth`` (an image
 autoencoder: the non-text control). ``NormalizedAutoencoder`` wraps a stage-one autoencoder for the flow.
+Each names its kind of readout in ``readout_kind`` (:mod:`textflow.readouts`; the wrapper delegates).
 """
 
 from textflow.autoencoders.ar import LatentARAutoencoder

@@ -1,4 +1,6 @@
-"""A latent-conditioned autoregressive decoder: the *categorical-commitment* readout (science.md §1).
+"""A latent-conditioned autoregressive decoder: the *categorical-commitment* readout
+(arXiv 2606.30705; docs/autoencoders.md). Its readout kind is
+:class:`textflow.readouts.AutoregressiveReadout`.
 
 Encoder: token embedding -> bidirectional transformer -> per-token latent (B, L, D), layer-normalised
 per token (zero mean, unit variance over D) so its scale matches the unit prior without a KL term.
@@ -10,7 +12,7 @@ only slowly learns to look the latent up by position; ``direct_latent=False`` re
 bottlenecked variant of ``experiment=ar_bottleneck``). Decoding commits one token at a time (greedy or sampled),
 feeding each committed token back, with a key/value cache so step ``i`` costs one position, not
 ``L + i``. ``feed="soft"`` feeds the expected embedding ``softmax(logits) @ E`` instead of the
-committed token: the commit ablation of science.md §4 (CCI).
+committed token: the commit ablation (docs/diagnostics.md, CCI).
 
 Training is teacher-forced cross-entropy on lightly noised latents ``z + s * eps``, ``s ~ U(0,
 latent_noise)``, so the decoder tolerates the small errors of a flow's samples.
@@ -26,6 +28,7 @@ from textflow.autoencoders.base import LatentAutoencoder
 from textflow.autoencoders.layers import KVCache, Transformer
 from textflow.errors import ConfigError, check_choice
 from textflow.noise import GeneratorArg, rand, randn
+from textflow.readouts.autoregressive import AutoregressiveReadout
 
 
 class LatentARAutoencoder(LatentAutoencoder):
@@ -42,7 +45,7 @@ class LatentARAutoencoder(LatentAutoencoder):
         sample.py readout_feed=soft sets it on a trained checkpoint).
     """
 
-    parallel_readout = False
+    readout_kind = AutoregressiveReadout()  # commits token by token: no per-step diagnostics, the commit ablation
 
     def __init__(self, *, vocab_size: int, latent_dim: int = 32, width: int = 256, encoder_depth: int = 2,
                  decoder_depth: int = 2, heads: int = 4, max_len: int = 1024, latent_noise: float = 0.2,

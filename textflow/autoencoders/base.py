@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textflow.noise import GeneratorArg
+from textflow.readouts.base import ReadoutKind
+from textflow.readouts.parallel import ParallelReadout
 
 
 class LatentAutoencoder(nn.Module, ABC):
@@ -16,17 +18,23 @@ class LatentAutoencoder(nn.Module, ABC):
     (B, L, D) and latents back to a reconstruction: logits (B, L, V) for text.
 
     ``vocab_size`` and ``latent_dim`` are public attributes the rest of the pipeline reads
-    (the backbone's width in/out, the checkpoint's vocabulary check). ``categorical`` says whether
-    ``decode`` returns logits over a vocabulary (text) or a continuous reconstruction (images);
-    readout diagnostics and text metrics apply only to categorical readouts. ``parallel_readout`` is
-    False for a readout that decodes position by position (the AR decoder): too slow to call inside
-    per-step diagnostics.
+    (the backbone's width in/out, the checkpoint's vocabulary check). ``readout_kind`` is the kind of
+    readout (:mod:`textflow.readouts`): how outputs are decoded, diagnosed and reported. The default is
+    the sharp categorical readout that decodes every position at once; the AR decoder and the smooth
+    control name their own kinds.
     """
 
     vocab_size: int
     latent_dim: int
-    categorical: bool = True
-    parallel_readout: bool = True
+    readout_kind: ReadoutKind = ParallelReadout()
+
+    def unwrap(self) -> "LatentAutoencoder":
+        """The autoencoder that decodes: itself (a two-stage wrapper returns the one it wraps)."""
+        return self
+
+    def to_unwrapped(self, latents: Tensor) -> Tensor:
+        """``latents`` in the space of :meth:`unwrap`'s autoencoder (the identity here)."""
+        return latents
 
     @abstractmethod
     def encode(self, ids: Tensor) -> Tensor:

@@ -1,8 +1,8 @@
 """Token embeddings with a sharp linear readout (Diffusion-LM, Li et al. 2022; ELF, 2026).
 
 Each token's latent is its embedding row rescaled to norm ``sqrt(D) * scale`` (so each coordinate
-has roughly the scale of the unit prior). Normalising the rows prevents the collapse science.md §4
-warns about (embeddings trained through the flow loss shrink toward each other); the flow module
+has roughly the scale of the unit prior). Normalising the rows prevents a collapse (docs/autoencoders.md:
+embeddings trained through the flow loss shrink toward each other); the flow module
 also stops the flow loss's gradient into the clean target, so embeddings and readout learn from
 the readout cross-entropy alone. The readout is linear, trained on lightly noised latents
 ``x + s * eps`` with ``s ~ U(0, readout_noise)``, which widens the decision regions and sharpens it:
@@ -43,7 +43,7 @@ class EmbeddingAutoencoder(LatentAutoencoder):
         self.vocab_size, self.latent_dim = int(vocab_size), int(latent_dim)
         self.scale, self.readout_noise = float(scale), float(readout_noise)
         check_choice("autoencoder.readout", readout, ("tied", "linear"))
-        self.readout_kind = readout
+        self.readout_mode = readout
         self.embedding = nn.Embedding(self.vocab_size, self.latent_dim)
         nn.init.normal_(self.embedding.weight)
         if readout == "linear":
@@ -52,16 +52,11 @@ class EmbeddingAutoencoder(LatentAutoencoder):
             self.log_temperature = nn.Parameter(torch.zeros(()))
             self.readout_bias = nn.Parameter(torch.zeros(self.vocab_size))
 
-    def table(self) -> Tensor:
-        """All token latents (V, D), normalised."""
-        w = self.embedding.weight
-        return F.normalize(w, dim=-1) * (self.scale * math.sqrt(self.latent_dim))
-
     def encode(self, ids: Tensor) -> Tensor:
         return F.normalize(self.embedding(ids), dim=-1) * (self.scale * math.sqrt(self.latent_dim))
 
     def decode(self, latents: Tensor) -> Tensor:
-        if self.readout_kind == "linear":
+        if self.readout_mode == "linear":
             return self.readout(latents)
         unit = F.normalize(self.embedding.weight, dim=-1).to(latents.dtype)
         return self.log_temperature.exp() * (latents @ unit.T) + self.readout_bias

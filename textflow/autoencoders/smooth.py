@@ -1,4 +1,5 @@
-"""The smooth, non-categorical control of science.md §4: an image autoencoder with a continuous decoder.
+"""The smooth, non-categorical control (docs/autoencoders.md; arXiv 2606.30705): an image autoencoder
+with a continuous decoder (readout kind :class:`textflow.readouts.ContinuousReadout`).
 
 The paper's dichotomy is that a *sharp* readout (text) amplifies few-step residuals along its decision
 boundaries while a *smooth* decoder (images) does not. This autoencoder maps an 8x8 grey image
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 from textflow.autoencoders.base import LatentAutoencoder
 from textflow.errors import ConfigError
 from textflow.noise import GeneratorArg, rand, randn
+from textflow.readouts.continuous import ContinuousReadout
 
 
 class ImageAutoencoder(LatentAutoencoder):
@@ -28,7 +30,7 @@ class ImageAutoencoder(LatentAutoencoder):
     latent_noise: max std of the noise added to latents during training.
     """
 
-    categorical = False
+    readout_kind = ContinuousReadout()  # pixels, not logits: continuous metrics and the MSE DABI
 
     def __init__(self, *, pixels: int = 64, latent_tokens: int = 4, latent_dim: int = 4, hidden: int = 256,
                  latent_noise: float = 0.1, vocab_size: int | None = None):

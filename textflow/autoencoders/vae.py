@@ -9,7 +9,7 @@ Welling 2014, eq. 3, with a KL weight beta as in beta-VAE):
       + repa_weight * L_repa                                      (textflow.autoencoders.repa)
 
 ``encode`` returns the posterior mean; the flow trains on it, normalised by the stored latent
-statistics (two-stage training, textflow.training.stages). With ``repa_weight = 0`` and ``repa_probe = true``
+statistics (two-stage training, textflow.training.autoencoder). With ``repa_weight = 0`` and ``repa_probe = true``
 the projection head still trains, on detached states: a linear-probe measurement of alignment that
 leaves the encoder untouched, so runs with and without REPA report a comparable cosine.
 """

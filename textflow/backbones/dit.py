@@ -4,7 +4,7 @@ Diffusion Models with Transformers", adaLN-Zero blocks, §3.2).
 Time enters through adaptive layer norm: a sinusoidal embedding of ``t`` goes through an MLP to a
 conditioning vector ``c`` that produces per-block shift / scale / gate (gates zero-initialised, so
 every block starts as the identity). ``t`` may be (B,) or (B, L): per-token time is what committing
-samplers need (science.md §3, ``commit``), and adaLN handles it by modulating each position with its
+samplers need (docs/samplers.md, ``commit``), and adaLN handles it by modulating each position with its
 own ``c``. Attention uses ``torch.nn.functional.scaled_dot_product_attention``.
 """
 

@@ -1,7 +1,7 @@
 """Cost of the training-time diagnostics callback relative to the training it rides on.
 
-Times one ``ReadoutDiagnostics`` evaluation (``textflow.diagnostics.report.measure_for_readout`` on ``blocks``
-held-out blocks, all diagnostics on: DABI / flip / tube law for a parallel readout, the commit
+Times one ``ReadoutDiagnostics`` evaluation (the readout kind's ``monitor``, :mod:`textflow.readouts`, on
+``blocks`` held-out blocks, all diagnostics on: DABI / flip / tube law for a parallel readout, the commit
 ablation for an AR decoder) and one optimizer step of the same model at the checkpoint's batch size,
 and reports the overhead at a validation interval of ``interval`` steps:
 ``diagnostics / (interval x step)`` (target <= 5 %)."""
@@ -12,7 +12,6 @@ import torch
 
 from textflow.bench.runner import time_call
 from textflow.checkpoint import load_run
-from textflow.diagnostics.report import measure_for_readout
 
 
 def run(*, ckpt: str, interval: int = 200, blocks: int = 16, repeats: int = 3) -> list[dict]:
@@ -36,7 +35,8 @@ def run(*, ckpt: str, interval: int = 200, blocks: int = 16, repeats: int = 3) -
     train = time_call(step, warmup=2, repeats=max(repeats, 5), desc="train step")
     val_ids = torch.randint(0, vocab, (blocks, seq_len), generator=g)
     den = module.denoiser(use_ema=True)
-    diag = time_call(lambda: measure_for_readout(den, val_ids), warmup=1, repeats=repeats, desc="diagnostics")
+    monitor = den.autoencoder.readout_kind.monitor
+    diag = time_call(lambda: monitor(den, val_ids), warmup=1, repeats=repeats, desc="diagnostics")
     overhead = diag["median_s"] / (interval * train["median_s"])
     return [{"batch": batch, "seq_len": seq_len, "blocks": blocks, "interval": interval,
              "train_step_s": train["median_s"], "diagnostics_s": diag["median_s"], "overhead": overhead,

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 
+from textflow.assets import SMOLLM2
 from textflow.bench.runner import time_call
 from textflow.evaluation.judge import JudgeLM
 
 
-def run(*, num_samples: int = 64, tokens: int = 128, judge: str = "smollm2", batch_size: int = 16,
+def run(*, num_samples: int = 64, tokens: int = 128, judge: str = SMOLLM2, batch_size: int = 16,
         cache_dir: str, repeats: int = 3) -> list[dict]:
     scorer = JudgeLM(name_or_path=judge, batch_size=batch_size, cache_dir=cache_dir)
     start = time.perf_counter()

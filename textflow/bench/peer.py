@@ -1,7 +1,7 @@
 """textflow's samplers against peers doing the same work on the same denoiser, grid and noise:
 the Euler ODE against ``torchdiffeq.odeint(method="euler")`` (optional; skipped with a message when
 torchdiffeq is not installed), and the SDE against :func:`reference_sde`, a straightforward loop
-written directly from science.md §3 (linear path). Reports the largest output difference and the
+written directly from docs/samplers.md (linear path). Reports the largest output difference and the
 time ratio."""
 
 from __future__ import annotations

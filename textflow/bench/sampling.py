@@ -16,7 +16,7 @@ def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 3
     for name in samplers:
         for k in steps:
             sampler = Sampler(name=name, steps=k)
-            den = loaded.denoiser(student_steps=k if sampler.weights == "student" else None)
+            den = sampler.denoiser(loaded, use_ema=True)
 
             def once():
                 return generate(den, sampler, num_samples=batch_size, seq_len=seq_len, seed=0,

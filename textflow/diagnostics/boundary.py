@@ -1,4 +1,4 @@
-"""Decision-boundary geometry of a readout at clean latents (science.md §4).
+"""Decision-boundary geometry of a readout at clean latents (docs/diagnostics.md).
 
 For each position with decoded token ``y`` and runner-up ``y'`` the logit margin is
 ``m = l_y - l_y'``; its gradient ``g = grad_x m`` (autograd through the decoder, so any readout works;

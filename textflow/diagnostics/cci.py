@@ -1,5 +1,6 @@
-"""CCI, the categorical commitment index (science.md §4): the fraction of a sequence's token decisions
-committed (made discrete and fed back) strictly before the final readout, with the per-step curve."""
+"""CCI, the categorical commitment index (arXiv 2606.30705; docs/diagnostics.md): the fraction of a
+sequence's token decisions committed (made discrete and fed back) strictly before the final readout, with
+the per-step curve. A readout's own, structural CCI is its kind's ``cci_readout`` (:mod:`textflow.readouts`)."""
 
 from __future__ import annotations
 
@@ -27,14 +28,3 @@ def cci_from_commits(committed_step: Tensor | None, steps: int) -> CCI:
 def cci_autoregressive(length: int) -> float:
     """An autoregressive decoder commits every token but the last before its final readout."""
     return (length - 1) / length
-
-
-
-def cci_readout(autoencoder, length: int) -> float:
-    """CCI of the readout itself (structural): an AR decoder that feeds back committed tokens commits
-    all but the last before its final decision, (L - 1) / L; a parallel readout, or the AR decoder
-    under the commit ablation (expected embeddings fed back), commits nothing: 0."""
-    inner = getattr(autoencoder, "inner", autoencoder)  # a two-stage run wraps the autoencoder
-    if inner.parallel_readout or getattr(inner, "feed", "token") != "token":
-        return 0.0
-    return cci_autoregressive(length)

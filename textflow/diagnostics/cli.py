@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from textflow.diagnostics.report import diagnose, figures, markdown
+from textflow.diagnostics.report import diagnose
 from textflow.io import atomic_write_json, atomic_write_text
 
 
@@ -21,8 +21,8 @@ def main(argv=None) -> None:
     out_dir = Path(args.out or Path(args.ckpt).parent.parent / "diagnostics")
     out_dir.mkdir(parents=True, exist_ok=True)
     result = diagnose(args.ckpt, blocks=args.blocks, steps=tuple(args.steps), seed=args.seed)
-    atomic_write_json(out_dir / "diagnostics.json", result)
-    atomic_write_text(out_dir / "diagnostics.md", markdown(result))
-    written = figures(result, out_dir)
-    print(markdown(result))
+    atomic_write_json(out_dir / "diagnostics.json", result.as_dict())
+    atomic_write_text(out_dir / "diagnostics.md", result.markdown())
+    written = result.figures(out_dir)
+    print(result.markdown())
     print(f"[textflow] wrote {out_dir}/diagnostics.md, diagnostics.json, " + ", ".join(p.name for p in written))

@@ -1,4 +1,4 @@
-"""DABI: decoder amplification of a boundary-aligned perturbation (science.md §4).
+"""DABI: decoder amplification of a boundary-aligned perturbation (arXiv 2606.30705; docs/diagnostics.md).
 
     DABI(f) = E[R(x + f r)] / E[R(x + f |r| u)]
 
@@ -10,7 +10,7 @@ bound: the denominator is replaced by the smallest measurable response (one flip
 isotropic trials) and ``lower_bound`` is set; when neither direction responds, or the isotropic
 mean CE change is <= 0, the ratio is NaN.
 The cosine alignment ``cos^2(r, n)`` with the boundary normal is reported beside it, against its
-isotropic value ``1 / D``: a small-``f`` CE ratio alone is not sharpness (science.md §4 pitfall).
+isotropic value ``1 / D``: a small-``f`` CE ratio alone is not sharpness (docs/diagnostics.md pitfall).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from textflow.diagnostics.boundary import boundary_geometry
+
+F_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # the perturbation scales the readout diagnostics report
 
 
 @dataclass
@@ -91,7 +93,7 @@ def dabi_curve(readout: Callable[[Tensor], Tensor], x: Tensor, r: Tensor, *, dir
 def mse_dabi_curve(decode: Callable[[Tensor], Tensor], x: Tensor, r: Tensor, *,
                    f_grid: Sequence[float] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0), isotropic_draws: int = 8,
                    generator: torch.Generator | None = None) -> DabiCurve:
-    """DABI of a continuous decoder (the smooth control of science.md §4) with the MSE response
+    """DABI of a continuous decoder (the smooth control, docs/diagnostics.md) with the MSE response
     ``R(x') = mean |decode(x') - decode(x)|^2``; ``r`` is the structured direction (the terminal
     residual) and the isotropic directions are norm-matched per latent position, as for text."""
     base = decode(x).float()

@@ -1,4 +1,4 @@
-"""Oracle roll-in (science.md §4): noise real latents exactly to the time at which a K-step sampler
+"""Oracle roll-in (docs/diagnostics.md): noise real latents exactly to the time at which a K-step sampler
 takes its terminal step, call the network once, decode, and count the tokens that differ from the
 clean decode. ``flip_curve`` does it at every step of the K-step grid; ``curve_spread`` measures how
 close the curves of several K lie to one curve in s(t)."""
@@ -39,7 +39,7 @@ def oracle_flip_rate(denoiser, x: Tensor, t: float, *, generator: torch.Generato
 
 @torch.no_grad()
 def flip_curve(denoiser, x: Tensor, steps: int, *, time=None, generator: torch.Generator | None = None) -> list[dict]:
-    """Oracle roll-in flip rate at every network call of a K-step sampler (science.md §4): for each
+    """Oracle roll-in flip rate at every network call of a K-step sampler (docs/diagnostics.md): for each
     grid time ``t_i`` with ``0 < t_i < 1``, noise ``x`` exactly to ``z_{t_i}``, call the network once
     and compare the decode with the clean decode. Rows: ``t``, ``s`` = s(t), ``flip``."""
     grid = (time or UniformTime()).grid(steps)

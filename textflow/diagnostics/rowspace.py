@@ -1,4 +1,4 @@
-"""Row-space fraction (science.md §4): how much of a perturbation the readout can see.
+"""Row-space fraction (docs/diagnostics.md): how much of a perturbation the readout can see.
 
     rho(r) = |P r|^2 / |r|^2
 

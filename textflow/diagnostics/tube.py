@@ -1,4 +1,4 @@
-"""Tube law (science.md §4): the terminal posterior mean sits within O(s(t)) of the data, so the
+"""Tube law (docs/diagnostics.md): the terminal posterior mean sits within O(s(t)) of the data, so the
 fraction of tokens it flips is the probability mass of geometric margins inside that tube:
 
     predicted flip(t) ~ sqrt(2 / pi) * p_m(0) * s(t)

@@ -1,6 +1,6 @@
 """One evaluation block for a set of samples or reference texts: diversity always, judge
 perplexity when a judge is configured, bootstrap confidence intervals, and a mode-collapse flag
-against held-out text (science.md §5: low gen-PPL with low entropy is collapse, not quality)."""
+against held-out text (arXiv 2606.30705: low gen-PPL with low entropy is collapse, not quality)."""
 
 from __future__ import annotations
 

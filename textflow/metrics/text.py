@@ -1,6 +1,6 @@
 """Diversity metrics over token-id sequences.
 
-Generative perplexity alone hides mode collapse (science.md §5: ELF's K = 1 ODE has gen-PPL 3.07 at
+Generative perplexity alone hides mode collapse (arXiv 2606.30705: ELF's K = 1 ODE has gen-PPL 3.07 at
 entropy 2.01), so every textflow report pairs quality with these:
 
 * ``unigram_entropy`` – entropy (nats) of each sample's own token histogram, averaged over samples

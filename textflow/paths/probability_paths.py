@@ -1,6 +1,6 @@
 """Probability paths: how clean latents are noised, and how network outputs become ``x_hat``.
 
-Conventions of science.md §2: ``t = 0`` is noise, ``t = 1`` is data, ``z_t = alpha(t) x + std(t) eps``.
+Conventions of docs/conventions.md: ``t = 0`` is noise, ``t = 1`` is data, ``z_t = alpha(t) x + std(t) eps``.
 Parameterisation conversions live here (the flow_matching ``AffineProbPath`` idea), so samplers see
 only the posterior mean ``x_hat = E[x | z_t]`` and a velocity ``dz/dt`` whatever the network predicts.
 
@@ -75,11 +75,11 @@ class ProbPath(ABC):
 
     @abstractmethod
     def noise_to_signal(self, t: Tensor) -> Tensor:
-        """``s(t)``: the x-axis of flip-rate plots (science.md §2)."""
+        """``s(t)``: the x-axis of flip-rate plots (docs/conventions.md)."""
 
 
 class LinearPath(ProbPath):
-    """Rectified-flow path ``z_t = t x + (1 - t) sigma eps`` with x-prediction (science.md §2).
+    """Rectified-flow path ``z_t = t x + (1 - t) sigma eps`` with x-prediction (docs/conventions.md).
 
     Args:
         sigma: noise scale of the prior (1.0 in ELF and the paper).
@@ -114,7 +114,7 @@ class LinearPath(ProbPath):
         return z + (1 - expand_time(t, z)).clamp_min(self.t_eps) * v
 
     def renoise(self, z, t, alpha, noise):
-        """ELF churn (science.md §3): ``t_b = alpha t``, ``z_b = alpha z + (1 - alpha) sigma eps``."""
+        """ELF churn (docs/samplers.md): ``t_b = alpha t``, ``z_b = alpha z + (1 - alpha) sigma eps``."""
         a = alpha if isinstance(alpha, Tensor) else torch.as_tensor(alpha, dtype=z.dtype, device=z.device)
         t_b = a * t if a.dim() == 0 else a.view_as(t) * t
         aa = expand_time(a.expand_as(t), z) if a.dim() else a

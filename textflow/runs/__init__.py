@@ -1,1 +1,1 @@
-"""Run folders: locking, resuming, writing a run's outputs."""
+"""Run folders: one live run per folder (lock) and a run's outputs written as one unit."""

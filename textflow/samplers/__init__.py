@@ -1,7 +1,7 @@
-"""Sampler registry (style.md convention 2). Importing this package registers every sampler."""
+"""Sampler registry (docs/adding_a_sampler.md). Importing this package registers every sampler."""
 
 from textflow.samplers import commit, ode, sde, student  # noqa: F401  (registration side effect)
 from textflow.samplers.configured import Sampler
-from textflow.samplers.registry import SAMPLERS, get_sampler, register_sampler
+from textflow.samplers.registry import MODEL, SAMPLERS, Weights, get_sampler, register_sampler
 
-__all__ = ["SAMPLERS", "Sampler", "get_sampler", "register_sampler"]
+__all__ = ["MODEL", "SAMPLERS", "Sampler", "Weights", "get_sampler", "register_sampler"]

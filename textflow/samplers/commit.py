@@ -1,4 +1,4 @@
-"""Categorical-commit hybrid sampler (science.md §3, ``commit``).
+"""Categorical-commit hybrid sampler (docs/samplers.md, ``commit``).
 
 At every step the current posterior mean ``x_hat`` is decoded through the autoencoder's readout and
 some positions are *committed*: their token is fixed, their latent is replaced by the clean latent of

@@ -44,8 +44,14 @@ class Sampler:
 
     @property
     def weights(self) -> str:
-        """``"model"`` or ``"student"``: which network this sampler needs (see ``register_sampler``)."""
-        return getattr(self.fn, "weights", "model")
+        """The name of the network this sampler runs: ``"model"`` or ``"student"`` (``register_sampler``)."""
+        return self.fn.weights.name
+
+    def denoiser(self, loaded, *, use_ema: bool = True):
+        """The denoiser to sample with from a loaded checkpoint (:class:`textflow.checkpoint.LoadedRun`):
+        the sampler's weights provider resolves it for this K (the trained flow, or the student distilled
+        for K, which it refuses in one line when the checkpoint has none)."""
+        return self.fn.weights.denoiser(loaded, steps=self.steps, use_ema=use_ema)
 
     def time_grid(self) -> Tensor:
         return self.time.grid(self.steps)

@@ -1,4 +1,4 @@
-"""Deterministic probability-flow ODE samplers (science.md §3, ``ode``).
+"""Deterministic probability-flow ODE samplers (docs/samplers.md, ``ode``).
 
 * ``ode``  – explicit Euler: ``z <- z + (t' - t) v(z, t)``; the final step returns ``x_hat``, the
   posterior mean. NFE = K.

@@ -1,6 +1,6 @@
 """The sampler registry: registry name == ``conf/sampler/<name>.yaml`` stem (a test checks both ways).
 
-Every registered sampler has the one signature of style.md convention 2::
+Every registered sampler has the one signature (docs/adding_a_sampler.md)::
 
     sample_<name>(denoiser, x_init, time_grid, *, generator=None, callback=None, **knobs) -> SampleOutput
 
@@ -11,6 +11,7 @@ receives a :class:`textflow.types.StepRecord` after every network call.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from textflow.errors import ConfigError
@@ -19,11 +20,31 @@ SAMPLERS: dict[str, Callable] = {}
 _CHECKS: dict[str, Callable[..., None]] = {}
 
 
-def register_sampler(name: str, *, check: Optional[Callable[..., None]] = None, weights: str = "model"):
+@dataclass(frozen=True)
+class Weights:
+    """Which network a sampler runs, and how it gets it from a loaded checkpoint.
+
+    ``denoiser(loaded, *, steps, use_ema)`` returns the denoiser to sample with from a
+    :class:`textflow.checkpoint.LoadedRun` (``steps`` = the sampler's K); a bad request (no such
+    network in the checkpoint) raises a one-line :class:`textflow.errors.TextflowError`.
+    """
+
+    name: str
+    denoiser: Callable
+
+
+def _model_denoiser(loaded, *, steps: int, use_ema: bool):
+    return loaded.denoiser(use_ema=use_ema)
+
+
+MODEL = Weights("model", _model_denoiser)  # the trained flow itself
+
+
+def register_sampler(name: str, *, check: Optional[Callable[..., None]] = None, weights: Weights = MODEL):
     """Register ``fn`` under ``name``; ``check(**knobs)`` validates knob values up front.
 
-    ``weights`` says which network the sampler runs: ``"model"`` (the trained flow) or ``"student"``
-    (the distilled student for the sampler's K, loaded by sample.py from the checkpoint).
+    ``weights`` provides the network the sampler runs: :data:`MODEL` (the trained flow) by default; the
+    ``student`` sampler's provider swaps in the student distilled for its K (:mod:`textflow.samplers.student`).
     """
 
     def deco(fn: Callable) -> Callable:
@@ -32,7 +53,6 @@ def register_sampler(name: str, *, check: Optional[Callable[..., None]] = None, 
         SAMPLERS[name] = fn
         if check is not None:
             _CHECKS[name] = check
-        fn.sampler_name = name
         fn.weights = weights
         return fn
 

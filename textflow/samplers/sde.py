@@ -1,4 +1,4 @@
-"""Stochastic sampler with noise re-injection ("churn") gamma, ELF semantics (science.md §3, ``sde``).
+"""Stochastic sampler with noise re-injection ("churn") gamma, ELF semantics (docs/samplers.md, ``sde``).
 
 Per step ``h = t' - t``, ``alpha = max(1 - gamma h, 0)``, ``t_b = alpha t`` and
 ``z_b = alpha z + (1 - alpha) sigma eps`` with fresh ``eps`` (on the linear path; other paths re-noise

@@ -27,7 +27,7 @@ def emit(callback: Optional[Callable], denoiser, i: int, t: Tensor, t_next: Tens
 
 
 def euler_update(denoiser, z: Tensor, x_hat: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
-    """``z' = z + (t' - t) v(z, t)`` (science.md §3, ``ode``)."""
+    """``z' = z + (t' - t) v(z, t)`` (docs/samplers.md, ``ode``)."""
     return z + expand_time(t_next - t, z) * denoiser.path.velocity(x_hat, z, t)
 
 
@@ -51,7 +51,7 @@ def heun_step(denoiser, z: Tensor, t: Tensor, t_next: Tensor, *, last: bool):
 
 def churn_euler_step(denoiser, z: Tensor, t: Tensor, t_next: Tensor, *, gamma: float, generator, last: bool,
                      hold: Optional[Tensor] = None, held: Optional[Tensor] = None):
-    """One ELF churn step (science.md §3, ``sde``) with optional held positions.
+    """One ELF churn step (docs/samplers.md, ``sde``) with optional held positions.
 
     ``alpha = max(1 - gamma h, 0)``; unless this is the last step or ``alpha == 1`` (then no noise is
     drawn and the step is the plain Euler step), ``z`` is re-noised to ``t_b = alpha t`` by the path.

@@ -1,4 +1,5 @@
-"""Batch-invariant generation: noise -> sampler -> readout -> token ids.
+"""Batch-invariant generation: noise -> sampler -> readout -> outputs (token ids, or images for a
+continuous readout: the readout kind decodes, :mod:`textflow.readouts`).
 
 Shared by ``sample.py`` and the training-time sample callback. Sample ``i`` of a run seeded with
 ``seed`` always gets the same initial noise and the same churn noise (its own ``torch.Generator``,
@@ -9,7 +10,7 @@ therefore start from the same noise.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
@@ -25,7 +26,6 @@ class Generation:
     nfe: int  # network calls per batch (same for every batch)
     wall_time: float  # seconds spent sampling + decoding
     committed_step: Optional[Tensor] = None
-    extras: dict = field(default_factory=dict)
 
     @property
     def tokens_per_second(self) -> float:
@@ -42,6 +42,7 @@ def generate(denoiser, sampler, *, num_samples: int, seq_len: int, seed: int, ba
     each batch (e.g. a progress-bar update).
     """
     latent_dim = denoiser.autoencoder.latent_dim
+    kind = denoiser.autoencoder.readout_kind
     prior_std = denoiser.path.prior_scale()
     ids, latents, commits, nfe = [], [], [], 0
     start = time.perf_counter()
@@ -51,12 +52,8 @@ def generate(denoiser, sampler, *, num_samples: int, seq_len: int, seed: int, ba
         x_init = prior_std * randn((len(idx), seq_len, latent_dim), generator=gens, device=device)
         out = sampler(denoiser, x_init, generator=gens, callback=callback)
         nfe = out.nfe
-        if out.tokens is not None:
-            tokens = out.tokens
-        elif denoiser.autoencoder.categorical:
-            tokens = denoiser.readout(out.latents).argmax(-1)
-        else:  # a continuous decoder (the smooth image control): keep the reconstruction itself
-            tokens = denoiser.readout(out.latents).float()
+        # a committing sampler has decided its tokens already; otherwise the readout kind decodes
+        tokens = out.tokens if out.tokens is not None else kind.decode(denoiser, out.latents)
         ids.append(tokens.cpu())
         latents.append(out.latents.cpu())
         if out.committed_step is not None:

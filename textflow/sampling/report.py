@@ -4,9 +4,10 @@
 
 Every ``metrics.json`` under the folder becomes one row (sampler, K, gamma and the other knobs,
 NFE, tokens/s, judge gen-PPL, entropy, diversity, confidence intervals, and every other number
-sample.py wrote); the reference rows (held-out text, shuffled-word text) are added once. Writes ``report.csv``, ``report.md`` and ``metric_vs_K_<metric>.png`` into the
-folder, and ``metric_vs_gamma_<metric>.png`` when the sweep varies gamma. ``ReportCallback`` runs the
-same at the end of every ``sample.py -m`` sweep.
+sample.py wrote); the reference rows (held-out text, shuffled-word text; training images for the
+smooth control) are added once. Writes ``report.csv``, ``report.md`` and ``metric_vs_K_<metric>.png``
+into the folder, and ``metric_vs_gamma_<metric>.png`` when the sweep varies gamma. ``ReportCallback``
+runs the same at the end of every ``sample.py -m`` sweep.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from pathlib import Path
 from textflow.io import atomic_write_text
 from textflow.runs.outputs import unit_mismatch
 
+# the headline metrics of image samples (textflow.evaluation.images; not imported: this reader needs no torch)
+IMAGE_METRICS = ("frechet", "nn_distance", "coverage_distance")
+
 FIRST = ["sampler", "steps", "nfe", "tokens_per_s", "gen_ppl", "unigram_entropy", "distinct_1", "distinct_2",
-         "distinct_3", "repetition_4", "self_bleu", "mode_collapse",
-         "frechet", "nn_distance", "coverage_distance"]  # the last three: the smooth image control
+         "distinct_3", "repetition_4", "self_bleu", "mode_collapse", *IMAGE_METRICS]  # the last: the image control
 LOG_Y = ("gen_ppl", "tokens_per_s")
 PLOTTED = ["unigram_entropy", "distinct_2", "repetition_4", "tokens_per_s", "gen_ppl", "frechet", "nn_distance"]
 
@@ -36,10 +39,16 @@ def put(row: dict, key: str, value) -> None:
         row[key] = value
 
 
+def reference_label(name: str, block: dict) -> str:
+    """``heldout text``, ``shuffled text``, ``train images``: a reference block scored with the image
+    metrics (the smooth control's, written by :mod:`textflow.readouts.image_samples`) is of images."""
+    return f"{name} {'images' if IMAGE_METRICS[0] in block else 'text'}"
+
+
 def reference_rows(references: dict[str, dict]) -> list[dict]:
     rows = []
     for name, block in references.items():
-        row = {"sampler": f"{name} {'images' if 'frechet' in block else 'text'}"}
+        row = {"sampler": reference_label(name, block)}
         for key, value in block.items():
             put(row, key, value)
         rows.append(row)
@@ -135,7 +144,7 @@ def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path, 
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
     for (name, block), style in zip(references.items(), ("--", ":", "-.")):
         if isinstance(block.get(metric), (int, float)):
-            ax.axhline(block[metric], color="k", ls=style, lw=1, label=f"{name} {'images' if 'frechet' in block else 'text'}")
+            ax.axhline(block[metric], color="k", ls=style, lw=1, label=reference_label(name, block))
     if x == "steps":
         ax.set_xscale("log", base=2)
     if metric in LOG_Y:

@@ -1,4 +1,4 @@
-"""Time distributions for training and time grids for sampling (science.md §3, "time grids are their
+"""Time distributions for training and time grids for sampling (docs/samplers.md, "time grids are their
 own choice").
 
 Each object does two jobs: ``sample(n, generator)`` draws training times, and ``grid(steps)`` returns

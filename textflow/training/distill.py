@@ -1,5 +1,7 @@
-"""Progressive distillation of a flow into few-step students (Salimans & Ho 2022, "Progressive
-Distillation for Fast Sampling of Diffusion Models", Alg. 2; the flow analogue of science.md §3).
+"""Stage ``distill`` (``train.py stage=distill teacher_ckpt=CKPT``): progressive distillation of a flow
+into few-step students (Salimans & Ho 2022, "Progressive Distillation for Fast Sampling of Diffusion
+Models", Alg. 2, on the flow paths of arXiv 2606.30705; docs/samplers.md, "Progressive distillation"):
+``DistillModule`` and its builder :func:`distill_stage` (conf/stage/distill.yaml).
 
 Round with a K-step student on the uniform grid ``t_i = i / K``: draw a clean latent ``x``, a step
 ``i``, ``z_s = path.sample(x, t_s)``; the teacher takes two Euler sub-steps ``t_s -> t_mid -> t_t``
@@ -15,6 +17,11 @@ then becomes the teacher. After every round the students so far are exported int
 ``<run>/checkpoints/distilled.ckpt``: the original teacher's checkpoint plus ``students[K]``, so
 ``sample.py ckpt_path=.../distilled.ckpt sampler=student sampler.steps=K`` and the teacher's own
 samplers work from one file.
+
+The student copies the teacher's architecture and keeps its frozen autoencoder and path, so the stage
+reads the teacher checkpoint, ``data`` and its own ``stage.*`` keys only; overriding ``autoencoder``,
+``backbone``, ``path``, ``module`` or ``autoencoder_ckpt`` on the command line is refused
+(:class:`~textflow.training.base.StageKeys`).
 """
 
 from __future__ import annotations
@@ -24,17 +31,18 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import lightning as L
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 from torch import Tensor
 
+from textflow.checkpoint import load_run
 from textflow.denoiser import FlowDenoiser
-from textflow.errors import ConfigError
+from textflow.errors import CheckpointError, ConfigError
 from textflow.noise import stream_generator
 from textflow.paths import expand_time
 from textflow.samplers.steps import euler_update
-from textflow.training.rng import SeededTrainingSteps
+from textflow.training.base import StageKeys, TrainingModule, check_same_vocabulary, tokenizer_vocabulary
 
 
 @torch.no_grad()
@@ -62,37 +70,47 @@ def halving_rounds(start_steps: int, min_steps: int) -> list[int]:
     return rounds
 
 
-class DistillModule(SeededTrainingSteps, L.LightningModule):
+class DistillModule(TrainingModule):
     """Args:
-    teacher: the trained LatentFlowModule (its EMA weights are the first teacher).
+    teacher: the trained LatentFlowModule.
     teacher_ckpt: the teacher's checkpoint path (exported again with the students added).
     export_path: where ``distilled.ckpt`` is written after each round.
     start_steps, min_steps: teacher grid of the first round and the last student's K.
     steps_per_round: optimizer steps per round.
     optimizer: ``_partial_`` optimizer factory.
+    use_ema: the first teacher (and the student's starting point and the frozen autoencoder) are the
+        teacher's EMA weights, what ``sample.py`` samples by default (True), or its raw training
+        weights (False), as ``sample.py use_ema=false``.
     """
 
     def __init__(self, *, teacher, teacher_ckpt: str, export_path: str, start_steps: int = 32, min_steps: int = 1,
-                 steps_per_round: int = 500, optimizer: Callable):
-        super().__init__()
+                 steps_per_round: int = 500, optimizer: Callable, use_ema: bool = True):
+        super().__init__(optimizer=optimizer)
         self.rounds = halving_rounds(int(start_steps), int(min_steps))
         self.steps_per_round = int(steps_per_round)
         self.teacher_ckpt, self.export_path = str(teacher_ckpt), str(export_path)
-        nets = teacher.ema.module
+        self.use_ema = bool(use_ema)
+        nets = teacher.ema.module if self.use_ema else teacher.net
         self.autoencoder = copy.deepcopy(nets["autoencoder"]).requires_grad_(False).eval()
         self.teacher_backbone = copy.deepcopy(nets["backbone"]).requires_grad_(False).eval()
         self.student = copy.deepcopy(nets["backbone"]).requires_grad_(True)
         self.path = teacher.path
-        self.optimizer_factory = optimizer
         self.register_buffer("round_index", torch.zeros((), dtype=torch.long))
         self.students: dict[int, dict] = {}
         self.run_info = {**teacher.run_info, "kind": "distill-state"}
+
+    def trained_parameters(self) -> list:
+        """The student's parameters (the teacher and the autoencoder stay frozen)."""
+        return list(self.student.parameters())
 
     @property
     def student_steps(self) -> int:
         return self.rounds[min(int(self.round_index), len(self.rounds) - 1)]
 
     def denoiser(self, *, use_ema: bool = True) -> FlowDenoiser:
+        """The student being trained (what the training callbacks sample and diagnose). The student has
+        no EMA copy (each round exports the raw student, Salimans & Ho 2022, Alg. 2), so ``use_ema``, the
+        callbacks' keyword, selects nothing here; the stage's ``use_ema`` chooses the teacher's weights."""
         return FlowDenoiser(backbone=self.student, path=self.path, autoencoder=self.autoencoder)
 
     def _loss(self, ids: Tensor, generator=None) -> Tensor:
@@ -158,7 +176,7 @@ class DistillModule(SeededTrainingSteps, L.LightningModule):
             raise DivergedError(f"distillation diverged: {len(bad)} student tensors are not finite (e.g. {bad[0]}); "
                                 f"refusing to write {self.export_path}; lower stage.optimizer.lr")
         info["distill"] = {"teacher_ckpt": self.teacher_ckpt, "rounds": self.rounds,
-                           "steps_per_round": self.steps_per_round, "grid": "uniform"}
+                           "steps_per_round": self.steps_per_round, "grid": "uniform", "teacher_ema": self.use_ema}
         target = Path(self.export_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -166,12 +184,39 @@ class DistillModule(SeededTrainingSteps, L.LightningModule):
         os.replace(tmp, target)
         return target
 
-    def configure_optimizers(self):
-        return self.optimizer_factory(params=self.student.parameters())
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["textflow"] = dict(self.run_info)
+        super().on_save_checkpoint(checkpoint)
         checkpoint["distill_students"] = {str(k): sd for k, sd in self.students.items()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
         self.students = {int(k): sd for k, sd in checkpoint.get("distill_students", {}).items()}
+
+
+TEACHER_ARCHITECTURE = "the student copies the teacher's architecture"
+DISTILL = StageKeys("distill", reads=("teacher_ckpt",), unread={
+    "autoencoder": "the student keeps the teacher's frozen autoencoder",
+    "backbone": TEACHER_ARCHITECTURE,
+    "path": TEACHER_ARCHITECTURE,
+    "module": "the teacher comes from teacher_ckpt and the student trains with stage.optimizer",
+    "autoencoder_ckpt": "the teacher's autoencoder comes from teacher_ckpt",
+})
+
+
+def distill_stage(cfg: DictConfig, *, tokenizer, seq_len: int, teacher_ckpt: str, start_steps: int = 32,
+                  min_steps: int = 1, steps_per_round: int = 500, optimizer: Callable,
+                  use_ema: bool = True) -> DistillModule:
+    """``stage=distill``: progressive distillation of the flow in ``teacher_ckpt``, which must have been
+    trained on this run's vocabulary and block length."""
+    DISTILL.refuse_unread_overrides(cfg)
+    loaded = load_run(teacher_ckpt, key="teacher_ckpt")
+    tokenizer_json, vocab_size = tokenizer_vocabulary(tokenizer)
+    check_same_vocabulary("teacher_ckpt", teacher_ckpt, loaded.info, tokenizer_json=tokenizer_json,
+                          vocab_size=vocab_size)
+    if int(loaded.info["seq_len"]) != int(seq_len):
+        raise CheckpointError(f"teacher_ckpt={teacher_ckpt!r} was trained on blocks of {loaded.info['seq_len']} "
+                              f"tokens; set data.seq_len={loaded.info['seq_len']}")
+    export = Path(cfg.dirs.output_dir) / "checkpoints" / "distilled.ckpt"
+    return DistillModule(teacher=loaded.module, teacher_ckpt=str(teacher_ckpt), export_path=str(export),
+                         start_steps=start_steps, min_steps=min_steps, steps_per_round=steps_per_round,
+                         optimizer=optimizer, use_ema=use_ema)

@@ -1,15 +1,18 @@
-"""``LatentFlowModule``: the LightningModule that trains a flow (or diffusion) backbone jointly with
-its latent autoencoder. It holds the loss, the optimizers and the EMA copy, nothing else
-(style.md convention 6): sampling lives in ``textflow.samplers``, diagnostics in callbacks.
+"""Stage ``flow`` (``train.py stage=flow``, the default): ``LatentFlowModule``, the LightningModule that
+trains a flow (or diffusion) backbone jointly with its latent autoencoder, and :func:`flow_stage`, the
+builder conf/stage/flow.yaml names. The module holds the loss and the EMA copy; the optimizer, the
+checkpoint's run info and the per-step seeding come from :class:`~textflow.training.base.TrainingModule`;
+sampling lives in ``textflow.samplers``, diagnostics in callbacks.
 
-Loss (science.md §2 and the foundation issue): with clean latents ``x = encode(ids)``,
+Loss (arXiv 2606.30705; docs/architecture.md, "Data flow"): with clean latents ``x = encode(ids)``,
 ``t ~ train_time``, ``z_t = path.sample(x, t, eps)``,
 
     L = || f(z_t, t) - target ||^2  +  readout_weight * L_autoencoder(ids)
 
-where the clean target is detached (stop-gradient, so the flow loss cannot shrink the embeddings;
-science.md §4 pitfall) and ``L_autoencoder`` is the autoencoder's own loss (readout cross-entropy on
-lightly noised latents for the embedding autoencoder). In two-stage runs the autoencoder is a frozen
+where the clean target is detached (stop-gradient, so the flow loss cannot shrink the embeddings and
+collapse the latent space) and ``L_autoencoder`` is the autoencoder's own loss (readout cross-entropy
+on lightly noised latents for the embedding autoencoder). In two-stage runs (``autoencoder_ckpt=``,
+docs/autoencoders.md, "Two-stage training") the autoencoder is a frozen
 :class:`~textflow.autoencoders.normalized.NormalizedAutoencoder` whose loss is zero; its latent
 statistics are fitted on the training data when fitting starts.
 
@@ -22,23 +25,28 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-import lightning as L
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from textflow.autoencoders.base import LatentAutoencoder
 from textflow.autoencoders.normalized import NormalizedAutoencoder
+from textflow.checkpoint import build_module, make_run_info
 from textflow.denoiser import FlowDenoiser
-from textflow.training.ema import EMA
+from textflow.errors import ConfigError
 from textflow.noise import stream_generator
 from textflow.paths import ProbPath
 from textflow.time.grids import UniformTime
-from textflow.training.rng import SeededTrainingSteps
+from textflow.training.autoencoder import read_autoencoder
+from textflow.training.base import StageKeys, TrainingModule, tokenizer_vocabulary
+from textflow.training.ema import EMA
+
+NORMALIZED = "textflow.autoencoders.NormalizedAutoencoder"
 
 
-class LatentFlowModule(SeededTrainingSteps, L.LightningModule):
+class LatentFlowModule(TrainingModule):
     """Args:
     autoencoder, backbone, path: the components (built by train.py from their config groups).
     optimizer: ``_partial_`` optimizer factory taking ``params``.
@@ -55,16 +63,18 @@ class LatentFlowModule(SeededTrainingSteps, L.LightningModule):
                  optimizer: Callable, scheduler: Optional[Callable] = None, train_time=None,
                  readout_weight: float = 1.0, ema_decay: float = 0.999,
                  val_times: tuple = (0.1, 0.3, 0.5, 0.7, 0.9), compile: bool = False):
-        super().__init__()
+        super().__init__(optimizer=optimizer, scheduler=scheduler)
         self.net = nn.ModuleDict({"autoencoder": autoencoder, "backbone": backbone})
         self.ema = EMA(self.net, decay=ema_decay)
         self.path = path
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.train_time = train_time if train_time is not None else UniformTime()
         self.readout_weight = float(readout_weight)
         self.val_times = tuple(float(t) for t in val_times)
         self.compile_backbone = bool(compile)
-        self.run_info: dict = {}  # resolved config + tokenizer, stored in every checkpoint
+
+    def trained_parameters(self) -> list:
+        """The online networks' trainable parameters (never the EMA copy's)."""
+        return [p for p in self.net.parameters() if p.requires_grad]
 
     def denoiser(self, *, use_ema: bool = True) -> FlowDenoiser:
         nets = self.ema.module if use_ema else self.net
@@ -116,15 +126,32 @@ class LatentFlowModule(SeededTrainingSteps, L.LightningModule):
                    **{f"val/{k}": v for k, v in nets["autoencoder"].reconstruction_metrics(batch).items()}}
         self.log_dict(metrics, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch.shape[0])
 
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=[p for p in self.net.parameters() if p.requires_grad])
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["textflow"] = dict(self.run_info)
+FLOW = StageKeys("flow", reads=("autoencoder", "backbone", "path", "module", "autoencoder_ckpt"),
+                 unread={"teacher_ckpt": "only stage=distill reads it"})
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.run_info = dict(checkpoint.get("textflow", {}))
+
+def flow_stage(cfg: DictConfig, *, tokenizer, seq_len: int, autoencoder_ckpt: str | None = None) -> LatentFlowModule:
+    """``stage=flow``: train the backbone jointly with its autoencoder, or, with ``autoencoder_ckpt``,
+    on the frozen, standardised latents of a stage-one autoencoder (docs/autoencoders.md)."""
+    FLOW.refuse_unread_overrides(cfg)
+    tokenizer_json, vocab_size = tokenizer_vocabulary(tokenizer)
+    weights = None
+    if autoencoder_ckpt:
+        inner_cfg, weights = read_autoencoder(str(autoencoder_ckpt), tokenizer=tokenizer, expected=cfg.autoencoder)
+        cfg = cfg.copy()
+        with open_dict(cfg):  # data may interpolate the autoencoder's keys (digits: latent_tokens)
+            cfg.data = OmegaConf.to_container(cfg.data, resolve=True)
+            cfg.autoencoder = {"_target_": NORMALIZED, "autoencoder": inner_cfg}
+    module = build_module(cfg, vocab_size=vocab_size, seq_len=seq_len)
+    positions = getattr(module.net["autoencoder"], "latent_tokens", seq_len)
+    if positions != seq_len:
+        raise ConfigError(f"data.seq_len={seq_len} but the autoencoder makes {positions} latent positions per "
+                          f"example; set data.seq_len={positions}")
+    if weights is not None:
+        for nets in (module.net, module.ema.module):
+            nets["autoencoder"].unwrap().load_state_dict(weights)
+    if tokenizer is not None:
+        module.net["autoencoder"].bind_tokenizer(tokenizer)
+    module.run_info = make_run_info(cfg, tokenizer_json=tokenizer_json, vocab_size=vocab_size, seq_len=seq_len)
+    return module

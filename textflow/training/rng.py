@@ -16,16 +16,9 @@ with ``accumulate_grad_batches > 1`` each micro-batch of a step does too.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
-from textflow.noise import stream_seed
-
-
-def run_seed() -> int:
-    """The run's base seed: ``PL_GLOBAL_SEED`` (set by ``lightning.seed_everything``), default 0."""
-    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+from textflow.noise import run_seed, stream_seed
 
 
 def training_step_seed(step: int, *, rank: int = 0, micro_batch: int = 0, seed: int | None = None) -> int:

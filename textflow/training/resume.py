@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from textflow.checkpoint import read_checkpoint
 from textflow.errors import CheckpointError
+from textflow.training.base import check_same_vocabulary
 
 MODEL_GROUPS = ("autoencoder", "backbone", "path")  # config groups that define the trained network
 MAX_LISTED = 8  # differences named in the message; the rest are counted
@@ -84,10 +85,8 @@ def describe_diff(diff: list[tuple[str, Any, Any]]) -> str:
 def check_same_model(path: str, info: dict, run_info: dict) -> None:
     """Raise :class:`CheckpointError` unless the checkpoint's run info ``info`` describes the model of
     this run (``run_info``): same vocabulary, kind, model config groups and block length."""
-    if info.get("tokenizer") != run_info.get("tokenizer") or info.get("vocab_size") != run_info.get("vocab_size"):
-        raise CheckpointError(f"ckpt_path={path!r} was trained with another vocabulary "
-                              f"(vocab_size={info.get('vocab_size')}) than this run's data "
-                              f"(vocab_size={run_info.get('vocab_size')}); use the same data/tokenizer config")
+    check_same_vocabulary("ckpt_path", path, info, tokenizer_json=run_info.get("tokenizer"),
+                          vocab_size=run_info.get("vocab_size"))
     kind, ours = info.get("kind", "flow"), run_info.get("kind", "flow")
     if kind != ours:
         raise CheckpointError(f"ckpt_path={path!r} was written by a kind={kind!r} run but this run is kind={ours!r}; "

@@ -1,0 +1,30 @@
+"""What a sampling run prints: a few samples and the metric table beside the reference rows (text), or
+the image metrics beside the training images' (the smooth control)."""
+
+from __future__ import annotations
+
+REPORT_KEYS = ["gen_ppl", "unigram_entropy", "distinct_1", "distinct_2", "distinct_3", "repetition_4", "self_bleu",
+               "mauve"]
+
+
+def print_report(texts: list[str], metrics: dict, references: dict[str, dict], n_show: int) -> None:
+    """The first ``n_show`` texts, then one column per row: the samples and each reference."""
+    for i, text in enumerate(texts[:n_show]):
+        print(f"--- sample {i} ---\n{text.strip()}")
+    columns = {"samples": metrics, **{k.split("/", 1)[1]: v for k, v in references.items()}}
+    print("\n" + f"{'metric':<18}" + "".join(f"{name:>16}" for name in columns))
+    for key in REPORT_KEYS:
+        if any(key in col for col in columns.values()):
+            cells = "".join(f"{col[key]:>16.4g}" if key in col else f"{'-':>16}" for col in columns.values())
+            print(f"{key:<18}{cells}")
+    if "mode_collapse" in metrics:
+        print(f"{'mode_collapse':<18}{str(metrics['mode_collapse']):>16}")
+    print(f"{'nfe':<18}{metrics['nfe']:>16d}\n{'tokens/s':<18}{metrics['tokens_per_s']:>16.1f}")
+
+
+def print_image_table(metrics: dict) -> None:
+    """Every float metric of the samples beside the ``reference/train`` row (nan where it has none)."""
+    keys = [k for k, v in metrics.items() if isinstance(v, float) and k != "wall_time_s"]
+    ref = metrics.get("reference/train", {})
+    print(f"{'metric':<18}{'samples':>12}{'train images':>14}")
+    print("\n".join(f"{k:<18}{metrics[k]:>12.4g}{ref.get(k, float('nan')):>14.4g}" for k in keys))

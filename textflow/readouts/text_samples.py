@@ -1,0 +1,50 @@
+"""How text samples are reported (docs/evaluation.md): decoded texts, judge perplexity and diversity
+beside the held-out and shuffled-word reference rows, commitment (CCI, arXiv 2606.30705) and, with
+``diagnostics=true``, the sampler's own trajectory. The text readout kinds call it
+(:meth:`textflow.readouts.TextReadout.report_samples`)."""
+
+from __future__ import annotations
+
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from textflow.diagnostics.cci import cci_from_commits
+from textflow.diagnostics.trajectory import plot_trajectory
+from textflow.noise import sample_seed
+from textflow.readouts.sample_report import SampleReport
+from textflow.readouts.printing import print_report
+from textflow.readouts.references import reference_rows
+
+
+def report_text(run, gen, recorder=None, *, cci_readout: float) -> SampleReport:
+    """The report of ``gen`` (a :class:`textflow.sampling.generate.Generation` of token ids) for ``run``
+    (:class:`textflow.sampling.setup.SamplingRun`); ``cci_readout`` is the readout's structural CCI."""
+    cfg, loaded, sampler = run.cfg, run.loaded, run.sampler
+    seqs = gen.ids.tolist()
+    texts = loaded.tokenizer.decode_batch(seqs)
+
+    evaluate = instantiate(cfg.evaluation)
+    eos = loaded.tokenizer.eos_token
+    references, real = reference_rows(cfg, loaded, evaluate, seq_len=run.seq_len)
+    ref_entropy = references.get("reference/heldout", {}).get("unigram_entropy")
+    metrics = {"sampler": sampler.describe(), "label": sampler.label, "ckpt_path": str(loaded.path),
+               "seed": cfg.seed, "seq_len": run.seq_len, "nfe": gen.nfe, "wall_time_s": gen.wall_time,
+               "tokens_per_s": gen.tokens_per_second, "device": str(run.device),
+               **evaluate(seqs, texts, eos=eos, reference_entropy=ref_entropy, reference_texts=real), **references}
+
+    if gen.committed_step is not None:  # committing samplers: how much was decided before the final readout
+        metrics["commit_fraction"] = float((gen.committed_step >= 0).float().mean())
+    metrics["diag/cci"] = cci_from_commits(gen.committed_step, sampler.steps).value
+    metrics["diag/cci_readout"] = cci_readout
+    figures = {}
+    if recorder is not None:
+        metrics["trajectory"] = recorder.curve()
+        figures["trajectory.png"] = lambda path: plot_trajectory(metrics["trajectory"], path, title=sampler.label)
+
+    rows = [{"index": i, "seed": sample_seed(cfg.seed, i), "text": t, "token_ids": s, "sampler": sampler.describe(),
+             "nfe": gen.nfe} for i, (t, s) in enumerate(zip(texts, seqs))]
+    return SampleReport(metrics=metrics, rows=rows, samples_file="samples.jsonl", figures=figures,
+                        text_table=[[r["index"], r["text"]] for r in rows],
+                        show=lambda: print_report(texts, metrics, references, int(cfg.print_samples)),
+                        objects={"texts": texts, "generation": gen, "loaded": loaded,
+                                 "config": OmegaConf.to_container(cfg)})

@@ -1,0 +1,133 @@
+"""What every training stage shares (docs/architecture.md, "Config groups"): the LightningModule base
+class, the one vocabulary check of a checkpoint handed to a run, and the stage's declaration of the
+config keys it reads.
+
+* :class:`TrainingModule`: per-step seeding (:class:`~textflow.training.rng.SeededTrainingSteps`),
+  the optimizer and LR schedule built from their ``_partial_`` factories (conf/optimizer), and the
+  run info stored in every checkpoint under ``checkpoint["textflow"]`` (docs/reliability.md).
+* :func:`check_same_vocabulary`: a checkpoint given as ``autoencoder_ckpt=``, ``teacher_ckpt=`` or
+  resumed from (``ckpt_path=``) must have been trained with this run's tokenizer.
+* :class:`StageKeys`: which of the stage-dependent root keys (:data:`STAGE_KEYS`) a stage reads; a
+  command-line override of one it does not read is refused in one line instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Optional
+
+import lightning as L
+from omegaconf import DictConfig
+
+from textflow.errors import CheckpointError, ConfigError
+from textflow.training.rng import SeededTrainingSteps
+
+# Root keys of conf/train.yaml that only some stages read. Every other root key (data, dirs, trainer,
+# callbacks, logger, seed, ckpt_path, resume, stage, experiment, debug, hydra, ...) is read by every
+# stage, so overriding it is always allowed.
+STAGE_KEYS = ("autoencoder", "backbone", "path", "module", "autoencoder_ckpt", "teacher_ckpt")
+
+
+class TrainingModule(SeededTrainingSteps, L.LightningModule):
+    """Base of the stages' LightningModules.
+
+    Args:
+        optimizer: ``_partial_`` optimizer factory taking ``params`` (conf/optimizer/adamw.yaml).
+        scheduler: optional LR-schedule factory called with the optimizer and stepped every
+            optimizer step (conf/optimizer/schedule, ``textflow.training.WarmupCosine``).
+
+    A subclass sets :attr:`run_info` (the plain-data run description, ``textflow.checkpoint.make_run_info``)
+    and may override :meth:`trained_parameters`; Lightning's ``on_train_batch_start`` is taken by the
+    per-step seeding (call ``super()`` if you override it).
+    """
+
+    def __init__(self, *, optimizer: Callable, scheduler: Optional[Callable] = None):
+        super().__init__()
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.run_info: dict = {}  # resolved config + tokenizer, stored in every checkpoint
+
+    def trained_parameters(self) -> Iterable:
+        """The parameters the optimizer updates (default: every parameter that requires a gradient)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.trained_parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["textflow"] = dict(self.run_info)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.run_info = dict(checkpoint.get("textflow", {}))
+
+
+def tokenizer_vocabulary(tokenizer) -> tuple[str | None, int | None]:
+    """(tokenizer JSON, vocab size) of this run's tokenizer; both None for non-text data (digits)."""
+    return (None, None) if tokenizer is None else (tokenizer.to_json(), int(tokenizer.vocab_size))
+
+
+def check_same_vocabulary(key: str, path, info: Mapping, *, tokenizer_json: str | None,
+                          vocab_size: int | None) -> None:
+    """Raise :class:`CheckpointError` unless the checkpoint ``path`` (given as ``key=``; its run info
+    ``info``) was trained with this run's tokenizer: the same tokenizer JSON and vocabulary size."""
+    if info.get("tokenizer") != tokenizer_json or info.get("vocab_size") != vocab_size:
+        raise CheckpointError(f"{key}={str(path)!r} was trained with another vocabulary "
+                              f"(vocab_size={info.get('vocab_size')}) than this run's data "
+                              f"(vocab_size={vocab_size}); use the data/tokenizer config {key} was trained with")
+
+
+def command_line_overrides(cfg: DictConfig) -> list[str]:
+    """The run's command-line overrides (``hydra.overrides.task``): from ``cfg.hydra`` when the config
+    was composed with it (tests, ``compose(return_hydra_config=True)``), else from the running Hydra
+    job (``@hydra.main`` removes ``hydra`` from the task's config); none for library use."""
+    if "hydra" in cfg:
+        return [str(o) for o in cfg.hydra.overrides.task]
+    from hydra.core.hydra_config import HydraConfig
+
+    return [str(o) for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else []
+
+
+def override_root(override) -> str:
+    """The root config key a parsed Hydra override sets: ``time@module.train_time=uniform`` -> module,
+    ``tokenizer@data.tokenizer=gpt2`` -> data, ``+trainer.foo=1`` -> trainer."""
+    package = override.package
+    key = package if package not in (None, "", "_global_") else override.key_or_group
+    return str(key).split(".")[0]
+
+
+@dataclass(frozen=True)
+class StageKeys:
+    """The stage-dependent keys a stage reads.
+
+    Args:
+        name: the stage's option name (``stage=<name>``).
+        reads: the :data:`STAGE_KEYS` the stage reads.
+        unread: why it does not read each of the others (shown in the error).
+    """
+
+    name: str
+    reads: tuple[str, ...]
+    unread: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        unknown = (set(self.reads) | set(self.unread)) - set(STAGE_KEYS)
+        missing = set(STAGE_KEYS) - set(self.reads) - set(self.unread)
+        if unknown or missing or set(self.reads) & set(self.unread):
+            raise ValueError(f"stage {self.name}: reads {self.reads} and unread {sorted(self.unread)} must split "
+                             f"{STAGE_KEYS} exactly")
+
+    def refuse_unread_overrides(self, cfg: DictConfig) -> None:
+        """Raise :class:`ConfigError` (one line) at the first command-line override of a key this
+        stage does not read. Values set by ``experiment=`` or ``debug=`` files are not command-line
+        overrides and stay allowed (an experiment serves every stage)."""
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        lines = command_line_overrides(cfg)
+        for override in OverridesParser.create().parse_overrides(lines) if lines else []:
+            root = override_root(override)
+            if root in self.unread:
+                raise ConfigError(f"stage={self.name} does not use {root} ({self.unread[root]}); "
+                                  f"remove {override.input_line}")

@@ -114,6 +114,7 @@ SAMPLER_CASES = {
     "commit_margin": dict(name="commit", rule="margin", gamma=1.5),  # + COMMIT_THRESHOLDS
     "commit_schedule": dict(name="commit", rule="schedule", gamma=1.5),
     "student": dict(name="student", gamma=0.0),
+    "elf": dict(name="elf", gamma=1.0),  # ELF-exact: its own random grid per batch (docs/elf.md)
 }
 # per-autoencoder thresholds (the readouts differ in sharpness), chosen so that commits fire at several
 # steps for some positions and never for others: both branches of the commit rule are pinned
@@ -575,6 +576,50 @@ GOLDEN: dict[str, dict] = {
                            [0, 1, 0, 3, 1, 2, 2, 3]],
     },
 }
+
+
+# Recorded when sampler=elf was added (issue #14, after the refactor): the new cases only.
+GOLDEN.update({
+    "embed_tied-elf": {   'latent_sum': 49.47485480457544,
+        'latent_mean': 0.2576815354404971,
+        'latent_sq_sum': 324.92087005808565,
+        'latent_ramp_sum': -5.628571149761452,
+        'nfe': 4,
+        'ids': [   [46, 36, 46, 1, 23, 1, 1, 1],
+                   [46, 36, 15, 46, 35, 16, 16, 0],
+                   [29, 46, 46, 28, 22, 46, 18, 16]]},
+    "embed_linear-elf": {   'latent_sum': 49.47485480457544,
+        'latent_mean': 0.2576815354404971,
+        'latent_sq_sum': 324.92087005808565,
+        'latent_ramp_sum': -5.628571149761452,
+        'nfe': 4,
+        'ids': [   [40, 40, 40, 38, 41, 27, 38, 38],
+                   [31, 40, 38, 40, 24, 30, 34, 34],
+                   [27, 40, 40, 31, 27, 40, 31, 30]]},
+    "vae-elf": {   'latent_sum': 49.47485480457544,
+        'latent_mean': 0.2576815354404971,
+        'latent_sq_sum': 324.92087005808565,
+        'latent_ramp_sum': -5.628571149761452,
+        'nfe': 4,
+        'ids': [   [44, 33, 34, 44, 46, 44, 44, 44],
+                   [38, 38, 44, 44, 34, 46, 46, 44],
+                   [1, 38, 38, 44, 46, 38, 38, 1]]},
+    "ar-elf": {   'latent_sum': 49.47485480457544,
+        'latent_mean': 0.2576815354404971,
+        'latent_sq_sum': 324.92087005808565,
+        'latent_ramp_sum': -5.628571149761452,
+        'nfe': 4,
+        'ids': [   [2, 27, 2, 44, 32, 44, 44, 44],
+                   [2, 2, 39, 2, 39, 20, 20, 38],
+                   [44, 2, 11, 11, 42, 11, 17, 20]]},
+    "smooth-elf": {   'latent_sum': 21.424445658922195,
+        'latent_mean': 0.2231713089471062,
+        'latent_sq_sum': 142.6919748449021,
+        'latent_ramp_sum': -9.848681200491756,
+        'nfe': 4,
+        'image_sum': 0.1339789219200611,
+        'image_sq_sum': 71.97086525338224},
+})
 
 
 # ------------------------------------------------------------------------------------------------- tests

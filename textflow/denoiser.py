@@ -3,6 +3,13 @@
 It binds a backbone, a path and an autoencoder: ``denoiser(z, t)`` runs the backbone once, counts
 the call in ``nfe`` and converts the output to ``x_hat`` through the path, so samplers never see a
 parameterisation (k-diffusion's ``Denoiser`` wrapper idea, crowsonkb/k-diffusion ``layers.py``).
+
+A self-conditioned backbone (``backbone.self_condition=true``; docs/samplers.md, "Self-conditioning
+and SC-CFG") also reads ``x_prev``, a previous estimate of the clean latent: ``denoiser(z, t, x_prev)``.
+``x_prev`` is always an ``x_hat`` in latent space, whatever the path predicts (training feeds the
+first pass's output converted by ``path.to_x_hat``), so it is passed to the backbone unchanged; None
+means zeros (no estimate). Samplers keep calling ``denoiser(z, t)``:
+:class:`textflow.guidance.SelfConditioned` supplies ``x_prev`` and the SC-CFG combination.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from textflow.paths import ProbPath
 
 
 class FlowDenoiser(nn.Module):
-    """``x_hat = path.to_x_hat(backbone(z, t), z, t)``; ``nfe`` counts backbone calls.
+    """``x_hat = path.to_x_hat(backbone(z, t[, x_prev]), z, t)``; ``nfe`` counts backbone calls.
 
     Args:
         backbone: network ``(z, t) -> output``.
@@ -34,15 +41,23 @@ class FlowDenoiser(nn.Module):
         self.autocast_dtype = autocast_dtype
         self.nfe = 0
 
-    def forward(self, z: Tensor, t: Tensor) -> Tensor:
+    @property
+    def self_conditioned(self) -> bool:
+        """Whether the backbone reads a previous estimate ``x_prev`` (``backbone.self_condition``)."""
+        return bool(getattr(self.backbone, "self_condition", False))
+
+    def forward(self, z: Tensor, t: Tensor, x_prev: Tensor | None = None) -> Tensor:
         if t.dim() == 0:
             t = t.expand(z.shape[0])
+        if x_prev is not None and not self.self_conditioned:
+            raise ValueError("x_prev was given to a denoiser whose backbone is not self-conditioned")
+        args = (z, t, x_prev) if self.self_conditioned else (z, t)
         self.nfe += 1
         if self.autocast_dtype is None:
-            out = self.backbone(z, t)
+            out = self.backbone(*args)
         else:
             with torch.autocast(device_type=z.device.type, dtype=self.autocast_dtype):
-                out = self.backbone(z, t)
+                out = self.backbone(*args)
         return self.path.to_x_hat(out.float(), z, t)
 
     def readout(self, x: Tensor) -> Tensor:

@@ -79,6 +79,12 @@ class Denoiser(Protocol):
     ``nfe``; ``denoiser.path`` converts ``x_hat`` to velocities and re-noises (churn);
     ``denoiser.readout(x)`` maps latents to token logits (B, L, V); ``denoiser.embed(ids)`` maps
     tokens to their clean latents.
+
+    Samplers call ``denoiser(z, t)`` only. A self-conditioned model's denoiser
+    (:class:`textflow.denoiser.FlowDenoiser` with ``self_conditioned`` true) also accepts
+    ``denoiser(z, t, x_prev)``, a previous ``x_hat`` (None = zeros); ``textflow.samplers.Sampler`` wraps
+    it in :class:`textflow.guidance.SelfConditioned`, which has the plain ``(z, t)`` signature and
+    supplies ``x_prev`` itself (docs/samplers.md, "Self-conditioning and SC-CFG").
     """
 
     nfe: int

@@ -6,6 +6,12 @@ conditioning vector ``c`` that produces per-block shift / scale / gate (gates ze
 every block starts as the identity). ``t`` may be (B,) or (B, L): per-token time is what committing
 samplers need (docs/samplers.md, ``commit``), and adaLN handles it by modulating each position with its
 own ``c``. Attention uses ``torch.nn.functional.scaled_dot_product_attention``.
+
+Self-conditioning (``self_condition=True``; docs/samplers.md, "Self-conditioning and SC-CFG", as in
+ELF, arXiv 2606.30705): the input projection reads ``[z, x_prev]`` concatenated on the feature axis
+(``2 D`` features), where ``x_prev`` is a previous estimate of the clean latent ``x_hat`` (zeros when
+absent). With ``self_condition=False`` the network, its parameters and its state-dict keys are exactly
+those of the plain DiT.
 """
 
 from __future__ import annotations
@@ -75,15 +81,21 @@ class DiT(nn.Module):
         latent_dim: D, the autoencoder's latent width (train.py passes it from the autoencoder).
         max_len: longest sequence the learned position table covers.
         width, depth, heads, mlp_ratio: transformer size (presets in conf/backbone/).
+        self_condition: also read a previous clean-latent estimate ``x_prev`` (B, L, D) beside ``z``
+            (``forward(z, t, x_prev)``; zeros when ``x_prev`` is None). Its model must be trained with
+            ``module.self_cond_prob > 0``.
     """
 
     def __init__(self, *, latent_dim: int, max_len: int, width: int = 256, depth: int = 4, heads: int = 4,
-                 mlp_ratio: float = 4.0):
+                 mlp_ratio: float = 4.0, self_condition: bool = False):
         super().__init__()
         if width % heads:
             raise ConfigError(f"backbone.width={width} must be divisible by backbone.heads={heads}")
+        if not isinstance(self_condition, bool):
+            raise ConfigError(f"backbone.self_condition={self_condition!r} is invalid; it must be true or false")
         self.latent_dim, self.max_len, self.width = latent_dim, max_len, width
-        self.proj_in = nn.Linear(latent_dim, width)
+        self.self_condition = self_condition
+        self.proj_in = nn.Linear(2 * latent_dim if self_condition else latent_dim, width)
         self.pos = nn.Parameter(torch.randn(1, max_len, width) * 0.02)
         self.time_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
         self.blocks = nn.ModuleList(DiTBlock(width, heads, mlp_ratio) for _ in range(depth))
@@ -94,17 +106,27 @@ class DiT(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, z: Tensor, t: Tensor) -> Tensor:
+    def forward(self, z: Tensor, t: Tensor, x_prev: Tensor | None = None) -> Tensor:
         b, length, d = z.shape
         if d != self.latent_dim or length > self.max_len:
             raise ValueError(f"DiT expects latents (B, <= {self.max_len}, {self.latent_dim}), got {tuple(z.shape)}")
+        if self.self_condition:
+            if x_prev is None:
+                x_prev = torch.zeros_like(z)
+            elif x_prev.shape != z.shape:
+                raise ValueError(f"x_prev must have the shape of z {tuple(z.shape)}, got {tuple(x_prev.shape)}")
+            inp = torch.cat([z, x_prev.to(z.dtype)], dim=-1)
+        elif x_prev is not None:
+            raise ValueError("x_prev was given to a DiT built without self_condition=True")
+        else:
+            inp = z
         index = None
         if t.dim() == 1:
             c = self.time_mlp(timestep_embedding(t, self.width).to(z.dtype)).unsqueeze(1)  # (B, 1, W)
         else:  # per-token time: condition on the few distinct times, then gather per token
             times, index = torch.unique(t, return_inverse=True)
             c = self.time_mlp(timestep_embedding(times, self.width).to(z.dtype))  # (U, W)
-        h = self.proj_in(z) + self.pos[:, :length]
+        h = self.proj_in(inp) + self.pos[:, :length]
         for block in self.blocks:
             h = block(h, c, index)
         out_mod = self.ada_out(F.silu(c))

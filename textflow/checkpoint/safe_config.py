@@ -32,6 +32,7 @@ ALLOWED_TARGETS: dict[str, bool] = {
     "textflow.paths.LinearPath": False,
     "textflow.paths.VPPath": False,
     "textflow.training.LatentFlowModule": False,
+    "textflow.training.MuonWithAdamW": True,
     "textflow.training.WarmupCosine": False,
     "textflow.time.UniformTime": False,
     "textflow.time.LogitNormalTime": False,

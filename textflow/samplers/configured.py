@@ -3,6 +3,11 @@
 This is what ``conf/sampler/<name>.yaml`` instantiates, so ``sampler=sde sampler.gamma=1.5
 sampler.steps=4`` on the command line maps one-to-one onto keyword arguments. Bad values fail here,
 before any checkpoint is loaded, with a one-line :class:`textflow.errors.ConfigError`.
+
+Self-conditioning (docs/samplers.md, "Self-conditioning and SC-CFG") is the ``Sampler``'s, not the
+sampler function's: ``sc_scale`` (SC-CFG scale ``w``, 1 = plain self-conditioning) is consumed here,
+and every call on a self-conditioned denoiser wraps it in a fresh
+:class:`textflow.guidance.SelfConditioned`, so every registered sampler gets it unchanged.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from typing import Callable, Optional
 
 from torch import Tensor
 
+from textflow.checks import require_number
 from textflow.errors import ConfigError
+from textflow.guidance import SelfConditioned
 from textflow.noise import GeneratorArg
 from textflow.samplers.registry import check_knobs, get_sampler
 from textflow.time.grids import UniformTime, check_steps
@@ -26,10 +33,13 @@ class Sampler:
     name: registry name (== conf/sampler file stem).
     steps: K, the number of solver steps (>= 1).
     time: a time distribution whose ``grid(K)`` gives the K + 1 times (uniform by default).
+    sc_scale: SC-CFG scale ``w`` for a self-conditioned model (finite, >= 0): 1 = plain
+        self-conditioning (one call per network evaluation), 0 = the unconditional call only, any other
+        value two calls (NFE doubles). A model without self-conditioning accepts only 1.
     **knobs: the sampler's own keyword arguments (e.g. ``gamma`` for ``sde``).
     """
 
-    def __init__(self, *, name: str, steps: int = 32, time=None, **knobs):
+    def __init__(self, *, name: str, steps: int = 32, time=None, sc_scale: float = 1.0, **knobs):
         self.fn = get_sampler(name)
         self.name = name
         self.steps = check_steps(steps)
@@ -38,9 +48,11 @@ class Sampler:
         unknown = sorted(set(knobs) - set(allowed))
         if unknown:
             raise ConfigError(f"sampler {name!r} has no knob {unknown[0]!r}; its knobs are: "
-                              f"{', '.join(allowed) or '(none)'}, plus steps and time")
+                              f"{', '.join(allowed) or '(none)'}, plus steps, time and sc_scale")
         check_knobs(name, knobs)
         self.knobs = dict(knobs)
+        self.sc_scale = require_number("sampler.sc_scale", sc_scale, low=0,
+                                       hint=" (1 = plain self-conditioning, 0 = unconditional)")
 
     @property
     def weights(self) -> str:
@@ -51,7 +63,23 @@ class Sampler:
         """The denoiser to sample with from a loaded checkpoint (:class:`textflow.checkpoint.LoadedRun`):
         the sampler's weights provider resolves it for this K (the trained flow, or the student distilled
         for K, which it refuses in one line when the checkpoint has none)."""
-        return self.fn.weights.denoiser(loaded, steps=self.steps, use_ema=use_ema)
+        denoiser = self.fn.weights.denoiser(loaded, steps=self.steps, use_ema=use_ema)
+        self.check_denoiser(denoiser)
+        return denoiser
+
+    def check_denoiser(self, denoiser) -> None:
+        """Refuse, in one line, ``sc_scale != 1`` on a model trained without self-conditioning."""
+        if self.sc_scale != 1.0 and not getattr(denoiser, "self_conditioned", False):
+            raise ConfigError(f"sampler.sc_scale={self.sc_scale:g} needs a model trained with self-conditioning "
+                              f"(module.self_cond_prob > 0)")
+
+    def guided(self, denoiser):
+        """What the sampler function runs: a fresh :class:`~textflow.guidance.SelfConditioned` around a
+        self-conditioned denoiser (one per call: the memory is per batch), else the denoiser itself."""
+        self.check_denoiser(denoiser)
+        if isinstance(denoiser, SelfConditioned) or not getattr(denoiser, "self_conditioned", False):
+            return denoiser
+        return SelfConditioned(denoiser, scale=self.sc_scale)
 
     def time_grid(self) -> Tensor:
         return self.time.grid(self.steps)
@@ -59,20 +87,26 @@ class Sampler:
     def __call__(self, denoiser, x_init: Tensor, *, generator: GeneratorArg = None,
                  callback: Optional[Callable] = None) -> SampleOutput:
         grid = self.time_grid().to(x_init.device)
-        return self.fn(denoiser, x_init, grid, generator=generator, callback=callback, **self.knobs)
+        return self.fn(self.guided(denoiser), x_init, grid, generator=generator, callback=callback, **self.knobs)
 
     def with_steps(self, steps: int) -> "Sampler":
         """The same sampler with another K (per-K validation, sweeps in code)."""
-        return Sampler(name=self.name, steps=steps, time=self.time, **self.knobs)
+        return Sampler(name=self.name, steps=steps, time=self.time, sc_scale=self.sc_scale, **self.knobs)
+
+    def _guidance(self) -> dict:
+        return {} if self.sc_scale == 1.0 else {"sc_scale": self.sc_scale}
 
     def describe(self) -> dict:
-        """Settings recorded next to every sample (samples.jsonl, metrics.json)."""
-        return {"name": self.name, "steps": self.steps, "time": type(self.time).__name__, **self.knobs}
+        """Settings recorded next to every sample (samples.jsonl, metrics.json); ``sc_scale`` only when
+        it is not 1."""
+        return {"name": self.name, "steps": self.steps, "time": type(self.time).__name__, **self.knobs,
+                **self._guidance()}
 
     @property
     def label(self) -> str:
-        """Short run label, e.g. ``sde_gamma1.5_K4`` (used in metric keys and plot legends)."""
-        knob = "".join(f"_{k}{v}" for k, v in sorted(self.knobs.items()))
+        """Short run label, e.g. ``sde_gamma1.5_K4`` or ``sde_gamma1.5_sc_scale3.0_K4`` (used in metric keys
+        and plot legends)."""
+        knob = "".join(f"_{k}{v}" for k, v in sorted({**self.knobs, **self._guidance()}.items()))
         return f"{self.name}{knob}_K{self.steps}"
 
     def __repr__(self) -> str:

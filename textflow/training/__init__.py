@@ -3,12 +3,13 @@ with its LightningModule and its builder (what ``train.py stage=<name>`` calls: 
 ``autoencoder.autoencoder_stage``, ``distill.distill_stage``), and what the stages share: the base
 class :class:`~textflow.training.base.TrainingModule` (optimizer and LR schedule, checkpoint run info,
 per-step seeding), the vocabulary check of a checkpoint handed to a run, the declaration of the keys a
-stage reads, the EMA and the LR schedule."""
+stage reads, the EMA, the LR schedule and the Muon + AdamW optimizer."""
 
 from textflow.training.autoencoder import AutoencoderModule
 from textflow.training.base import TrainingModule
 from textflow.training.distill import DistillModule
 from textflow.training.flow import LatentFlowModule
-from textflow.training.optim import WarmupCosine
+from textflow.training.optim import MuonWithAdamW, WarmupCosine
 
-__all__ = ["AutoencoderModule", "DistillModule", "LatentFlowModule", "TrainingModule", "WarmupCosine"]
+__all__ = ["AutoencoderModule", "DistillModule", "LatentFlowModule", "MuonWithAdamW", "TrainingModule",
+           "WarmupCosine"]

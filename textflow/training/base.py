@@ -32,7 +32,8 @@ class TrainingModule(SeededTrainingSteps, L.LightningModule):
     """Base of the stages' LightningModules.
 
     Args:
-        optimizer: ``_partial_`` optimizer factory taking ``params`` (conf/optimizer/adamw.yaml).
+        optimizer: ``_partial_`` optimizer factory taking ``params`` (conf/optimizer/adamw.yaml); named
+            parameters for a class with ``takes_named_parameters = True`` (conf/optimizer/muon.yaml).
         scheduler: optional LR-schedule factory called with the optimizer and stepped every
             optimizer step (conf/optimizer/schedule, ``textflow.training.WarmupCosine``).
 
@@ -50,8 +51,18 @@ class TrainingModule(SeededTrainingSteps, L.LightningModule):
         """The parameters the optimizer updates (default: every parameter that requires a gradient)."""
         return [p for p in self.parameters() if p.requires_grad]
 
+    def named_trained_parameters(self) -> list:
+        """``(name, parameter)`` for :meth:`trained_parameters`, in its order, named as in
+        ``named_parameters()`` (what a name-splitting optimizer such as ``MuonWithAdamW`` is given)."""
+        names = {id(p): name for name, p in self.named_parameters()}
+        return [(names[id(p)], p) for p in self.trained_parameters()]
+
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.trained_parameters())
+        # An optimizer class with ``takes_named_parameters = True`` (textflow.training.MuonWithAdamW)
+        # gets (name, parameter) pairs; every other one (torch.optim.AdamW) the plain parameters.
+        factory = self.optimizer_factory
+        named = getattr(getattr(factory, "func", factory), "takes_named_parameters", False) is True
+        optimizer = factory(params=self.named_trained_parameters() if named else self.trained_parameters())
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer,

@@ -18,6 +18,16 @@ then becomes the teacher. After every round the students so far are exported int
 ``sample.py ckpt_path=.../distilled.ckpt sampler=student sampler.steps=K`` and the teacher's own
 samplers work from one file.
 
+A self-conditioned teacher (``backbone.self_condition=true``; docs/samplers.md, "Self-conditioning and
+SC-CFG") is distilled with plain self-conditioning (w = 1) carried along one trajectory: the example's
+``x_prev`` is zeros at the student's first step (``i = 0``, as at a sampler's first step) and otherwise
+the teacher's unconditional ``x_hat`` at the previous grid time ``t_{i-1}`` on the same ``(x, eps)``
+line, ``z_{i-1} = path.sample(x, t_{i-1}, eps)`` (one extra teacher call, no gradient). The teacher's
+first sub-step and the student's step both read that ``x_prev`` (the same input, so the student
+regresses onto what the teacher does from it); the teacher's second sub-step reads its first
+sub-step's ``x_hat`` (:class:`textflow.guidance.SelfConditioned`, as every sampler does). The students
+are therefore trained for ``sampler.sc_scale=1``; other scales run but were not distilled for.
+
 The student copies the teacher's architecture and keeps its frozen autoencoder and path, so the stage
 reads the teacher checkpoint, ``data`` and its own ``stage.*`` keys only; overriding ``autoencoder``,
 ``backbone``, ``path``, ``module`` or ``autoencoder_ckpt`` on the command line is refused
@@ -39,6 +49,7 @@ from torch import Tensor
 from textflow.checkpoint import load_run
 from textflow.denoiser import FlowDenoiser
 from textflow.errors import CheckpointError, ConfigError
+from textflow.guidance import SelfConditioned
 from textflow.noise import stream_generator
 from textflow.paths import expand_time
 from textflow.samplers.steps import euler_update
@@ -95,6 +106,7 @@ class DistillModule(TrainingModule):
         self.teacher_backbone = copy.deepcopy(nets["backbone"]).requires_grad_(False).eval()
         self.student = copy.deepcopy(nets["backbone"]).requires_grad_(True)
         self.path = teacher.path
+        self.self_conditioned = bool(getattr(self.teacher_backbone, "self_condition", False))
         self.register_buffer("round_index", torch.zeros((), dtype=torch.long))
         self.students: dict[int, dict] = {}
         self.run_info = {**teacher.run_info, "kind": "distill-state"}
@@ -121,8 +133,24 @@ class DistillModule(TrainingModule):
         noise = torch.randn(x.shape, device=x.device, generator=generator)
         z_s = self.path.sample(x, t_s, noise).z
         teacher = FlowDenoiser(backbone=self.teacher_backbone, path=self.path, autoencoder=self.autoencoder)
-        target = distillation_target(teacher, z_s, t_s, t_t)
-        return F.mse_loss(self.denoiser()(z_s, t_s), target)
+        if not self.self_conditioned:
+            target = distillation_target(teacher, z_s, t_s, t_t)
+            return F.mse_loss(self.denoiser()(z_s, t_s), target)
+        x_prev = self.previous_estimate(teacher, x, noise, i, k)
+        target = distillation_target(SelfConditioned(teacher, scale=1.0, x_prev=x_prev), z_s, t_s, t_t)
+        return F.mse_loss(self.denoiser()(z_s, t_s, x_prev), target)
+
+    @torch.no_grad()
+    def previous_estimate(self, teacher, x: Tensor, noise: Tensor, i: Tensor, k: int) -> Tensor | None:
+        """Self-conditioned teachers: the ``x_prev`` of student step ``i`` (module docstring), zeros
+        where ``i = 0``; None (zeros everywhere, no teacher call) when every example is at step 0."""
+        first = i == 0
+        if bool(first.all()):
+            return None
+        t_p = (i - 1).clamp_min(0).float() / k
+        z_p = self.path.sample(x, t_p, noise).z
+        x_p = teacher(z_p, t_p)
+        return torch.where(expand_time(first, x_p), torch.zeros_like(x_p), x_p)
 
     def training_step(self, ids: Tensor, batch_idx: int) -> Tensor:
         loss = self._loss(ids)

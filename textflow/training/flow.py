@@ -16,6 +16,16 @@ docs/autoencoders.md, "Two-stage training") the autoencoder is a frozen
 :class:`~textflow.autoencoders.normalized.NormalizedAutoencoder` whose loss is zero; its latent
 statistics are fitted on the training data when fitting starts.
 
+Self-conditioning (``module.self_cond_prob = p > 0`` with ``backbone.self_condition=true``; ELF's
+recipe, p = 0.5; docs/samplers.md, "Self-conditioning and SC-CFG"): the backbone reads ``[z_t, x_prev]``.
+Per training step one coin, drawn from the step's seeded stream after the flow noise, decides: with
+probability p a first forward pass without gradient gives ``x_prev = path.to_x_hat(f(z_t, t, 0))`` for
+the second, trained pass ``f(z_t, t, x_prev)``; otherwise ``x_prev = 0``. The validation flow loss uses
+``x_prev = 0`` (one pass, the same low-variance number for every run). ``p > 0`` needs a
+self-conditioned backbone, and a self-conditioned backbone needs ``p > 0``: with p = 0 the
+``x_prev`` half of its input projection would never be trained, yet sampling would feed it; both are
+refused in one line. With p = 0 no coin is drawn, so plain runs are unchanged.
+
 Every training step draws its randomness (times, noise, the autoencoder's loss noise) from a stream
 seeded by (run seed, step) (:class:`~textflow.training.rng.SeededTrainingSteps`), and the EMA is updated
 inside the optimizer step, so a resumed run trains exactly as an uninterrupted one (docs/reliability.md).
@@ -33,6 +43,7 @@ from torch.utils.data import DataLoader
 
 from textflow.autoencoders.base import LatentAutoencoder
 from textflow.autoencoders.normalized import NormalizedAutoencoder
+from textflow.checks import require_number
 from textflow.checkpoint import build_module, make_run_info
 from textflow.denoiser import FlowDenoiser
 from textflow.errors import ConfigError
@@ -57,12 +68,24 @@ class LatentFlowModule(TrainingModule):
     val_times: fixed times at which the validation flow loss is measured (low-variance curves).
     compile: ``torch.compile`` the backbone in place (``nn.Module.compile``: state-dict keys unchanged)
         when fitting starts; worth it on CUDA, a slow start-up on a CPU (docs/benchmarks.md).
+    self_cond_prob: probability of the self-conditioning first pass per training step (module
+        docstring); > 0 exactly when the backbone has ``self_condition=True``.
     """
 
     def __init__(self, *, autoencoder: LatentAutoencoder, backbone: nn.Module, path: ProbPath,
                  optimizer: Callable, scheduler: Optional[Callable] = None, train_time=None,
                  readout_weight: float = 1.0, ema_decay: float = 0.999,
-                 val_times: tuple = (0.1, 0.3, 0.5, 0.7, 0.9), compile: bool = False):
+                 val_times: tuple = (0.1, 0.3, 0.5, 0.7, 0.9), compile: bool = False,
+                 self_cond_prob: float = 0.0):
+        self_cond_prob = require_number("module.self_cond_prob", self_cond_prob, low=0, high=1,
+                                        hint=" (0 = no self-conditioning; ELF uses 0.5)")
+        self_conditioned = bool(getattr(backbone, "self_condition", False))
+        if self_cond_prob > 0 and not self_conditioned:
+            raise ConfigError(f"module.self_cond_prob={self_cond_prob:g} needs backbone.self_condition=true "
+                              f"(a backbone that reads [z, x_prev])")
+        if self_conditioned and self_cond_prob == 0:
+            raise ConfigError("backbone.self_condition=true needs module.self_cond_prob > 0 (ELF uses 0.5); "
+                              "with 0 its x_prev input is never trained")
         super().__init__(optimizer=optimizer, scheduler=scheduler)
         self.net = nn.ModuleDict({"autoencoder": autoencoder, "backbone": backbone})
         self.ema = EMA(self.net, decay=ema_decay)
@@ -71,6 +94,8 @@ class LatentFlowModule(TrainingModule):
         self.readout_weight = float(readout_weight)
         self.val_times = tuple(float(t) for t in val_times)
         self.compile_backbone = bool(compile)
+        self.self_cond_prob = self_cond_prob
+        self.self_conditioned = self_conditioned
 
     def trained_parameters(self) -> list:
         """The online networks' trainable parameters (never the EMA copy's)."""
@@ -80,10 +105,23 @@ class LatentFlowModule(TrainingModule):
         nets = self.ema.module if use_ema else self.net
         return FlowDenoiser(backbone=nets["backbone"], path=self.path, autoencoder=nets["autoencoder"])
 
-    def flow_loss(self, nets: nn.ModuleDict, x: Tensor, t: Tensor, noise: Tensor) -> Tensor:
-        """Flow matching loss on clean latents ``x`` (already detached: the stop-gradient target)."""
+    def flow_loss(self, nets: nn.ModuleDict, x: Tensor, t: Tensor, noise: Tensor, *,
+                  self_condition: bool = False) -> Tensor:
+        """Flow matching loss on clean latents ``x`` (already detached: the stop-gradient target).
+
+        A self-conditioned backbone gets ``x_prev = 0``, or, with ``self_condition``, the ``x_hat`` of a
+        first pass without gradient (module docstring)."""
         sample = self.path.sample(x, t, noise)
-        out = nets["backbone"](sample.z, t)
+        backbone = nets["backbone"]
+        if not self.self_conditioned:
+            out = backbone(sample.z, t)
+        else:
+            x_prev = None
+            if self_condition:
+                with torch.no_grad():
+                    first = backbone(sample.z, t, None)
+                    x_prev = self.path.to_x_hat(first.float(), sample.z, t).to(sample.z.dtype)
+            out = backbone(sample.z, t, x_prev)
         return F.mse_loss(out.float(), self.path.target(sample).float())
 
     def on_fit_start(self) -> None:
@@ -99,7 +137,10 @@ class LatentFlowModule(TrainingModule):
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         t = self.train_time.sample(batch.shape[0], device=batch.device)
         x = self.net["autoencoder"].encode(batch).detach()
-        flow = self.flow_loss(self.net, x, t, torch.randn_like(x))
+        noise = torch.randn_like(x)
+        # one coin per step, from the step's seeded stream (rng.py); none drawn without self-conditioning
+        coin = self.self_cond_prob > 0 and bool(torch.rand(()) < self.self_cond_prob)
+        flow = self.flow_loss(self.net, x, t, noise, self_condition=coin)
         ae = self.net["autoencoder"].loss(batch)
         loss = flow + self.readout_weight * ae["loss"]
         self.log_dict({"train/loss": loss, "train/flow_loss": flow,
@@ -122,7 +163,7 @@ class LatentFlowModule(TrainingModule):
         x = nets["autoencoder"].encode(batch)
         noise = torch.randn(x.shape, generator=g).to(x.device, x.dtype)
         t = torch.full((batch.shape[0],), self.val_times[batch_idx % len(self.val_times)], device=x.device)
-        metrics = {"val/flow_loss": self.flow_loss(nets, x, t, noise),
+        metrics = {"val/flow_loss": self.flow_loss(nets, x, t, noise),  # x_prev = 0 if self-conditioned
                    **{f"val/{k}": v for k, v in nets["autoencoder"].reconstruction_metrics(batch).items()}}
         self.log_dict(metrics, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch.shape[0])
 

@@ -89,7 +89,7 @@ def collect(root: Path) -> tuple[list[dict], dict | None]:
     return rows, references
 
 
-KNOBS = ["gamma", "rule", "threshold", "time"]
+KNOBS = ["gamma", "rule", "threshold", "sc_scale", "time"]
 MARKDOWN_EXTRA = ["diag/cci", "diag/cci_readout", "gen_ppl_ci95", "unigram_entropy_ci95", "mauve", "judge",
                   "num_samples", "error"]
 

@@ -222,3 +222,27 @@ def test_a_report_never_mixes_two_runs_in_one_row(trained, tmp_path):
     rows, _ = collect(tmp_path)
     broken = [r for r in rows if r["run"] == "0_a"]
     assert len(broken) == 1 and "different runs" in broken[0]["error"]
+
+
+def test_a_truncated_metrics_file_becomes_an_error_row_not_a_traceback(trained, tmp_path):
+    from textflow.sampling.report import collect
+
+    run = tmp_path / "0_a"
+    sample_entry.run(sample_cfg(trained["ckpt"], run))
+    (run / "metrics.json").write_text('{"sampler": {"name": "ode"')
+    rows, _ = collect(tmp_path)
+    assert len(rows) == 1 and "unreadable outputs" in rows[0]["error"]
+
+
+def test_a_checkpoint_with_broken_run_info_is_refused_in_one_line(trained, tmp_path, capsys):
+    ckpt = torch.load(trained["ckpt"], map_location="cpu", weights_only=True)
+    del ckpt["textflow"]["seq_len"]
+    torch.save(ckpt, tmp_path / "no_seq_len.ckpt")
+    line = expect_exit_2(capsys, lambda: guarded(sample_entry.run, sample_cfg(tmp_path / "no_seq_len.ckpt",
+                                                                                tmp_path / "s")))
+    assert "seq_len=missing" in line
+    ckpt["textflow"].update(seq_len=32, tokenizer="{not json")
+    torch.save(ckpt, tmp_path / "bad_tokenizer.ckpt")
+    line = expect_exit_2(capsys, lambda: guarded(sample_entry.run, sample_cfg(tmp_path / "bad_tokenizer.ckpt",
+                                                                                tmp_path / "s2")))
+    assert "tokenizer that cannot be read" in line

@@ -37,6 +37,23 @@ def checkpoint_config(info: dict, *, source: str) -> DictConfig:
     return parse_checkpoint_config(info.get("config"), source=source)
 
 
+RUN_INFO_TYPES = {"seq_len": (int,), "vocab_size": (int, type(None)), "tokenizer": (str, type(None))}
+
+
+def check_run_info(info: dict, *, where: str) -> None:
+    """The plain-data run info every reader relies on has the right keys and types (one line if not)."""
+    for name, types in RUN_INFO_TYPES.items():
+        value = info.get(name, KeyError)
+        if value is KeyError or isinstance(value, bool) or not isinstance(value, types):
+            raise CheckpointError(f"{where} is not a usable textflow checkpoint: its run info has "
+                                  f"{name}={'missing' if value is KeyError else repr(value)[:40]}")
+    students = info.get("students") or {}
+    if not isinstance(students, dict) or not all(isinstance(k, str) and k.isdigit() and isinstance(v, dict)
+                                                 for k, v in students.items()):
+        raise CheckpointError(f"{where} is not a usable textflow checkpoint: its students are not "
+                              "{steps: state_dict} entries")
+
+
 def _describe(key: str, path: Any) -> str:
     return f"{key}={str(path)!r}"
 
@@ -60,6 +77,7 @@ def read_checkpoint(path: str | Path, *, key: str = "ckpt_path") -> dict:
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("textflow"), dict) or \
             not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(f"{where} is not a textflow checkpoint (no 'textflow' run info)")
+    check_run_info(ckpt["textflow"], where=where)
     checkpoint_config(ckpt["textflow"], source=where)
     bad = nonfinite_tensors(checkpoint_tensors(ckpt))
     if bad:

@@ -44,7 +44,11 @@ def load_run(path: str | Path, *, key: str = "ckpt_path") -> LoadedRun:
         raise CheckpointError(f"{key}={str(path)!r} has checkpoint format {info.get('format')!r}; "
                               f"this textflow reads format {FORMAT_VERSION}")
     cfg = checkpoint_config(info, source=f"{key}={str(path)!r}")
-    tokenizer = None if info["tokenizer"] is None else TextTokenizer.from_json(info["tokenizer"])
+    try:
+        tokenizer = None if info["tokenizer"] is None else TextTokenizer.from_json(info["tokenizer"])
+    except Exception as err:  # noqa: BLE001 - the tokenizers library raises its own types for bad JSON
+        raise CheckpointError(f"{key}={str(path)!r} stores a tokenizer that cannot be read: "
+                              f"{str(err).splitlines()[0][:120] if str(err) else type(err).__name__}") from None
     if tokenizer is not None and tokenizer.vocab_size != info["vocab_size"]:
         raise CheckpointError(f"{key}={str(path)!r}: its tokenizer has {tokenizer.vocab_size} tokens but the "
                               f"model was trained for vocab_size={info['vocab_size']}")

@@ -68,17 +68,20 @@ def write_run_outputs(folder: str | Path, files: dict[str, str | bytes], *, run_
 
 
 def unit_mismatch(folder: str | Path) -> str | None:
-    """Why ``folder``'s ``samples.jsonl`` and ``metrics.json`` are not one run's outputs, or None.
+    """Why ``folder``'s ``samples.jsonl`` and ``metrics.json`` are not one run's readable outputs, or None.
 
     Files written before run ids existed (no ``run_id`` in either) are accepted."""
     folder = Path(folder)
     samples, metrics = folder / "samples.jsonl", folder / "metrics.json"
-    if not (samples.is_file() and metrics.is_file()):
-        return None
-    metrics_id = json.loads(metrics.read_text()).get("run_id")
-    with samples.open() as fh:
-        first = fh.readline()
-    samples_id = json.loads(first).get("run_id") if first.strip() else None
+    try:
+        metrics_id = json.loads(metrics.read_text()).get("run_id") if metrics.is_file() else None
+        if not (samples.is_file() and metrics.is_file()):
+            return None
+        with samples.open() as fh:
+            first = fh.readline()
+        samples_id = json.loads(first).get("run_id") if first.strip() else None
+    except (OSError, ValueError, AttributeError) as err:  # truncated or hand-edited files
+        return f"unreadable outputs ({type(err).__name__}: {' '.join(str(err).split())[:100]})"
     if metrics_id != samples_id:
         return f"samples.jsonl (run {samples_id}) and metrics.json (run {metrics_id}) come from different runs"
     return None

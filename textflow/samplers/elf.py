@@ -63,13 +63,14 @@ def sample_elf(denoiser, x_init, time_grid, *, generator=None, callback=None, ga
                           f"{type(path).__name__} (use sampler=sde)")
     k = len(time_grid) - 1
     grid = elf_grid(k, mean=grid_mean, std=grid_std, generator=generator) if redraw_grid else time_grid.cpu()
+    times = grid.tolist()  # host floats: no device sync inside the loop
     grid = grid.to(x_init.device)
     nfe_start, z = denoiser.nfe, x_init
     for i in range(k):
-        t, t_next = batch_time(grid[i], z), batch_time(grid[i + 1], z)
+        t, t_next = batch_time(times[i], z), batch_time(times[i + 1], z)
         alpha = 1.0
         if i < k - 1:
-            alpha = min(max(1.0 - gamma * float(grid[i + 1] - grid[i]), 0.0), 1.0)
+            alpha = min(max(1.0 - gamma * (times[i + 1] - times[i]), 0.0), 1.0)
             noise = randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
             z_b, t_b = path.renoise(z, t, alpha, noise)
         else:

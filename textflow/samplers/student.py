@@ -31,7 +31,11 @@ def student_denoiser(loaded, *, steps: int, use_ema: bool = True):
         raise CheckpointError(f"no student was distilled for sampler.steps={steps} in "
                               f"{str(loaded.path)!r}; students exist for steps: {have}")
     student = copy.deepcopy(den.backbone)
-    student.load_state_dict(loaded.info["students"][str(steps)])
+    try:
+        student.load_state_dict(loaded.info["students"][str(steps)])
+    except RuntimeError as err:
+        raise CheckpointError(f"the K={steps} student in {str(loaded.path)!r} does not match the model's backbone: "
+                              f"{' '.join(str(err).split())[:160]}") from None
     den.backbone = student.to(next(den.autoencoder.parameters()).device)
     return den
 

@@ -76,7 +76,11 @@ def collect(root: Path) -> tuple[list[dict], dict | None]:
         row["run"] = str(path.parent.relative_to(root)) if path.parent != root else "."
         rows.append(row)
     for path in sorted(root.rglob("error.json")):  # sweep points that stopped with a user error
-        row = {"run": str(path.parent.relative_to(root)), "error": json.loads(path.read_text()).get("error")}
+        try:
+            error = json.loads(path.read_text()).get("error")
+        except (OSError, ValueError, AttributeError) as err:
+            error = f"unreadable error.json ({type(err).__name__})"
+        row = {"run": str(path.parent.relative_to(root)), "error": error}
         saved = path.parent / ".hydra" / "config.yaml"
         if saved.is_file():
             from omegaconf import OmegaConf

@@ -36,7 +36,7 @@ class AutoencoderModule(TrainingModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         out = self.autoencoder.loss(batch)
-        self.log_dict({f"train/{'loss' if k == 'loss' else k}": v for k, v in out.items()},
+        self.log_dict({f"train/{k}": v for k, v in out.items()},
                       on_step=True, on_epoch=False, batch_size=batch.shape[0])
         self.log("loss", out["loss"], prog_bar=True, logger=False, batch_size=batch.shape[0])
         return out["loss"]

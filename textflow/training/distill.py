@@ -37,7 +37,7 @@ reads the teacher checkpoint, ``data`` and its own ``stage.*`` keys only; overri
 from __future__ import annotations
 
 import copy
-import os
+import io
 from pathlib import Path
 from typing import Callable
 
@@ -50,6 +50,7 @@ from textflow.checkpoint import load_run
 from textflow.denoiser import FlowDenoiser
 from textflow.errors import CheckpointError, ConfigError
 from textflow.guidance import SelfConditioned
+from textflow.io import atomic_write_bytes
 from textflow.noise import stream_generator
 from textflow.paths import expand_time
 from textflow.samplers.steps import euler_update
@@ -205,12 +206,9 @@ class DistillModule(TrainingModule):
                                 f"refusing to write {self.export_path}; lower stage.optimizer.lr")
         info["distill"] = {"teacher_ckpt": self.teacher_ckpt, "rounds": self.rounds,
                            "steps_per_round": self.steps_per_round, "grid": "uniform", "teacher_ema": self.use_ema}
-        target = Path(self.export_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        torch.save({"state_dict": ckpt["state_dict"], "textflow": info}, tmp)
-        os.replace(tmp, target)
-        return target
+        buffer = io.BytesIO()
+        torch.save({"state_dict": ckpt["state_dict"], "textflow": info}, buffer)
+        return atomic_write_bytes(self.export_path, buffer.getvalue())
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)

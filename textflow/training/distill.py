@@ -101,6 +101,7 @@ class DistillModule(TrainingModule):
         self.rounds = halving_rounds(int(start_steps), int(min_steps))
         self.steps_per_round = int(steps_per_round)
         self.teacher_ckpt, self.export_path = str(teacher_ckpt), str(export_path)
+        self._teacher_file: dict | None = None  # the teacher checkpoint, read at the first export
         self.use_ema = bool(use_ema)
         nets = teacher.ema.module if self.use_ema else teacher.net
         self.autoencoder = copy.deepcopy(nets["autoencoder"]).requires_grad_(False).eval()
@@ -197,7 +198,9 @@ class DistillModule(TrainingModule):
         from textflow.callbacks.finite import DivergedError
         from textflow.checkpoint import nonfinite_tensors, read_checkpoint
 
-        ckpt = read_checkpoint(self.teacher_ckpt, key="teacher_ckpt")
+        if self._teacher_file is None:  # read once, not once per round
+            self._teacher_file = read_checkpoint(self.teacher_ckpt, key="teacher_ckpt")
+        ckpt = self._teacher_file
         info = dict(ckpt["textflow"])
         info["students"] = {str(k): sd for k, sd in sorted(self.students.items())}
         bad = nonfinite_tensors((f"students[{k}].{n}", v) for k, sd in info["students"].items() for n, v in sd.items())

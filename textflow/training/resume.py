@@ -6,8 +6,8 @@ The checkpoint must have been trained with the same model: the same vocabulary (
 the same kind (flow, autoencoder, distillation), the same architecture-defining config groups
 (``autoencoder``, ``backbone``, ``path``) and the same ``data.seq_len``. Anything else may change on
 resume (optimizer, scheduler, trainer, data loading, callbacks, loggers). A mismatch is one line naming
-every key that differs, not Lightning's state_dict traceback. The stored config is read with
-``yaml.safe_load`` as plain data: no interpolation in checkpoint text is ever resolved.
+every key that differs, not Lightning's state_dict traceback. The stored config is read through
+:func:`textflow.checkpoint.files.checkpoint_config` (plain data, checked, legacy names mapped).
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from lightning.pytorch.utilities import rank_zero_info
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from textflow.checkpoint import read_checkpoint
+from textflow.checkpoint import checkpoint_config, read_checkpoint
 from textflow.errors import CheckpointError
 from textflow.training.base import check_same_vocabulary
 
@@ -39,12 +38,7 @@ UNSET = _Unset()
 def model_view(info: dict) -> dict:
     """The architecture-defining part of a checkpoint's run info (``textflow.checkpoint.make_run_info``):
     the :data:`MODEL_GROUPS` of its stored config, ``data.seq_len`` and ``vocab_size``."""
-    text = info.get("config")
-    try:
-        cfg = yaml.safe_load(text) if isinstance(text, str) else None
-    except yaml.YAMLError:
-        cfg = None
-    cfg = cfg if isinstance(cfg, dict) else {}
+    cfg = OmegaConf.to_container(checkpoint_config(info, source="the run info"))  # checked, legacy names mapped
     view: dict[str, Any] = {group: cfg[group] for group in MODEL_GROUPS if group in cfg}
     view["data"] = {"seq_len": info.get("seq_len")}
     view["vocab_size"] = info.get("vocab_size")

@@ -138,3 +138,10 @@ def test_tokenizer_options(option, tmp_path, cache_dir):
     cfg = compose_config("train", base(tmp_path, cache_dir) + [f"tokenizer@data.tokenizer={option}"] + extra)
     spec = instantiate(cfg.data.tokenizer)
     assert type(spec).__module__ == "textflow.data.tokenizers" and spec.fingerprint()
+
+
+def test_every_sampler_config_lists_the_guidance_scales():
+    """`sampler.sc_scale` and `sampler.cfg_scale` are visible (and documented) in every sampler's file."""
+    for path in sorted((CONF / "sampler").glob("*.yaml")):
+        keys = [line.split(":", 1)[0] for line in path.read_text().splitlines() if not line.startswith((" ", "#"))]
+        assert "sc_scale" in keys and "cfg_scale" in keys, path.name

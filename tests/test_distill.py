@@ -90,3 +90,56 @@ def test_student_sampler_uses_the_student_for_its_k_and_refuses_others(distilled
     cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"dirs.output_dir={tmp_path / 'ode'}", "sampler=ode",
                                     "sampler.steps=2", "num_samples=1", "evaluation=diversity"])
     assert sample_entry.run(cfg)[0]["nfe"] == 2
+
+
+@pytest.fixture(scope="module")
+def conditional_distilled(tmp_path_factory, cache_dir):
+    """A conditional, self-conditioned teacher distilled for one round (4 -> 2)."""
+    teacher_dir = tmp_path_factory.mktemp("cond-teacher")
+    extra = ["condition@module.condition=masks", "module.condition.prob=1.0", "module.condition.drop_prob=0.0",
+             "backbone.self_condition=true", "module.self_cond_prob=0.5"]
+    _, objs = train_entry.run(compose_config("train", tiny_train_overrides(teacher_dir, cache_dir) + extra))
+    out = tmp_path_factory.mktemp("cond-distill")
+    cfg = compose_config("train", tiny_train_overrides(out, cache_dir) + [
+        "stage=distill", f"teacher_ckpt={objs['checkpoint']}", "stage.start_steps=4", "stage.min_steps=2",
+        "stage.steps_per_round=2", "trainer.max_steps=100", "callbacks.samples=null"])
+    return train_entry.run(cfg)[1]
+
+
+def test_conditional_teacher_distills_on_its_masks_and_the_loss_ignores_given_positions(conditional_distilled):
+    module = conditional_distilled["trainer"].lightning_module
+    assert module.condition is not None and module.condition.prob == 1.0
+    ids = torch.randint(0, module.autoencoder.vocab_size, (4, 8), generator=torch.Generator().manual_seed(0))
+    calls = []
+    original = module.student.forward
+
+    def spy(z, t, *args, **kwargs):
+        calls.append((z.detach().clone(), t.detach().clone()))
+        return original(z, t, *args, **kwargs)
+
+    module.student.forward = spy
+    try:
+        loss = module._loss(ids, generator=torch.Generator().manual_seed(3))
+    finally:
+        del module.student.forward
+    assert torch.isfinite(loss)
+    z, t = calls[-1]  # the student's own step
+    given = t == 1.0  # per-token time 1 exactly on the given positions (every row is conditional here)
+    assert t.dim() == 2 and bool(given.any(1).all()) and bool((~given).any(1).all())
+    clean = module.autoencoder.encode(ids)
+    assert torch.equal(z[given], clean[given])
+    # the masks come from the generator, not the global RNG: the same generator state, the same loss
+    torch.manual_seed(123)
+    assert torch.equal(loss, module._loss(ids, generator=torch.Generator().manual_seed(3)))
+
+
+def test_a_student_of_a_conditional_teacher_follows_a_prompt(conditional_distilled, tmp_path):
+    ckpt = conditional_distilled["checkpoint"]
+    cfg = compose_config("sample", [f"ckpt_path={ckpt}", f"dirs.output_dir={tmp_path}", "sampler=student",
+                                    "sampler.steps=2", "num_samples=2", "batch_size=2", "evaluation=diversity",
+                                    "prompt=the king", "reference=false"])
+    metrics, objects = sample_entry.run(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    prompt_ids = objects["loaded"].tokenizer.encode("the king")
+    assert all(r["token_ids"][:len(prompt_ids)] == prompt_ids for r in rows)
+    assert "continuation/conditional" in metrics and metrics["nfe"] == 2

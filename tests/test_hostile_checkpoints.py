@@ -95,7 +95,8 @@ def test_allowed_targets_are_exactly_the_classes_conf_builds_for_a_stored_run():
     import importlib
     import inspect
 
-    stored = ("autoencoder", "backbone", "path", "module", "data", "tokenizer", "time", "optimizer", "optimizer/schedule")
+    stored = ("autoencoder", "backbone", "path", "module", "condition", "data", "tokenizer", "time", "optimizer",
+              "optimizer/schedule")
     in_conf = set()
     for group in stored:
         for f in (CONF / group).glob("*.yaml"):

@@ -156,7 +156,7 @@ def test_text_and_image_samples_are_reported_by_their_kinds(tmp_path, capsys):
     den = denoiser_for(embed())
     gen = generate(den, sampler, num_samples=2, seq_len=LEN, seed=0, batch_size=2)
     run = types.SimpleNamespace(cfg=cfg, sampler=sampler, denoiser=den, device=torch.device("cpu"), seq_len=LEN,
-                                loaded=types.SimpleNamespace(tokenizer=tokenizer, path="ckpt"))
+                                prompts=None, loaded=types.SimpleNamespace(tokenizer=tokenizer, path="ckpt"))
     report = den.autoencoder.readout_kind.report_samples(run, gen)
     assert report.samples_file == "samples.jsonl" and len(report.rows) == 2
     assert report.rows[0]["token_ids"] == gen.ids[0].tolist()

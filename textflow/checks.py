@@ -22,22 +22,24 @@ def require_int(key: str, value, *, low: Optional[int] = None, high: Optional[in
 
 
 def require_number(key: str, value, *, low: Optional[float] = None, high: Optional[float] = None,
-                   low_open: bool = False, hint: str = "") -> float:
-    """``value`` as a finite float in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
-    bounds = _bounds(low, high, low_open=low_open)
+                   low_open: bool = False, high_open: bool = False, hint: str = "") -> float:
+    """``value`` as a finite float in ``[low, high]`` (open at ``low`` with ``low_open``, at ``high`` with
+    ``high_open``)."""
+    bounds = _bounds(low, high, low_open=low_open, high_open=high_open)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"{key}={value!r} is invalid; it must be a finite number{bounds}{hint}")
     below = value <= low if low_open else value < low if low is not None else False
-    if (low is not None and below) or (high is not None and value > high):
+    above = value >= high if high_open else value > high if high is not None else False
+    if (low is not None and below) or (high is not None and above):
         raise ConfigError(f"{key}={value!r} is invalid; it must be a finite number{bounds}{hint}")
     return float(value)
 
 
-def _bounds(low, high, *, low_open: bool = False) -> str:
+def _bounds(low, high, *, low_open: bool = False, high_open: bool = False) -> str:
     if low is not None and high is not None:
-        return f" in {'(' if low_open else '['}{low}, {high}]"
+        return f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if low is not None:
         return f" {'>' if low_open else '>='} {low}"
     if high is not None:
-        return f" <= {high}"
+        return f" {'<' if high_open else '<='} {high}"
     return ""

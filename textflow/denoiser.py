@@ -6,6 +6,8 @@ parameterisation (k-diffusion's ``Denoiser`` wrapper idea, crowsonkb/k-diffusion
 
 A self-conditioned backbone (``backbone.self_condition=true``; docs/samplers.md, "Self-conditioning
 and SC-CFG") also reads ``x_prev``, a previous estimate of the clean latent: ``denoiser(z, t, x_prev)``.
+A backbone with scale tokens (``backbone.scale_tokens > 0``) also reads the SC-CFG scale:
+``denoiser(z, t, x_prev, scale=w)`` (None = 1; docs/samplers.md, "Scale tokens").
 ``x_prev`` is always an ``x_hat`` in latent space, whatever the path predicts (training feeds the
 first pass's output converted by ``path.to_x_hat``), so it is passed to the backbone unchanged; None
 means zeros (no estimate). Samplers keep calling ``denoiser(z, t)``:
@@ -46,18 +48,28 @@ class FlowDenoiser(nn.Module):
         """Whether the backbone reads a previous estimate ``x_prev`` (``backbone.self_condition``)."""
         return bool(getattr(self.backbone, "self_condition", False))
 
-    def forward(self, z: Tensor, t: Tensor, x_prev: Tensor | None = None) -> Tensor:
+    @property
+    def scale_range(self) -> tuple[float, float] | None:
+        """The SC-CFG scales a scale-token backbone was trained on, None without scale tokens."""
+        return getattr(self.backbone, "scale_range", None) if getattr(self.backbone, "scale_tokens", 0) else None
+
+    def forward(self, z: Tensor, t: Tensor, x_prev: Tensor | None = None, *, scale: float | None = None) -> Tensor:
         if t.dim() == 0:
             t = t.expand(z.shape[0])
         if x_prev is not None and not self.self_conditioned:
             raise ValueError("x_prev was given to a denoiser whose backbone is not self-conditioned")
         args = (z, t, x_prev) if self.self_conditioned else (z, t)
+        kwargs = {}
+        if self.scale_range is not None:
+            kwargs["scale"] = torch.full((z.shape[0],), 1.0 if scale is None else float(scale), device=z.device)
+        elif scale is not None:
+            raise ValueError("scale was given to a denoiser whose backbone has no scale tokens")
         self.nfe += 1
         if self.autocast_dtype is None:
-            out = self.backbone(*args)
+            out = self.backbone(*args, **kwargs)
         else:
             with torch.autocast(device_type=z.device.type, dtype=self.autocast_dtype):
-                out = self.backbone(*args)
+                out = self.backbone(*args, **kwargs)
         return self.path.to_x_hat(out.float(), z, t)
 
     def readout(self, x: Tensor) -> Tensor:

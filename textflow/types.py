@@ -84,7 +84,9 @@ class Denoiser(Protocol):
     (:class:`textflow.denoiser.FlowDenoiser` with ``self_conditioned`` true) also accepts
     ``denoiser(z, t, x_prev)``, a previous ``x_hat`` (None = zeros); ``textflow.samplers.Sampler`` wraps
     it in :class:`textflow.guidance.SelfConditioned`, which has the plain ``(z, t)`` signature and
-    supplies ``x_prev`` itself (docs/samplers.md, "Self-conditioning and SC-CFG").
+    supplies ``x_prev`` itself (docs/samplers.md, "Self-conditioning and SC-CFG"). A conditional run's
+    denoiser is a :class:`textflow.conditioning.Conditioned`, which also has ``condition`` (the batch's
+    given positions); a sampler that holds positions itself (``commit``) reads it (docs/conditioning.md).
     """
 
     nfe: int
@@ -95,3 +97,25 @@ class Denoiser(Protocol):
     def readout(self, x: Tensor) -> Tensor: ...
 
     def embed(self, ids: Tensor) -> Tensor: ...
+
+
+class DenoiserWrapper:
+    """Base of the denoiser wrappers (``textflow.guidance.SelfConditioned``,
+    ``textflow.conditioning.Conditioned``): ``nfe`` and every other attribute (``path``, ``readout``,
+    ``embed``, ``autoencoder``, ...) are the wrapped ``self.denoiser``'s, so a wrapped denoiser still
+    meets :class:`Denoiser` and wrappers nest."""
+
+    denoiser: "object"
+
+    @property
+    def nfe(self) -> int:
+        return self.denoiser.nfe
+
+    @nfe.setter
+    def nfe(self, value: int) -> None:
+        self.denoiser.nfe = value
+
+    def __getattr__(self, name: str):
+        if name == "denoiser":  # not set yet (copy / unpickling): never recurse
+            raise AttributeError(name)
+        return getattr(self.denoiser, name)

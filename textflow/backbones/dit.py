@@ -12,6 +12,13 @@ ELF, arXiv 2606.30705): the input projection reads ``[z, x_prev]`` concatenated 
 (``2 D`` features), where ``x_prev`` is a previous estimate of the clean latent ``x_hat`` (zeros when
 absent). With ``self_condition=False`` the network, its parameters and its state-dict keys are exactly
 those of the plain DiT.
+
+Scale tokens (``scale_tokens=n > 0``; docs/samplers.md, "Scale tokens"; ELF's in-context SC-CFG): ``n``
+learned tokens carrying the SC-CFG scale ``w`` (a sinusoidal feature of ``log(1 + w)`` through an MLP,
+added to each token's learned base) are prepended to the sequence and dropped from the output; they
+are modulated by the scale's feature instead of the time's. Trained with ``w`` drawn log-uniformly
+(``1 + w`` in ``[1 + lo, 1 + hi]`` of ``scale_range``), the network learns the guided estimate, so a
+guided sampling step costs one call.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from textflow.checks import require_int
 from textflow.errors import ConfigError
 
 
@@ -33,6 +41,20 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
     args = 1000.0 * t.float().unsqueeze(-1) * freqs
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     return F.pad(emb, (0, dim % 2))
+
+
+def check_scale_range(scale_range) -> tuple[float, float]:
+    """``(lo, hi)`` with ``0 < lo <= 1 <= hi``, finite: the guided target's ``1 - 1/w`` needs ``w > 0``,
+    and ``w = 1`` (plain self-conditioning, what the training callbacks sample) must be trained."""
+    try:
+        lo, hi = (float(v) for v in scale_range)
+        valid = math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= 1 <= hi and lo < hi
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ConfigError(f"backbone.scale_range={scale_range!r} is invalid; it must be [lo, hi] with "
+                          f"0 < lo <= 1 <= hi (ELF: [0.5, 5])")
+    return lo, hi
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -84,10 +106,13 @@ class DiT(nn.Module):
         self_condition: also read a previous clean-latent estimate ``x_prev`` (B, L, D) beside ``z``
             (``forward(z, t, x_prev)``; zeros when ``x_prev`` is None). Its model must be trained with
             ``module.self_cond_prob > 0``.
+        scale_tokens: number of SC-CFG scale tokens (0 = none); needs ``self_condition``.
+        scale_range: the ``(lo, hi)`` scales training draws from (ELF: 0.5 to 5); sampling refuses others.
     """
 
     def __init__(self, *, latent_dim: int, max_len: int, width: int = 256, depth: int = 4, heads: int = 4,
-                 mlp_ratio: float = 4.0, self_condition: bool = False):
+                 mlp_ratio: float = 4.0, self_condition: bool = False, scale_tokens: int = 0,
+                 scale_range: tuple = (0.5, 5.0)):
         super().__init__()
         if width % heads:
             raise ConfigError(f"backbone.width={width} must be divisible by backbone.heads={heads}")
@@ -95,6 +120,11 @@ class DiT(nn.Module):
             raise ConfigError(f"backbone.self_condition={self_condition!r} is invalid; it must be true or false")
         self.latent_dim, self.max_len, self.width = latent_dim, max_len, width
         self.self_condition = self_condition
+        self.scale_tokens = require_int("backbone.scale_tokens", scale_tokens, low=0, hint=" (0 = no scale tokens)")
+        if self.scale_tokens and not self_condition:
+            raise ConfigError(f"backbone.scale_tokens={scale_tokens} needs backbone.self_condition=true "
+                              f"(they carry the self-conditioning guidance scale)")
+        self.scale_range = check_scale_range(scale_range)
         self.proj_in = nn.Linear(2 * latent_dim if self_condition else latent_dim, width)
         self.pos = nn.Parameter(torch.randn(1, max_len, width) * 0.02)
         self.time_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
@@ -102,11 +132,20 @@ class DiT(nn.Module):
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(width, 2 * width)
         self.proj_out = nn.Linear(width, latent_dim)
+        if self.scale_tokens:
+            self.scale_base = nn.Parameter(torch.randn(1, self.scale_tokens, width) * 0.02)
+            self.scale_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
         for layer in (self.ada_out, self.proj_out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, z: Tensor, t: Tensor, x_prev: Tensor | None = None) -> Tensor:
+    def scale_features(self, scale: Tensor) -> Tensor:
+        """(B, W) condition of the scale tokens: ``log(1 + w) / log(1 + hi)`` lies in [0, 1] on the
+        trained range, the interval the sinusoidal features are made for."""
+        unit = torch.log1p(scale.float()) / math.log1p(self.scale_range[1])
+        return self.scale_mlp(timestep_embedding(unit, self.width))
+
+    def forward(self, z: Tensor, t: Tensor, x_prev: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
         b, length, d = z.shape
         if d != self.latent_dim or length > self.max_len:
             raise ValueError(f"DiT expects latents (B, <= {self.max_len}, {self.latent_dim}), got {tuple(z.shape)}")
@@ -120,15 +159,28 @@ class DiT(nn.Module):
             raise ValueError("x_prev was given to a DiT built without self_condition=True")
         else:
             inp = z
+        if scale is not None and not self.scale_tokens:
+            raise ValueError("scale was given to a DiT built without scale_tokens")
         index = None
-        if t.dim() == 1:
+        if t.dim() == 1 and not self.scale_tokens:
             c = self.time_mlp(timestep_embedding(t, self.width).to(z.dtype)).unsqueeze(1)  # (B, 1, W)
+        elif t.dim() == 1:
+            c = self.time_mlp(timestep_embedding(t, self.width).to(z.dtype))  # (B, W), gathered per row
+            index = torch.arange(b, device=z.device).unsqueeze(1).expand(b, length)
         else:  # per-token time: condition on the few distinct times, then gather per token
             times, index = torch.unique(t, return_inverse=True)
             c = self.time_mlp(timestep_embedding(times, self.width).to(z.dtype))  # (U, W)
         h = self.proj_in(inp) + self.pos[:, :length]
+        if self.scale_tokens:  # prepend the scale tokens, each modulated by its row's scale condition
+            w = torch.ones(b, device=z.device) if scale is None else scale.to(z.device).reshape(b)
+            c_scale = self.scale_features(w).to(z.dtype)  # (B, W)
+            rows = (c.shape[0] + torch.arange(b, device=z.device)).unsqueeze(1).expand(b, self.scale_tokens)
+            index = torch.cat([rows, index], dim=1)
+            c = torch.cat([c, c_scale])
+            h = torch.cat([self.scale_base.to(h.dtype) + c_scale.unsqueeze(1), h], dim=1)
         for block in self.blocks:
             h = block(h, c, index)
         out_mod = self.ada_out(F.silu(c))
-        shift, scale = (out_mod if index is None else out_mod[index]).chunk(2, dim=-1)
-        return self.proj_out(modulate(self.norm_out(h), shift, scale))
+        shift, scale_mod = (out_mod if index is None else out_mod[index]).chunk(2, dim=-1)
+        out = self.proj_out(modulate(self.norm_out(h), shift, scale_mod))
+        return out[:, self.scale_tokens:] if self.scale_tokens else out

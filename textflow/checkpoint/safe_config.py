@@ -29,6 +29,7 @@ ALLOWED_TARGETS: dict[str, bool] = {
     "textflow.autoencoders.NormalizedAutoencoder": False,
     "textflow.autoencoders.TransformerVAE": False,
     "textflow.backbones.DiT": False,
+    "textflow.conditioning.ConditionMasks": False,
     "textflow.paths.LinearPath": False,
     "textflow.paths.VPPath": False,
     "textflow.training.LatentFlowModule": False,

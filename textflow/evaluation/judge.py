@@ -76,13 +76,15 @@ def truncate_at_eos(text: str, eos: str | None) -> str:
     return text.split(eos, 1)[0] if eos else text
 
 
-def windows(n: int, context: int, stride: int) -> list[tuple[int, int, int]]:
-    """Sliding windows ``(start, end, first_scored)`` over positions 1..n-1 of a sequence of ``n``
-    ids (position 0 is the BOS prefix); every position is scored exactly once."""
+def windows(n: int, context: int, stride: int, first: int = 1) -> list[tuple[int, int, int]]:
+    """Sliding windows ``(start, end, first_scored)`` over positions ``first..n-1`` of a sequence of
+    ``n`` ids (position 0 is the BOS prefix; ``first`` > 1 leaves a conditioning prompt unscored);
+    every such position is scored exactly once, none before ``first``. The window that scores
+    ``first`` starts up to ``context - stride`` positions before it (at 0 when ``first`` = 1)."""
     if n <= context:
-        return [(0, n, 1)]
-    out, scored_to = [], 1
-    start = 0
+        return [(0, n, first)]
+    out, scored_to = [], first
+    start = max(0, first - max(context - stride, 1))
     while scored_to < n:
         end = min(start + context, n)
         out.append((start, end, scored_to))
@@ -93,12 +95,22 @@ def windows(n: int, context: int, stride: int) -> list[tuple[int, int, int]]:
 
 @torch.no_grad()
 def score_ids(model, sequences: Sequence[Sequence[int]], *, batch_size: int = 16, context: int = 2048,
-              stride: int | None = None, pad_id: int = 0) -> tuple[list[float], list[int]]:
-    """Summed NLL and scored-token count of each id sequence (position 0 is the unscored prefix)."""
+              stride: int | None = None, pad_id: int = 0,
+              first_scored: Sequence[int] | None = None) -> tuple[list[float], list[int]]:
+    """Summed NLL and scored-token count of each id sequence (position 0 is the unscored prefix).
+
+    ``first_scored[i]`` (default: 1 for every sequence) is the first position of sequence ``i`` that
+    is scored; earlier positions (a prompt) are context only."""
     stride = stride or context // 2
+    if first_scored is None:
+        first_scored = [1] * len(sequences)
+    if len(first_scored) != len(sequences):
+        raise ValueError(f"first_scored has {len(first_scored)} entries for {len(sequences)} sequences")
+    if any(f < 1 for f in first_scored):
+        raise ValueError("first_scored positions must be >= 1 (position 0 is the prefix)")
     chunks = []  # (sample index, ids of the window, first scored offset within the window)
     for idx, seq in enumerate(sequences):
-        for start, end, first in windows(len(seq), context, stride):
+        for start, end, first in windows(len(seq), context, stride, int(first_scored[idx])):
             chunks.append((idx, list(seq[start:end]), first - start))
     nll = [0.0] * len(sequences)
     count = [0] * len(sequences)
@@ -150,13 +162,41 @@ class JudgeLM:
         return self._loaded
 
     def score(self, texts: Sequence[str], *, eos: str | None = "<|endoftext|>") -> JudgeScore:
+        """Gen-PPL of ``texts`` (each cut at ``eos``), every judge token after the BOS prefix scored."""
         model, tok = self._model()
-        prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        prefix = _prefix_id(tok)
         encoded = tok([truncate_at_eos(t, eos) for t in texts], add_special_tokens=False)["input_ids"]
-        sequences = [[prefix, *ids] for ids in encoded]
+        return self._score([[prefix, *ids] for ids in encoded], None)
+
+    def score_continuations(self, prompts: Sequence[str], continuations: Sequence[str], *,
+                            eos: str | None = "<|endoftext|>") -> JudgeScore:
+        """Gen-PPL of each continuation GIVEN its prompt: ``[BOS, *prompt, *continuation]`` with only
+        the continuation's tokens scored. Prompt and continuation (cut at ``eos``) are tokenized
+        separately with the judge's tokenizer; an empty continuation contributes no tokens."""
+        if len(prompts) != len(continuations):
+            raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
+        model, tok = self._model()
+        prefix = _prefix_id(tok)
+        prompt_ids = _encode(tok, list(prompts))
+        cont_ids = _encode(tok, [truncate_at_eos(c, eos) for c in continuations])
+        sequences = [[prefix, *p, *c] for p, c in zip(prompt_ids, cont_ids)]
+        return self._score(sequences, [1 + len(p) for p in prompt_ids])
+
+    def _score(self, sequences: list[list[int]], first_scored: list[int] | None) -> JudgeScore:
+        model, tok = self._model()
         context = self.max_context or getattr(model.config, "max_position_embeddings", 1024)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else prefix
-        nll, count = score_ids(model, sequences, batch_size=self.batch_size, context=context, pad_id=pad)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else _prefix_id(tok)
+        nll, count = score_ids(model, sequences, batch_size=self.batch_size, context=context, pad_id=pad,
+                               first_scored=first_scored)
         total = sum(count)
         ppl = math.exp(sum(nll) / total) if total else float("nan")
-        return JudgeScore(gen_ppl=ppl, nll_per_sample=nll, tokens_per_sample=count, judge=self.name, dtype=self.dtype)
+        return JudgeScore(gen_ppl=ppl, nll_per_sample=nll, tokens_per_sample=count, judge=self.name,
+                          dtype=self.dtype)
+
+
+def _prefix_id(tok) -> int:
+    return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+
+
+def _encode(tok, texts: list[str]) -> list[list[int]]:
+    return tok(texts, add_special_tokens=False)["input_ids"] if texts else []

@@ -13,6 +13,10 @@ any other ``w`` costs two calls per step, both counted in ``nfe`` (docs/conventi
 cost"). The remembered ``x_prev`` is the guided ``x_hat`` of the last call, whatever ``(z, t)`` it was
 made at (the SDE's churned point, Heun's predictor, per-token times of ``commit``): ELF passes the
 previous ``x_hat`` unchanged into the next call.
+
+A model with scale tokens (``backbone.scale_tokens > 0``, ELF's in-context variant) learned the guided
+estimate itself: one call ``f(z, t, x_prev, w)`` gives it, so every ``w`` costs one call per step
+(docs/samplers.md, "Scale tokens").
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import Optional
 from torch import Tensor
 
 from textflow.checks import require_number
+from textflow.types import DenoiserWrapper
 
 
-class SelfConditioned:
+class SelfConditioned(DenoiserWrapper):
     """``SelfConditioned(denoiser, scale=w)(z, t) -> x_hat`` with the self-conditioning memory.
 
     Args:
@@ -49,16 +54,23 @@ class SelfConditioned:
         self.x_prev = x_prev
 
     @property
+    def one_pass(self) -> bool:
+        """Whether the network reads the scale itself (scale tokens): one call at any scale."""
+        return getattr(self.denoiser, "scale_range", None) is not None
+
+    @property
     def calls_per_step(self) -> int:
-        """Network calls per denoiser call: 1 for ``scale`` 0 or 1, else 2."""
-        return 1 if self.scale in (0.0, 1.0) else 2
+        """Network calls per denoiser call: 1 for ``scale`` 0 or 1 or a scale-token model, else 2."""
+        return 1 if self.one_pass or self.scale in (0.0, 1.0) else 2
 
     def __call__(self, z: Tensor, t: Tensor) -> Tensor:
         prev = self.x_prev
         if prev is not None and prev.shape != z.shape:
             raise ValueError(f"SelfConditioned remembers x_hat of shape {tuple(prev.shape)} but was called with z "
                              f"of shape {tuple(z.shape)}; use one wrapper per batch (or reset())")
-        if self.scale == 1.0:
+        if self.one_pass:
+            x_hat = self.denoiser(z, t, prev, scale=self.scale)
+        elif self.scale == 1.0:
             x_hat = self.denoiser(z, t, prev)
         elif self.scale == 0.0:
             x_hat = self.denoiser(z, t, None)
@@ -68,20 +80,6 @@ class SelfConditioned:
             x_hat = uncond + self.scale * (cond - uncond)
         self.x_prev = x_hat
         return x_hat
-
-    # --- the wrapped denoiser's attributes -------------------------------------------------------
-    @property
-    def nfe(self) -> int:
-        return self.denoiser.nfe
-
-    @nfe.setter
-    def nfe(self, value: int) -> None:
-        self.denoiser.nfe = value
-
-    def __getattr__(self, name: str):
-        if name == "denoiser":  # not set yet (copy / unpickling): never recurse
-            raise AttributeError(name)
-        return getattr(self.denoiser, name)
 
     def __repr__(self) -> str:
         return f"SelfConditioned({self.denoiser.__class__.__name__}, scale={self.scale:g})"

@@ -7,10 +7,16 @@ REPORT_KEYS = ["gen_ppl", "unigram_entropy", "distinct_1", "distinct_2", "distin
                "mauve"]
 
 
-def print_report(texts: list[str], metrics: dict, references: dict[str, dict], n_show: int) -> None:
-    """The first ``n_show`` texts, then one column per row: the samples and each reference."""
+CONTINUATION_KEYS = ["cont_ppl", "unigram_entropy", "distinct_2", "mauve"]
+
+
+def print_report(texts: list[str], metrics: dict, references: dict[str, dict], n_show: int,
+                 prompts: list[str] | None = None) -> None:
+    """The first ``n_show`` texts (with their prompts), then one column per row: the samples and each
+    reference; a conditional run also gets its continuation table."""
     for i, text in enumerate(texts[:n_show]):
-        print(f"--- sample {i} ---\n{text.strip()}")
+        prompt = "" if prompts is None else f" (prompt: {prompts[i]!r})"
+        print(f"--- sample {i}{prompt} ---\n{text.strip()}")
     columns = {"samples": metrics, **{k.split("/", 1)[1]: v for k, v in references.items()}}
     print("\n" + f"{'metric':<18}" + "".join(f"{name:>16}" for name in columns))
     for key in REPORT_KEYS:
@@ -20,6 +26,14 @@ def print_report(texts: list[str], metrics: dict, references: dict[str, dict], n
     if "mode_collapse" in metrics:
         print(f"{'mode_collapse':<18}{str(metrics['mode_collapse']):>16}")
     print(f"{'nfe':<18}{metrics['nfe']:>16d}\n{'tokens/s':<18}{metrics['tokens_per_s']:>16.1f}")
+    continuations = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("continuation/")}
+    if continuations:
+        print("\ncontinuations given their prompts\n" + f"{'metric':<18}"
+              + "".join(f"{name:>16}" for name in continuations))
+        for key in CONTINUATION_KEYS:
+            if any(key in col for col in continuations.values()):
+                cells = "".join(f"{col[key]:>16.4g}" if key in col else f"{'-':>16}" for col in continuations.values())
+                print(f"{key:<18}{cells}")
 
 
 def print_image_table(metrics: dict) -> None:

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from textflow.diagnostics.cci import cci_from_commits
 from textflow.diagnostics.trajectory import plot_trajectory
 from textflow.noise import sample_seed
+from textflow.readouts.continuations import continuation_metrics
 from textflow.readouts.sample_report import SampleReport
 from textflow.readouts.printing import print_report
 from textflow.readouts.references import reference_rows
@@ -32,6 +33,7 @@ def report_text(run, gen, recorder=None, *, cci_readout: float) -> SampleReport:
                "tokens_per_s": gen.tokens_per_second, "device": str(run.device),
                **evaluate(seqs, texts, eos=eos, reference_entropy=ref_entropy, reference_texts=real), **references}
 
+    metrics.update(continuation_metrics(run, gen, evaluate))  # conditional runs: continuations given prompts
     if gen.committed_step is not None:  # committing samplers: how much was decided before the final readout
         metrics["commit_fraction"] = float((gen.committed_step >= 0).float().mean())
     metrics["diag/cci"] = cci_from_commits(gen.committed_step, sampler.steps).value
@@ -43,8 +45,12 @@ def report_text(run, gen, recorder=None, *, cci_readout: float) -> SampleReport:
 
     rows = [{"index": i, "seed": sample_seed(cfg.seed, i), "text": t, "token_ids": s, "sampler": sampler.describe(),
              "nfe": gen.nfe} for i, (t, s) in enumerate(zip(texts, seqs))]
+    if run.prompts is not None:  # which prompt each sample followed, and which positions were given
+        for row, r in zip(rows, run.prompts.rows(list(range(len(rows))))):
+            row.update(prompt=run.prompts.templates[r], given=run.prompts.given[r])
     return SampleReport(metrics=metrics, rows=rows, samples_file="samples.jsonl", figures=figures,
                         text_table=[[r["index"], r["text"]] for r in rows],
-                        show=lambda: print_report(texts, metrics, references, int(cfg.print_samples)),
+                        show=lambda: print_report(texts, metrics, references, int(cfg.print_samples),
+                                                  prompts=None if run.prompts is None else [r["prompt"] for r in rows]),
                         objects={"texts": texts, "generation": gen, "loaded": loaded,
                                  "config": OmegaConf.to_container(cfg)})

@@ -18,6 +18,10 @@ With a rule that never fires the sampler equals its base sampler (``ode`` or ``s
 gamma) bit for bit; with everything committed at step 0 it returns the readout of the first
 ``x_hat``. ``SampleOutput.committed_step`` records, per position, the step at which it committed
 (-1 if never). NFE = K (plus one readout per step, which is not a network call of the backbone).
+
+Conditioning positions (``denoiser.condition``, docs/conditioning.md) are held from the start with
+their given tokens and latents; they are not the sampler's commits (``committed_step`` stays -1
+there), and the ``schedule`` quota counts the free positions only.
 """
 
 from __future__ import annotations
@@ -54,15 +58,19 @@ def top2_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def select_commits(top2: torch.Tensor, committed: torch.Tensor, *, rule: str, threshold: float, step: int,
-                   steps: int) -> torch.Tensor:
+                   steps: int, pinned: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean (B, L) mask of the positions to commit now (never already-committed ones), from the
-    top-2 readout probabilities ``top2`` (B, L, 2)."""
+    top-2 readout probabilities ``top2`` (B, L, 2); ``pinned`` (B,) counts held conditioning positions,
+    which the ``schedule`` quota does not include."""
     if rule == "confidence":
         return ~committed & (top2[..., 0] >= threshold)
     if rule == "margin":
         return ~committed & (top2[..., 0] - top2[..., 1] >= threshold)
     length = committed.shape[1]
-    quota = math.ceil(length * (step + 1) / steps)
+    if pinned is None:
+        quota = math.ceil(length * (step + 1) / steps)
+    else:
+        quota = pinned + ((length - pinned) * (step + 1) + steps - 1) // steps  # (B,) ceil over free positions
     need = (quota - committed.sum(1)).clamp_min(0)  # (B,)
     score = top2[..., 0].masked_fill(committed, -1.0)
     order = score.argsort(dim=1, descending=True).argsort(dim=1)  # rank of each position
@@ -81,6 +89,11 @@ def sample_commit(denoiser, x_init, time_grid, *, generator=None, callback=None,
     committed_step = torch.full((b, length), -1, dtype=torch.long, device=z.device)
     tokens = torch.zeros(b, length, dtype=torch.long, device=z.device)
     held = torch.zeros_like(z)
+    condition, pinned = getattr(denoiser, "condition", None), None
+    if condition is not None:  # given positions: held from the start, not the sampler's commits
+        committed, tokens = condition.mask.clone(), condition.ids.clone()
+        held = condition.restore(held)
+        pinned = condition.mask.sum(1)
     k = len(time_grid) - 1
     for i in range(k):
         t, t_next = batch_time(time_grid[i], z), batch_time(time_grid[i + 1], z)
@@ -88,7 +101,7 @@ def sample_commit(denoiser, x_init, time_grid, *, generator=None, callback=None,
         z, x_hat, t_b, z_b, alpha = churn_euler_step(denoiser, z, t, t_next, gamma=gamma, generator=generator,
                                                      last=last, hold=committed, held=held)
         top2, argmax = top2_probs(denoiser.readout(x_hat))
-        new = select_commits(top2, committed, rule=rule, threshold=threshold, step=i, steps=k)
+        new = select_commits(top2, committed, rule=rule, threshold=threshold, step=i, steps=k, pinned=pinned)
         if bool(new.any()):
             tokens = torch.where(new, argmax, tokens)
             held = torch.where(new.unsqueeze(-1), denoiser.embed(tokens).to(z.dtype), held)

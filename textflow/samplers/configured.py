@@ -8,16 +8,23 @@ Self-conditioning (docs/samplers.md, "Self-conditioning and SC-CFG") is the ``Sa
 sampler function's: ``sc_scale`` (SC-CFG scale ``w``, 1 = plain self-conditioning) is consumed here,
 and every call on a self-conditioned denoiser wraps it in a fresh
 :class:`textflow.guidance.SelfConditioned`, so every registered sampler gets it unchanged.
+
+Conditioning is the ``Sampler``'s too (docs/conditioning.md): a call with ``condition=`` wraps the
+denoiser in :class:`textflow.conditioning.Conditioned` (clean given positions at every call, CFG with
+``cfg_scale``), starts from the clean latents there and restores them, and the given token ids, in the
+output. A sampler that holds positions itself (``commit``) reads ``denoiser.condition``.
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Callable, Optional
 
 from torch import Tensor
 
 from textflow.checks import require_number
+from textflow.conditioning import Condition, Conditioned
 from textflow.errors import ConfigError
 from textflow.guidance import SelfConditioned
 from textflow.noise import GeneratorArg
@@ -36,10 +43,13 @@ class Sampler:
     sc_scale: SC-CFG scale ``w`` for a self-conditioned model (finite, >= 0): 1 = plain
         self-conditioning (one call per network evaluation), 0 = the unconditional call only, any other
         value two calls (NFE doubles). A model without self-conditioning accepts only 1.
+    cfg_scale: classifier-free guidance scale on a condition (finite, >= 0; 1 = none, one call; else two
+        calls per network evaluation); only meaningful with ``condition=``.
     **knobs: the sampler's own keyword arguments (e.g. ``gamma`` for ``sde``).
     """
 
-    def __init__(self, *, name: str, steps: int = 32, time=None, sc_scale: float = 1.0, **knobs):
+    def __init__(self, *, name: str, steps: int = 32, time=None, sc_scale: float = 1.0, cfg_scale: float = 1.0,
+                 **knobs):
         self.fn = get_sampler(name)
         self.name = name
         self.steps = check_steps(steps)
@@ -48,11 +58,12 @@ class Sampler:
         unknown = sorted(set(knobs) - set(allowed))
         if unknown:
             raise ConfigError(f"sampler {name!r} has no knob {unknown[0]!r}; its knobs are: "
-                              f"{', '.join(allowed) or '(none)'}, plus steps, time and sc_scale")
+                              f"{', '.join(allowed) or '(none)'}, plus steps, time, sc_scale and cfg_scale")
         check_knobs(name, knobs)
         self.knobs = dict(knobs)
         self.sc_scale = require_number("sampler.sc_scale", sc_scale, low=0,
                                        hint=" (1 = plain self-conditioning, 0 = unconditional)")
+        self.cfg_scale = require_number("sampler.cfg_scale", cfg_scale, low=0, hint=" (1 = no guidance)")
 
     @property
     def weights(self) -> str:
@@ -68,10 +79,15 @@ class Sampler:
         return denoiser
 
     def check_denoiser(self, denoiser) -> None:
-        """Refuse, in one line, ``sc_scale != 1`` on a model trained without self-conditioning."""
+        """Refuse, in one line, ``sc_scale != 1`` on a model trained without self-conditioning, and a scale
+        outside the range a scale-token model was trained on."""
         if self.sc_scale != 1.0 and not getattr(denoiser, "self_conditioned", False):
             raise ConfigError(f"sampler.sc_scale={self.sc_scale:g} needs a model trained with self-conditioning "
                               f"(module.self_cond_prob > 0)")
+        trained = getattr(denoiser, "scale_range", None)
+        if trained is not None and not trained[0] <= self.sc_scale <= trained[1]:
+            raise ConfigError(f"sampler.sc_scale={self.sc_scale:g} is outside [{trained[0]:g}, {trained[1]:g}], the "
+                              f"scales this model's scale tokens were trained on")
 
     def guided(self, denoiser):
         """What the sampler function runs: a fresh :class:`~textflow.guidance.SelfConditioned` around a
@@ -85,20 +101,35 @@ class Sampler:
         return self.time.grid(self.steps)
 
     def __call__(self, denoiser, x_init: Tensor, *, generator: GeneratorArg = None,
-                 callback: Optional[Callable] = None) -> SampleOutput:
+                 callback: Optional[Callable] = None, condition: Optional[Condition] = None) -> SampleOutput:
         grid = self.time_grid().to(x_init.device)
-        return self.fn(self.guided(denoiser), x_init, grid, generator=generator, callback=callback, **self.knobs)
+        if condition is None:
+            if self.cfg_scale != 1.0:
+                raise ConfigError(f"sampler.cfg_scale={self.cfg_scale:g} needs a condition (prompt=, prompts_file= or "
+                                  f"prompt_source=heldout); unconditional sampling has nothing to guide on")
+            return self.fn(self.guided(denoiser), x_init, grid, generator=generator, callback=callback, **self.knobs)
+        conditioned = Conditioned(denoiser, condition, cfg_scale=self.cfg_scale)
+        out = self.fn(self.guided(conditioned), condition.restore(x_init), grid, generator=generator,
+                      callback=callback, **self.knobs)
+        tokens = None if out.tokens is None else condition.restore_tokens(out.tokens)
+        return replace(out, latents=condition.restore(out.latents), tokens=tokens)
 
     def with_steps(self, steps: int) -> "Sampler":
         """The same sampler with another K (per-K validation, sweeps in code)."""
-        return Sampler(name=self.name, steps=steps, time=self.time, sc_scale=self.sc_scale, **self.knobs)
+        return Sampler(name=self.name, steps=steps, time=self.time, sc_scale=self.sc_scale, cfg_scale=self.cfg_scale,
+                       **self.knobs)
+
+    def without_cfg(self) -> "Sampler":
+        """The same sampler with ``cfg_scale`` 1 (an unconditional run of a conditional configuration)."""
+        return Sampler(name=self.name, steps=self.steps, time=self.time, sc_scale=self.sc_scale, **self.knobs)
 
     def _guidance(self) -> dict:
-        return {} if self.sc_scale == 1.0 else {"sc_scale": self.sc_scale}
+        scales = {"sc_scale": self.sc_scale, "cfg_scale": self.cfg_scale}
+        return {key: value for key, value in scales.items() if value != 1.0}
 
     def describe(self) -> dict:
-        """Settings recorded next to every sample (samples.jsonl, metrics.json); ``sc_scale`` only when
-        it is not 1."""
+        """Settings recorded next to every sample (samples.jsonl, metrics.json); ``sc_scale`` and
+        ``cfg_scale`` only when they are not 1."""
         return {"name": self.name, "steps": self.steps, "time": type(self.time).__name__, **self.knobs,
                 **self._guidance()}
 

@@ -4,7 +4,8 @@ continuous readout: the readout kind decodes, :mod:`textflow.readouts`).
 Shared by ``sample.py`` and the training-time sample callback. Sample ``i`` of a run seeded with
 ``seed`` always gets the same initial noise and the same churn noise (its own ``torch.Generator``,
 :mod:`textflow.noise`), whatever the batch size; runs that differ only in the sampler's gamma or K
-therefore start from the same noise.
+therefore start from the same noise. A conditional run (``prompts``) gives sample ``i`` prompt
+``i mod P`` as its :class:`textflow.conditioning.Condition`; the given token ids are kept exactly.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Generation:
     nfe: int  # network calls per batch (same for every batch)
     wall_time: float  # seconds spent sampling + decoding
     committed_step: Optional[Tensor] = None
+    baseline: Optional["Generation"] = None  # a conditional run's samples drawn without the prompts
 
     @property
     def tokens_per_second(self) -> float:
@@ -35,11 +37,12 @@ class Generation:
 @torch.no_grad()
 def generate(denoiser, sampler, *, num_samples: int, seq_len: int, seed: int, batch_size: int,
              device: str | torch.device = "cpu", callback: Optional[Callable] = None,
-             progress: Optional[Callable] = None) -> Generation:
+             progress: Optional[Callable] = None, prompts=None) -> Generation:
     """Draw ``num_samples`` sequences of ``seq_len`` tokens.
 
     ``callback`` is passed to the sampler (per-step records); ``progress(n_done)`` is called after
-    each batch (e.g. a progress-bar update).
+    each batch (e.g. a progress-bar update); ``prompts`` (:class:`textflow.sampling.prompts.Prompts`)
+    conditions each sample on its prompt.
     """
     latent_dim = denoiser.autoencoder.latent_dim
     kind = denoiser.autoencoder.readout_kind
@@ -50,10 +53,14 @@ def generate(denoiser, sampler, *, num_samples: int, seq_len: int, seed: int, ba
         idx = list(range(lo, min(lo + batch_size, num_samples)))
         gens = per_sample_generators(seed, idx)
         x_init = prior_std * randn((len(idx), seq_len, latent_dim), generator=gens, device=device)
-        out = sampler(denoiser, x_init, generator=gens, callback=callback)
+        condition = None if prompts is None else prompts.condition(idx, embed=denoiser.embed, device=device)
+        out = sampler(denoiser, x_init, generator=gens, callback=callback,
+                      **({} if condition is None else {"condition": condition}))
         nfe = out.nfe
         # a committing sampler has decided its tokens already; otherwise the readout kind decodes
         tokens = out.tokens if out.tokens is not None else kind.decode(denoiser, out.latents)
+        if condition is not None:  # the given tokens exactly, whatever the readout makes of their latents
+            tokens = condition.restore_tokens(tokens)
         ids.append(tokens.cpu())
         latents.append(out.latents.cpu())
         if out.committed_step is not None:

@@ -2,12 +2,14 @@
 
     python -m textflow.sampling.report outputs/sample/multiruns/<time>      # or any folder of runs
 
-Every ``metrics.json`` under the folder becomes one row (sampler, K, gamma and the other knobs,
-NFE, tokens/s, judge gen-PPL, entropy, diversity, confidence intervals, and every other number
-sample.py wrote); the reference rows (held-out text, shuffled-word text; training images for the
-smooth control) are added once. Writes ``report.csv``, ``report.md`` and ``metric_vs_K_<metric>.png``
-into the folder, and ``metric_vs_gamma_<metric>.png`` when the sweep varies gamma. ``ReportCallback``
-runs the same at the end of every ``sample.py -m`` sweep.
+Every ``metrics.json`` under the folder becomes one row (sampler, K, gamma and the other knobs, NFE,
+tokens/s, judge gen-PPL, entropy, diversity, confidence intervals, and every other number sample.py
+wrote); the reference rows (held-out text, shuffled-word text; training images for the smooth control)
+are added once. Writes ``report.csv``, ``report.md`` and ``metric_vs_K_<metric>.png`` into the folder,
+and ``metric_vs_<gamma|sc_scale|cfg_scale>_<metric>.png`` when the sweep varies gamma or a guidance
+scale (one line per sampler and K: the scale sweeps of docs/samplers.md). A conditional run's
+continuation blocks become ``cont_ppl_<row>`` and ``cont_mauve_<row>`` columns (docs/conditioning.md).
+``ReportCallback`` runs the same at the end of every ``sample.py -m`` sweep.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ IMAGE_METRICS = ("frechet", "nn_distance", "coverage_distance")
 
 FIRST = ["sampler", "steps", "nfe", "tokens_per_s", "gen_ppl", "unigram_entropy", "distinct_1", "distinct_2",
          "distinct_3", "repetition_4", "self_bleu", "mode_collapse", *IMAGE_METRICS]  # the last: the image control
-LOG_Y = ("gen_ppl", "tokens_per_s")
-PLOTTED = ["unigram_entropy", "distinct_2", "repetition_4", "tokens_per_s", "gen_ppl", "frechet", "nn_distance"]
+LOG_Y = ("gen_ppl", "tokens_per_s", "cont_ppl_conditional")
+PLOTTED = ["unigram_entropy", "distinct_2", "repetition_4", "tokens_per_s", "gen_ppl", "frechet", "nn_distance",
+           "cont_ppl_conditional"]
+SCALES = ("sc_scale", "cfg_scale")  # recorded only when not 1; a sweep that varies one gets 1 filled in
 
 
 def put(row: dict, key: str, value) -> None:
@@ -71,6 +75,11 @@ def collect(root: Path) -> tuple[list[dict], dict | None]:
         for key, value in data.items():
             if key.startswith("reference/"):
                 references.setdefault(key.split("/", 1)[1], value)
+            elif key.startswith("continuation/") and isinstance(value, dict):
+                name = key.split("/", 1)[1]
+                put(row, f"cont_ppl_{name}", value.get("cont_ppl"))
+                put(row, f"cont_ppl_{name}_ci95", value.get("cont_ppl_ci95"))
+                put(row, f"cont_mauve_{name}", value.get("mauve"))
             elif key != "sampler":
                 put(row, key, value)
         row["run"] = str(path.parent.relative_to(root)) if path.parent != root else "."
@@ -89,13 +98,19 @@ def collect(root: Path) -> tuple[list[dict], dict | None]:
             row.update(sampler=sampler.get("name"), steps=sampler.get("steps"),
                        **{k: sampler[k] for k in KNOBS if k in sampler and k != "time"})
         rows.append(row)
+    for scale in SCALES:
+        if any(scale in r for r in rows):
+            for r in rows:
+                if r.get("sampler") is not None:
+                    r.setdefault(scale, 1.0)
     rows.sort(key=lambda r: (str(r["sampler"]), str(r.get("gamma", "")), r.get("steps") or 0))
     return rows, references
 
 
-KNOBS = ["gamma", "rule", "threshold", "sc_scale", "time"]
-MARKDOWN_EXTRA = ["diag/cci", "diag/cci_readout", "gen_ppl_ci95", "unigram_entropy_ci95", "mauve", "judge",
-                  "num_samples", "error"]
+KNOBS = ["gamma", "rule", "threshold", "sc_scale", "cfg_scale", "time"]
+MARKDOWN_EXTRA = ["diag/cci", "diag/cci_readout", "gen_ppl_ci95", "unigram_entropy_ci95", "mauve",
+                  "cont_ppl_conditional", "cont_ppl_conditional_ci95", "cont_ppl_unconditional", "cont_ppl_true",
+                  "cont_mauve_conditional", "cont_mauve_unconditional", "judge", "num_samples", "error"]
 
 
 def columns_of(rows: list[dict]) -> list[str]:
@@ -125,16 +140,18 @@ def to_markdown(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-AXES = {"steps": ("K (sampler steps)", "K"), "gamma": ("gamma (noise re-injection)", "gamma")}
+AXES = {"steps": ("K (sampler steps)", "K"), "gamma": ("gamma (noise re-injection)", "gamma"),
+        "sc_scale": ("SC-CFG scale w (self-conditioning guidance)", "sc_scale"),
+        "cfg_scale": ("CFG scale w_c (guidance on the prompt)", "cfg_scale")}
 
 
 def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path, loggers: list = (), *,
          x: str = "steps") -> Path | None:
-    """``metric_vs_<K|gamma>_<metric>.png``: one line per setting of the other knobs (references as
+    """``metric_vs_<K|gamma|sc_scale|cfg_scale>_<metric>.png``: one line per setting of the other knobs (references as
     horizontal lines), also sent to ``loggers`` that take images (TensorBoard, wandb)."""
     from textflow.plots import finish, new_axes
 
-    others = [k for k in ("steps", "gamma", "rule") if k != x]
+    others = [k for k in ("steps", "gamma", "rule", *SCALES) if k != x]
     series: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
         if isinstance(r.get(metric), (int, float)) and isinstance(r.get(x), (int, float)):

@@ -40,7 +40,14 @@ def sample_run(cfg: DictConfig, sampler) -> tuple[dict, dict]:
     recorder = kind.trajectory_recorder(setup.denoiser.path) if cfg.diagnostics else None
     with tqdm(total=cfg.num_samples, desc=f"sampling {sampler.label}", unit="seq", file=sys.stderr) as bar:
         gen = generate(setup.denoiser, sampler, num_samples=cfg.num_samples, seq_len=setup.seq_len, seed=cfg.seed,
-                       batch_size=cfg.batch_size, device=setup.device, progress=bar.update, callback=recorder)
+                       batch_size=cfg.batch_size, device=setup.device, progress=bar.update, callback=recorder,
+                       prompts=setup.prompts)
+    if setup.prompts is not None and cfg.get("continuation_baseline", True) and setup.prompts.prefix_lengths:
+        # the unconditional baseline: the same seeds and sampler without the prompts (docs/conditioning.md)
+        plain = sampler if sampler.cfg_scale == 1.0 else sampler.without_cfg()
+        with tqdm(total=cfg.num_samples, desc="unconditional baseline", unit="seq", file=sys.stderr) as bar:
+            gen.baseline = generate(setup.denoiser, plain, num_samples=cfg.num_samples, seq_len=setup.seq_len,
+                                    seed=cfg.seed, batch_size=cfg.batch_size, device=setup.device, progress=bar.update)
     report = kind.report_samples(setup, gen, recorder)
     publish(report, out_dir=Path(cfg.dirs.output_dir), logger_cfg=cfg.get("logger"), label=sampler.label)
     return report.metrics, report.objects

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from textflow.checkpoint import LoadedRun, load_run
 from textflow.cli import pick_device
 from textflow.sampling.checks import check_seq_len
+from textflow.sampling.prompts import build_prompts
 
 
 @dataclass
@@ -26,6 +27,7 @@ class SamplingRun:
     denoiser: Any  # textflow.denoiser.FlowDenoiser, weights as the sampler asked
     device: torch.device
     seq_len: int
+    prompts: Any = None  # textflow.sampling.prompts.Prompts of a conditional run, else None
 
     @property
     def readout_kind(self):
@@ -45,4 +47,6 @@ def prepare(cfg: DictConfig, sampler) -> SamplingRun:
     if cfg.readout_feed is not None:
         denoiser.autoencoder.readout_kind.set_feed(denoiser.autoencoder, cfg.readout_feed)
     seq_len = check_seq_len(cfg.seq_len, loaded.info["seq_len"])
-    return SamplingRun(cfg=cfg, sampler=sampler, loaded=loaded, denoiser=denoiser, device=device, seq_len=seq_len)
+    prompts = build_prompts(cfg, loaded, seq_len=seq_len)
+    return SamplingRun(cfg=cfg, sampler=sampler, loaded=loaded, denoiser=denoiser, device=device, seq_len=seq_len,
+                       prompts=prompts)

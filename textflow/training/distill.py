@@ -28,6 +28,12 @@ regresses onto what the teacher does from it); the teacher's second sub-step rea
 sub-step's ``x_hat`` (:class:`textflow.guidance.SelfConditioned`, as every sampler does). The students
 are therefore trained for ``sampler.sc_scale=1``; other scales run but were not distilled for.
 
+A conditional teacher (``condition@module.condition=masks``; docs/conditioning.md) is distilled on its
+own conditioning masks: each example draws its given positions (and condition dropout) as the teacher
+was trained, teacher and student both run inside :class:`textflow.conditioning.Conditioned` (clean
+given positions at per-token time 1), ``z_s`` holds the clean latents there, and the loss covers the
+free positions only. The students then follow prompts as the teacher does (at ``cfg_scale=1``).
+
 The student copies the teacher's architecture and keeps its frozen autoencoder and path, so the stage
 reads the teacher checkpoint, ``data`` and its own ``stage.*`` keys only; overriding ``autoencoder``,
 ``backbone``, ``path``, ``module`` or ``autoencoder_ckpt`` on the command line is refused
@@ -42,16 +48,17 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor
 
 from textflow.checkpoint import load_run
+from textflow.conditioning import Condition, Conditioned
 from textflow.denoiser import FlowDenoiser
 from textflow.errors import CheckpointError, ConfigError
 from textflow.guidance import SelfConditioned
 from textflow.io import atomic_write_bytes
 from textflow.noise import stream_generator
+from textflow.objectives import free_position_mse
 from textflow.paths import expand_time
 from textflow.samplers.steps import euler_update
 from textflow.training.base import StageKeys, TrainingModule, check_same_vocabulary, tokenizer_vocabulary
@@ -109,6 +116,7 @@ class DistillModule(TrainingModule):
         self.student = copy.deepcopy(nets["backbone"]).requires_grad_(True)
         self.path = teacher.path
         self.self_conditioned = bool(getattr(self.teacher_backbone, "self_condition", False))
+        self.condition = getattr(teacher, "condition", None)  # the teacher's ConditionMasks, or None
         self.register_buffer("round_index", torch.zeros((), dtype=torch.long))
         self.students: dict[int, dict] = {}
         self.run_info = {**teacher.run_info, "kind": "distill-state"}
@@ -135,12 +143,19 @@ class DistillModule(TrainingModule):
         noise = torch.randn(x.shape, device=x.device, generator=generator)
         z_s = self.path.sample(x, t_s, noise).z
         teacher = FlowDenoiser(backbone=self.teacher_backbone, path=self.path, autoencoder=self.autoencoder)
+        student, given = self.denoiser(), None
+        if self.condition is not None:  # the teacher's masks: given positions clean, left out of the loss
+            given, dropped = self.condition.sample(*ids.shape, device=ids.device, generator=generator)
+            clean = x.masked_fill((given & dropped.unsqueeze(1)).unsqueeze(-1), 0.0)
+            condition = Condition(mask=given, ids=ids, latents=clean)
+            teacher, student = Conditioned(teacher, condition), Conditioned(student, condition)
+            z_s = condition.restore(z_s)
         if not self.self_conditioned:
             target = distillation_target(teacher, z_s, t_s, t_t)
-            return F.mse_loss(self.denoiser()(z_s, t_s), target)
+            return free_position_mse(student(z_s, t_s), target, given)
         x_prev = self.previous_estimate(teacher, x, noise, i, k)
         target = distillation_target(SelfConditioned(teacher, scale=1.0, x_prev=x_prev), z_s, t_s, t_t)
-        return F.mse_loss(self.denoiser()(z_s, t_s, x_prev), target)
+        return free_position_mse(student(z_s, t_s, x_prev), target, given)
 
     @torch.no_grad()
     def previous_estimate(self, teacher, x: Tensor, noise: Tensor, i: Tensor, k: int) -> Tensor | None:
@@ -151,7 +166,7 @@ class DistillModule(TrainingModule):
             return None
         t_p = (i - 1).clamp_min(0).float() / k
         z_p = self.path.sample(x, t_p, noise).z
-        x_p = teacher(z_p, t_p)
+        x_p = teacher(z_p, t_p)  # a Conditioned teacher restores the given positions itself
         return torch.where(expand_time(first, x_p), torch.zeros_like(x_p), x_p)
 
     def training_step(self, ids: Tensor, batch_idx: int) -> Tensor:

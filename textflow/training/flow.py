@@ -26,6 +26,14 @@ self-conditioned backbone, and a self-conditioned backbone needs ``p > 0``: with
 ``x_prev`` half of its input projection would never be trained, yet sampling would feed it; both are
 refused in one line. With p = 0 no coin is drawn, so plain runs are unchanged.
 
+ELF's other training variants (docs/training.md, "Objectives"; the losses live in
+:mod:`textflow.objectives`): scale tokens (``backbone.scale_tokens > 0``) draw one SC-CFG scale per
+example and learn the guided estimate; conditioning (``condition@module.condition=masks``) gives random
+prefixes or spans clean, with condition dropout (docs/conditioning.md); the decoder objective
+(``module.decoder_prob = q > 0``) makes a step, with probability q, a readout cross-entropy step on
+logit-normal-noised latents instead of a flow step. Each draws only when it is on, after the draws above,
+so runs without it are unchanged.
+
 Every training step draws its randomness (times, noise, the autoencoder's loss noise) from a stream
 seeded by (run seed, step) (:class:`~textflow.training.rng.SeededTrainingSteps`), and the EMA is updated
 inside the optimizer step, so a resumed run trains exactly as an uninterrupted one (docs/reliability.md).
@@ -36,7 +44,6 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -45,11 +52,13 @@ from textflow.autoencoders.base import LatentAutoencoder
 from textflow.autoencoders.normalized import NormalizedAutoencoder
 from textflow.checks import require_number
 from textflow.checkpoint import build_module, make_run_info
+from textflow.conditioning import ConditionMasks
 from textflow.denoiser import FlowDenoiser
 from textflow.errors import ConfigError
 from textflow.noise import stream_generator
+from textflow.objectives import decoder_loss, flow_matching_loss, sample_guidance_scales
 from textflow.paths import ProbPath
-from textflow.time.grids import UniformTime
+from textflow.time.grids import LogitNormalTime, UniformTime
 from textflow.training.autoencoder import read_autoencoder
 from textflow.training.base import StageKeys, TrainingModule, tokenizer_vocabulary
 from textflow.training.ema import EMA
@@ -70,13 +79,18 @@ class LatentFlowModule(TrainingModule):
         when fitting starts; worth it on CUDA, a slow start-up on a CPU (docs/benchmarks.md).
     self_cond_prob: probability of the self-conditioning first pass per training step (module
         docstring); > 0 exactly when the backbone has ``self_condition=True``.
+    condition: a :class:`~textflow.conditioning.ConditionMasks` for conditional training, or None (an
+        empty mapping, the ``none`` option of the ``condition`` group, means None).
+    decoder_prob: probability that a step is ELF's decoder step instead of a flow step (0 = never).
+    decoder_time: the per-token logit-normal mixing weights of the decoder step (ELF: mean 0.8, std 0.8).
     """
 
     def __init__(self, *, autoencoder: LatentAutoencoder, backbone: nn.Module, path: ProbPath,
                  optimizer: Callable, scheduler: Optional[Callable] = None, train_time=None,
                  readout_weight: float = 1.0, ema_decay: float = 0.999,
                  val_times: tuple = (0.1, 0.3, 0.5, 0.7, 0.9), compile: bool = False,
-                 self_cond_prob: float = 0.0):
+                 self_cond_prob: float = 0.0, condition: Optional[ConditionMasks] = None,
+                 decoder_prob: float = 0.0, decoder_time: Optional[LogitNormalTime] = None):
         self_cond_prob = require_number("module.self_cond_prob", self_cond_prob, low=0, high=1,
                                         hint=" (0 = no self-conditioning; ELF uses 0.5)")
         self_conditioned = bool(getattr(backbone, "self_condition", False))
@@ -86,6 +100,16 @@ class LatentFlowModule(TrainingModule):
         if self_conditioned and self_cond_prob == 0:
             raise ConfigError("backbone.self_condition=true needs module.self_cond_prob > 0 (ELF uses 0.5); "
                               "with 0 its x_prev input is never trained")
+        if condition is not None and not isinstance(condition, ConditionMasks):
+            if condition:  # the `none` option composes to an empty mapping
+                raise ConfigError(f"module.condition={condition!r} is invalid; choose condition@module.condition=masks "
+                                  f"or none")
+            condition = None
+        decoder_prob = require_number("module.decoder_prob", decoder_prob, low=0, high=1, high_open=True,
+                                      hint=" (0 = no decoder steps; ELF uses 0.5)")
+        if decoder_prob > 0 and autoencoder.readout_kind.name != "parallel":
+            raise ConfigError(f"module.decoder_prob={decoder_prob:g} needs a per-token readout (autoencoder=embed or "
+                              f"vae); the {autoencoder.readout_kind.name} readout has no per-token cross-entropy")
         super().__init__(optimizer=optimizer, scheduler=scheduler)
         self.net = nn.ModuleDict({"autoencoder": autoencoder, "backbone": backbone})
         self.ema = EMA(self.net, decay=ema_decay)
@@ -96,6 +120,10 @@ class LatentFlowModule(TrainingModule):
         self.compile_backbone = bool(compile)
         self.self_cond_prob = self_cond_prob
         self.self_conditioned = self_conditioned
+        self.scale_tokens = int(getattr(backbone, "scale_tokens", 0))
+        self.condition = condition
+        self.decoder_prob = decoder_prob
+        self.decoder_time = decoder_time if decoder_time is not None else LogitNormalTime(mean=0.8, std=0.8)
 
     def trained_parameters(self) -> list:
         """The online networks' trainable parameters (never the EMA copy's)."""
@@ -106,23 +134,12 @@ class LatentFlowModule(TrainingModule):
         return FlowDenoiser(backbone=nets["backbone"], path=self.path, autoencoder=nets["autoencoder"])
 
     def flow_loss(self, nets: nn.ModuleDict, x: Tensor, t: Tensor, noise: Tensor, *,
-                  self_condition: bool = False) -> Tensor:
-        """Flow matching loss on clean latents ``x`` (already detached: the stop-gradient target).
-
-        A self-conditioned backbone gets ``x_prev = 0``, or, with ``self_condition``, the ``x_hat`` of a
-        first pass without gradient (module docstring)."""
-        sample = self.path.sample(x, t, noise)
-        backbone = nets["backbone"]
-        if not self.self_conditioned:
-            out = backbone(sample.z, t)
-        else:
-            x_prev = None
-            if self_condition:
-                with torch.no_grad():
-                    first = backbone(sample.z, t, None)
-                    x_prev = self.path.to_x_hat(first.float(), sample.z, t).to(sample.z.dtype)
-            out = backbone(sample.z, t, x_prev)
-        return F.mse_loss(out.float(), self.path.target(sample).float())
+                  self_condition: bool = False, scale: Optional[Tensor] = None,
+                  given: Optional[Tensor] = None, dropped: Optional[Tensor] = None) -> Tensor:
+        """Flow matching loss on clean latents ``x`` (already detached: the stop-gradient target); the
+        variants are :func:`textflow.objectives.flow_matching_loss`'s."""
+        return flow_matching_loss(nets["backbone"], self.path, x=x, t=t, noise=noise, self_condition=self_condition,
+                                  scale=scale, given=given, dropped=dropped)
 
     def on_fit_start(self) -> None:
         """Compile the backbone if asked; two-stage runs: standardise the frozen autoencoder's latents."""
@@ -140,10 +157,25 @@ class LatentFlowModule(TrainingModule):
         noise = torch.randn_like(x)
         # one coin per step, from the step's seeded stream (rng.py); none drawn without self-conditioning
         coin = self.self_cond_prob > 0 and bool(torch.rand(()) < self.self_cond_prob)
-        flow = self.flow_loss(self.net, x, t, noise, self_condition=coin)
+        # ELF's variants draw only when on, in this order (module docstring)
+        scale = None
+        if self.scale_tokens:
+            scale = sample_guidance_scales(batch.shape[0], scale_range=self.net["backbone"].scale_range,
+                                           device=batch.device)
+        given = dropped = None
+        if self.condition is not None:
+            given, dropped = self.condition.sample(*batch.shape[:2], device=batch.device)
+        decoder_step = self.decoder_prob > 0 and bool(torch.rand(()) < self.decoder_prob)
+        if decoder_step:
+            main = decoder_loss(self.net["autoencoder"], batch, time=self.decoder_time,
+                                noise_scale=self.path.prior_scale())
+            logged = {"train/decoder_loss": main}
+        else:
+            main = self.flow_loss(self.net, x, t, noise, self_condition=coin, scale=scale, given=given, dropped=dropped)
+            logged = {"train/flow_loss": main}
         ae = self.net["autoencoder"].loss(batch)
-        loss = flow + self.readout_weight * ae["loss"]
-        self.log_dict({"train/loss": loss, "train/flow_loss": flow,
+        loss = main + self.readout_weight * ae["loss"]
+        self.log_dict({"train/loss": loss, **logged,
                        **{f"train/{k}": v for k, v in ae.items() if k != "loss"}},
                       prog_bar=False, on_step=True, on_epoch=False, batch_size=batch.shape[0])
         self.log("loss", loss, prog_bar=True, logger=False, batch_size=batch.shape[0])

@@ -1,0 +1,25 @@
+"""ELF's decoder objective (arXiv 2606.30705; docs/training.md, "Objectives"): train the readout by
+cross-entropy on latents noised with a logit-normal time, so it reads noisy final latents well.
+
+``x_lambda = lambda x + (1 - lambda) sigma_0 eps`` with one ``lambda ~ LogitNormal(mean, std)`` per token
+(ELF's config: mean 0.8, std 0.8) and ``sigma_0`` the path's prior scale; the loss is the readout's
+cross-entropy of the true tokens. In ELF the decoder is a head of the shared denoising network, told
+its job by mode tokens; in textflow the readout is the autoencoder's own head, so it needs no mode
+token: a decoder step trains the autoencoder, a flow step the backbone.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def decoder_loss(autoencoder, ids: Tensor, *, time, noise_scale: float) -> Tensor:
+    """Mean cross-entropy of ``autoencoder.decode`` on the noised latents of ``ids`` (B, L); ``time``
+    samples the per-token mixing weights (a :class:`textflow.time.LogitNormalTime`)."""
+    x = autoencoder.encode(ids)
+    lam = time.sample(ids.numel(), device=ids.device).view(*ids.shape, 1).to(x.dtype)
+    z = lam * x + (1 - lam) * noise_scale * torch.randn_like(x)
+    logits = autoencoder.decode(z)
+    return F.cross_entropy(logits.float().flatten(0, 1), ids.flatten())

@@ -126,7 +126,7 @@ def test_experiments_compose(option, tmp_path, cache_dir):
     assert cfg.autoencoder._target_.rsplit(".", 1)[1] == type(autoencoder).__name__
     assert backbone.latent_dim == autoencoder.latent_dim == cfg.autoencoder.latent_dim
     assert autoencoder.vocab_size == (100 if autoencoder.readout_kind.decodes_tokens else None)
-    for stage in ("autoencoder", "distill"):  # every stage composes with the experiment
+    for stage in ("autoencoder", "distill", "ar_twin"):  # every stage composes with the experiment
         staged = compose_config("train", [f"experiment={option}", f"stage={stage}", f"dirs.root_dir={ROOT}",
                                           f"dirs.cache_dir={cache_dir}", f"dirs.output_dir={tmp_path}"])
         assert instantiate(staged.stage).func.__name__ == f"{stage}_stage"

@@ -21,7 +21,8 @@ from textflow.checkpoint import build_autoencoder, build_module, make_run_info
 from textflow.cli import guarded
 from textflow.errors import CheckpointError, ConfigError
 from textflow.training.resume import resume_checkpoint
-from textflow.training import AutoencoderModule, DistillModule, LatentFlowModule, WarmupCosine
+from textflow.training import ARTwinModule, AutoencoderModule, DistillModule, LatentFlowModule, WarmupCosine
+from textflow.training.ar_twin import AR_TWIN, ar_twin_stage
 from textflow.training.autoencoder import AUTOENCODER, autoencoder_stage, read_autoencoder
 from textflow.training.base import (STAGE_KEYS, StageKeys, TrainingModule, check_same_vocabulary,
                                     command_line_overrides)
@@ -40,7 +41,7 @@ class Tiny(TrainingModule):
 
 
 # ------------------------------------------------------------------------------------------ the shared base
-@pytest.mark.parametrize("module", [LatentFlowModule, AutoencoderModule, DistillModule])
+@pytest.mark.parametrize("module", [LatentFlowModule, AutoencoderModule, DistillModule, ARTwinModule])
 def test_every_stage_module_inherits_optimizers_run_info_and_seeding_from_the_base(module):
     assert issubclass(module, TrainingModule)
     for hook in ("configure_optimizers", "on_train_batch_start"):
@@ -226,7 +227,7 @@ def test_the_train_cli_refuses_an_unused_group_with_exit_status_2(tmp_path, cach
 
 
 def test_every_stage_splits_the_stage_keys_and_a_bad_declaration_is_refused():
-    for stage in (FLOW, AUTOENCODER, DISTILL):
+    for stage in (FLOW, AUTOENCODER, DISTILL, AR_TWIN):
         assert set(stage.reads) | set(stage.unread) == set(STAGE_KEYS)
     assert FLOW.reads == ("autoencoder", "backbone", "path", "module", "autoencoder_ckpt")
     assert AUTOENCODER.reads == ("autoencoder",) and DISTILL.reads == ("teacher_ckpt",)
@@ -309,11 +310,12 @@ def test_the_three_checkpoint_readers_share_the_vocabulary_check(written, tmp_pa
 def test_the_vocabulary_message_is_written_once():
     sources = [p.relative_to(ROOT) for p in (ROOT / "textflow").rglob("*.py")
                if "was trained with another vocabulary" in p.read_text()]
-    assert sources == [Path("textflow/training/base.py")]
+    assert sources == [Path("textflow/checkpoint/files.py")]  # below training: sample.py ar_twin= uses it
 
 
 def test_stage_builders_are_what_conf_stage_names(tmp_path, cache_dir):
-    builders = {"flow": flow_stage, "autoencoder": autoencoder_stage, "distill": distill_stage}
+    builders = {"flow": flow_stage, "autoencoder": autoencoder_stage, "distill": distill_stage,
+                "ar_twin": ar_twin_stage}
     for stage, builder in builders.items():
         cfg = compose_config("train", tiny_train_overrides(tmp_path, cache_dir) + [f"stage={stage}"])
         assert instantiate(cfg.stage).func is builder

@@ -2,7 +2,7 @@
 
 Both models are freshly initialised (throughput does not depend on the weights) at the same width,
 depth, heads and vocabulary: the flow is a DiT with the embedding readout and the Euler ODE sampler
-(``K`` full-length calls + one readout), the baseline :class:`~textflow.bench.ar_baseline.CausalLM`
+(``K`` full-length calls + one readout), the baseline :class:`~textflow.baselines.CausalLM`
 (``L`` cached single-token calls). Rows: tokens/s of each at each (L, K), the speedup, and the
 largest K at which the flow still matches the baseline (break-even). Figures: tokens/s vs L and
 time vs K, saved as PNG beside the JSON.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from textflow.bench.ar_baseline import CausalLM
+from textflow.baselines import CausalLM
 from textflow.bench.runner import time_call
 
 

@@ -8,10 +8,10 @@ finite weights. docs/reliability.md states the guarantees.
 """
 
 from textflow.checkpoint.build import FORMAT_VERSION, build_autoencoder, build_module, make_run_info
-from textflow.checkpoint.files import checkpoint_config, nonfinite_tensors, read_checkpoint
+from textflow.checkpoint.files import check_same_vocabulary, checkpoint_config, nonfinite_tensors, read_checkpoint
 from textflow.checkpoint.load import LoadedRun, load_run
 from textflow.checkpoint.safe_config import ALLOWED_TARGETS, parse_checkpoint_config
 
 __all__ = ["ALLOWED_TARGETS", "FORMAT_VERSION", "LoadedRun", "build_autoencoder", "build_module",
-           "checkpoint_config", "load_run", "make_run_info", "nonfinite_tensors", "parse_checkpoint_config",
+           "check_same_vocabulary", "checkpoint_config", "load_run", "make_run_info", "nonfinite_tensors", "parse_checkpoint_config",
            "read_checkpoint"]

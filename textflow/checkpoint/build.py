@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,11 +28,18 @@ def build_module(cfg: DictConfig, *, vocab_size: int | None, seq_len: int):
     return instantiate(cfg.module, autoencoder=autoencoder, backbone=backbone, path=path)
 
 
+# The config groups each kind of checkpoint stores (a kind not listed: the autoencoder and the data).
+STORED_GROUPS = {"flow": ("autoencoder", "backbone", "path", "module", "data"), "ar_twin": ("backbone", "data")}
+
+
 def make_run_info(cfg: DictConfig, *, tokenizer_json: str | None, vocab_size: int | None, seq_len: int,
-                  kind: str = "flow") -> dict:
-    """Plain-data run info stored in every checkpoint (``kind``: ``flow`` or ``autoencoder``)."""
-    keys = ("autoencoder", "backbone", "path", "module", "data") if kind == "flow" else ("autoencoder", "data")
+                  kind: str = "flow", extra: Mapping[str, Any] | None = None) -> dict:
+    """Plain-data run info stored in every checkpoint (``kind``: ``flow``, ``autoencoder`` or ``ar_twin``):
+    the :data:`STORED_GROUPS` of ``kind`` from ``cfg``, resolved, plus the plain-data sections ``extra``
+    (the AR twin's model spec)."""
+    keys = STORED_GROUPS.get(kind, ("autoencoder", "data"))
     model_cfg = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in keys if k in cfg}
+    model_cfg.update(extra or {})
     return {
         "format": FORMAT_VERSION,
         "kind": kind,

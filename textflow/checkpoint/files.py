@@ -10,7 +10,7 @@ file is a textflow checkpoint, that its stored config is safe data
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 from omegaconf import DictConfig
@@ -52,6 +52,19 @@ def check_run_info(info: dict, *, where: str) -> None:
                                                  for k, v in students.items()):
         raise CheckpointError(f"{where} is not a usable textflow checkpoint: its students are not "
                               "{steps: state_dict} entries")
+
+
+def check_same_vocabulary(key: str, path, info: Mapping, *, tokenizer_json: str | None, vocab_size: int | None,
+                          hint: str | None = None) -> None:
+    """Raise :class:`CheckpointError` unless the checkpoint ``path`` (given as ``key=``; its run info
+    ``info``) was trained with this run's tokenizer: the same tokenizer JSON and vocabulary size. The one
+    check for ``autoencoder_ckpt=``, ``teacher_ckpt=``, resume (``ckpt_path=``) and ``sample.py ar_twin=``;
+    ``hint`` replaces the default advice at the end of the message."""
+    if info.get("tokenizer") != tokenizer_json or info.get("vocab_size") != vocab_size:
+        hint = hint or f"use the data/tokenizer config {key} was trained with"
+        raise CheckpointError(f"{key}={str(path)!r} was trained with another vocabulary "
+                              f"(vocab_size={info.get('vocab_size')}) than this run's data "
+                              f"(vocab_size={vocab_size}); {hint}")
 
 
 def _describe(key: str, path: Any) -> str:

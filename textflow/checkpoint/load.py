@@ -40,6 +40,9 @@ def load_run(path: str | Path, *, key: str = "ckpt_path") -> LoadedRun:
     if info.get("kind") == "autoencoder":
         raise CheckpointError(f"{key}={str(path)!r} holds an autoencoder alone; train a flow on it first: "
                               f"python train.py stage=flow autoencoder_ckpt={path}")
+    if info.get("kind") == "ar_twin":
+        raise CheckpointError(f"{key}={str(path)!r} holds an AR twin (train.py experiment=ar_twin), not a flow; "
+                              f"pass it as ar_twin= beside a flow: python sample.py ckpt_path=FLOW ar_twin={path}")
     if info.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{key}={str(path)!r} has checkpoint format {info.get('format')!r}; "
                               f"this textflow reads format {FORMAT_VERSION}")

@@ -25,7 +25,9 @@ def print_report(texts: list[str], metrics: dict, references: dict[str, dict], n
             print(f"{key:<18}{cells}")
     if "mode_collapse" in metrics:
         print(f"{'mode_collapse':<18}{str(metrics['mode_collapse']):>16}")
-    print(f"{'nfe':<18}{metrics['nfe']:>16d}\n{'tokens/s':<18}{metrics['tokens_per_s']:>16.1f}")
+    for key, label, fmt in (("nfe", "nfe", "d"), ("tokens_per_s", "tokens/s", ".1f")):  # models' rows too
+        print(f"{label:<18}" + "".join(f"{col[key]:>16{fmt}}" if key in col else f"{'-':>16}"
+                                       for col in columns.values()))
     continuations = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("continuation/")}
     if continuations:
         print("\ncontinuations given their prompts\n" + f"{'metric':<18}"

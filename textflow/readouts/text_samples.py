@@ -1,7 +1,7 @@
 """How text samples are reported (docs/evaluation.md): decoded texts, judge perplexity and diversity
-beside the held-out and shuffled-word reference rows, commitment (CCI, arXiv 2606.30705) and, with
-``diagnostics=true``, the sampler's own trajectory. The text readout kinds call it
-(:meth:`textflow.readouts.TextReadout.report_samples`)."""
+beside the held-out and shuffled-word reference rows (and the AR twin's, ``ar_twin=``), commitment
+(CCI, arXiv 2606.30705) and, with ``diagnostics=true``, the sampler's own trajectory. The text readout
+kinds call it (:meth:`textflow.readouts.TextReadout.report_samples`)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def report_text(run, gen, recorder=None, *, cci_readout: float) -> SampleReport:
 
     evaluate = instantiate(cfg.evaluation)
     eos = loaded.tokenizer.eos_token
-    references, real = reference_rows(cfg, loaded, evaluate, seq_len=run.seq_len)
+    references, real = reference_rows(cfg, loaded, evaluate, seq_len=run.seq_len,
+                                      extra=getattr(run, "extra_references", None))  # ar_twin=: its row
     ref_entropy = references.get("reference/heldout", {}).get("unigram_entropy")
     metrics = {"sampler": sampler.describe(), "label": sampler.label, "ckpt_path": str(loaded.path),
                "seed": cfg.seed, "seq_len": run.seq_len, "nfe": gen.nfe, "wall_time_s": gen.wall_time,

@@ -18,9 +18,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
 from textflow.autoencoders.base import LatentAutoencoder
-from textflow.checkpoint import build_autoencoder, checkpoint_config, make_run_info, read_checkpoint
+from textflow.checkpoint import (build_autoencoder, check_same_vocabulary, checkpoint_config, make_run_info,
+                                 read_checkpoint)
 from textflow.errors import CheckpointError
-from textflow.training.base import StageKeys, TrainingModule, check_same_vocabulary, tokenizer_vocabulary
+from textflow.training.base import StageKeys, TrainingModule, tokenizer_vocabulary
 
 
 class AutoencoderModule(TrainingModule):

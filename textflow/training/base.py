@@ -5,8 +5,10 @@ config keys it reads.
 * :class:`TrainingModule`: per-step seeding (:class:`~textflow.training.rng.SeededTrainingSteps`),
   the optimizer and LR schedule built from their ``_partial_`` factories (conf/optimizer), and the
   run info stored in every checkpoint under ``checkpoint["textflow"]`` (docs/reliability.md).
-* :func:`check_same_vocabulary`: a checkpoint given as ``autoencoder_ckpt=``, ``teacher_ckpt=`` or
-  resumed from (``ckpt_path=``) must have been trained with this run's tokenizer.
+* :func:`tokenizer_vocabulary`: this run's tokenizer JSON and vocabulary size, what
+  :func:`textflow.checkpoint.check_same_vocabulary` compares a checkpoint given as ``autoencoder_ckpt=``,
+  ``teacher_ckpt=`` or resumed from (``ckpt_path=``) with (it lives with the checkpoint reader, so
+  ``sample.py ar_twin=`` uses the same check; it is re-exported here).
 * :class:`StageKeys`: which of the stage-dependent root keys (:data:`STAGE_KEYS`) a stage reads; a
   command-line override of one it does not read is refused in one line instead of being ignored.
 """
@@ -19,7 +21,8 @@ from typing import Callable, Iterable, Mapping, Optional
 import lightning as L
 from omegaconf import DictConfig
 
-from textflow.errors import CheckpointError, ConfigError
+from textflow.checkpoint import check_same_vocabulary  # noqa: F401 - re-exported (the stages' check)
+from textflow.errors import ConfigError
 from textflow.training.rng import SeededTrainingSteps
 
 # Root keys of conf/train.yaml that only some stages read. Every other root key (data, dirs, trainer,
@@ -78,16 +81,6 @@ class TrainingModule(SeededTrainingSteps, L.LightningModule):
 def tokenizer_vocabulary(tokenizer) -> tuple[str | None, int | None]:
     """(tokenizer JSON, vocab size) of this run's tokenizer; both None for non-text data (digits)."""
     return (None, None) if tokenizer is None else (tokenizer.to_json(), int(tokenizer.vocab_size))
-
-
-def check_same_vocabulary(key: str, path, info: Mapping, *, tokenizer_json: str | None,
-                          vocab_size: int | None) -> None:
-    """Raise :class:`CheckpointError` unless the checkpoint ``path`` (given as ``key=``; its run info
-    ``info``) was trained with this run's tokenizer: the same tokenizer JSON and vocabulary size."""
-    if info.get("tokenizer") != tokenizer_json or info.get("vocab_size") != vocab_size:
-        raise CheckpointError(f"{key}={str(path)!r} was trained with another vocabulary "
-                              f"(vocab_size={info.get('vocab_size')}) than this run's data "
-                              f"(vocab_size={vocab_size}); use the data/tokenizer config {key} was trained with")
 
 
 def command_line_overrides(cfg: DictConfig) -> list[str]:

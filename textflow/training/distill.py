@@ -51,7 +51,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from textflow.checkpoint import load_run
+from textflow.checkpoint import check_same_vocabulary, load_run
 from textflow.conditioning import Condition, Conditioned
 from textflow.denoiser import FlowDenoiser
 from textflow.errors import CheckpointError, ConfigError
@@ -61,7 +61,7 @@ from textflow.noise import stream_generator
 from textflow.objectives import free_position_mse
 from textflow.paths import expand_time
 from textflow.samplers.steps import euler_update
-from textflow.training.base import StageKeys, TrainingModule, check_same_vocabulary, tokenizer_vocabulary
+from textflow.training.base import StageKeys, TrainingModule, tokenizer_vocabulary
 
 
 @torch.no_grad()

@@ -19,9 +19,8 @@ from typing import Any
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
-from textflow.checkpoint import checkpoint_config, read_checkpoint
+from textflow.checkpoint import check_same_vocabulary, checkpoint_config, read_checkpoint
 from textflow.errors import CheckpointError
-from textflow.training.base import check_same_vocabulary
 
 MODEL_GROUPS = ("autoencoder", "backbone", "path")  # config groups that define the trained network
 MAX_LISTED = 8  # differences named in the message; the rest are counted

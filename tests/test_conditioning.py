@@ -98,7 +98,7 @@ def gens(indices=range(B)):
 SAMPLERS = [("ode", {}), ("heun", {}), ("sde", {"gamma": 1.5}), ("commit", {"rule": "schedule"}),
             ("commit", {"rule": "confidence", "threshold": 0.5}),
             ("commit", {"rule": "schedule", "gamma": 1.0}),
-            ("elf", {"gamma": 1.0})]
+            ("elf", {"gamma": 1.0}), ("adaptive", {"gamma": 1.5})]
 IDS = [f"{name}-{'-'.join(f'{k}{v}' for k, v in knobs.items())}" for name, knobs in SAMPLERS]
 
 

@@ -15,7 +15,7 @@ from textflow.time.grids import LogitNormalTime, RandomLogitNormalTime, UniformT
 from textflow.types import StepRecord
 
 CONF_SAMPLERS = Path(__file__).resolve().parents[1] / "conf" / "sampler"
-KNOBS = {"sde": {"gamma": 1.5}}
+KNOBS = {"sde": {"gamma": 1.5}, "adaptive": {"gamma": 1.5, "closeness": "margin"}}
 
 
 class GaussianDenoiser:

@@ -61,7 +61,8 @@ class SampleOutput:
     ``nfe`` counts network evaluations (read from the denoiser, not inferred from K);
     ``committed_step`` (B, L) is the step at which each position was committed, -1 where it never
     was (ode/sde return None); ``tokens`` (B, L) are token ids a committing sampler already decided
-    (the readout of ``latents`` otherwise). Per-step records go to the sampler's ``callback``.
+    (the readout of ``latents`` otherwise); ``extras`` holds a sampler's own run-level results (``adaptive``:
+    ``injected_noise``), empty for most. Per-step records go to the sampler's ``callback``.
     """
 
     latents: Tensor
@@ -69,6 +70,7 @@ class SampleOutput:
     time_grid: Tensor
     committed_step: Optional[Tensor] = None
     tokens: Optional[Tensor] = None
+    extras: dict = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -32,6 +32,23 @@ def expand_time(t: Tensor, like: Tensor) -> Tensor:
     raise ValueError(f"t must have shape (B,) or (B, L) for latents {tuple(like.shape)}, got {tuple(t.shape)}")
 
 
+def churn_time(alpha: Tensor | float, t: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+    """The churn factor as a tensor that broadcasts against latents ``z`` (B, L, D), and ``t_b = alpha t``.
+
+    ``alpha`` is a float (one factor for everything), (B,) (one per sequence) or (B, L) (one per token);
+    ``t`` is (B,) or (B, L). ``t_b`` has the finer of the two shapes (per-token if either is).
+    """
+    a = alpha if isinstance(alpha, Tensor) else torch.as_tensor(alpha, dtype=z.dtype, device=z.device)
+    if a.dim() == 0:
+        return a, a * t
+    if a.dim() > t.dim():  # per-token alpha, per-sequence time
+        t = t.unsqueeze(-1)
+    elif a.dim() < t.dim():  # per-sequence alpha, per-token time
+        a = a.unsqueeze(-1)
+    t_b = a * t
+    return expand_time(a.expand_as(t_b), z), t_b
+
+
 class ProbPath(ABC):
     """A noising path plus the conversions samplers need."""
 
@@ -71,7 +88,8 @@ class ProbPath(ABC):
 
     @abstractmethod
     def renoise(self, z: Tensor, t: Tensor, alpha: Tensor | float, noise: Tensor) -> tuple[Tensor, Tensor]:
-        """Churn: move ``z`` back from ``t`` to ``t_b = alpha * t`` with fresh ``noise``."""
+        """Churn: move ``z`` back from ``t`` to ``t_b = alpha * t`` with fresh ``noise``; ``alpha`` is a
+        float, (B,) or (B, L) (per-token churn), ``t`` (B,) or (B, L) (:func:`churn_time`)."""
 
     @abstractmethod
     def noise_to_signal(self, t: Tensor) -> Tensor:
@@ -115,9 +133,7 @@ class LinearPath(ProbPath):
 
     def renoise(self, z, t, alpha, noise):
         """ELF churn (docs/samplers.md): ``t_b = alpha t``, ``z_b = alpha z + (1 - alpha) sigma eps``."""
-        a = alpha if isinstance(alpha, Tensor) else torch.as_tensor(alpha, dtype=z.dtype, device=z.device)
-        t_b = a * t if a.dim() == 0 else a.view_as(t) * t
-        aa = expand_time(a.expand_as(t), z) if a.dim() else a
+        aa, t_b = churn_time(alpha, t, z)
         return aa * z + (1 - aa) * self.sigma * noise, t_b
 
     def noise_to_signal(self, t):
@@ -170,8 +186,7 @@ class VPPath(ProbPath):
 
     def renoise(self, z, t, alpha, noise):
         """Exact forward re-noising from ``t`` to ``t_b = alpha t`` along the VP marginals."""
-        a = alpha if isinstance(alpha, Tensor) else torch.as_tensor(alpha, dtype=z.dtype, device=z.device)
-        t_b = a * t if a.dim() == 0 else a.view_as(t) * t
+        _, t_b = churn_time(alpha, t, z)
         tt, tb = expand_time(t, z), expand_time(t_b, z)
         ratio = self.alpha(tb) / self.alpha(tt).clamp_min(self.alpha_min)
         extra = (self.std(tb) ** 2 - (ratio * self.std(tt)) ** 2).clamp_min(0).sqrt()

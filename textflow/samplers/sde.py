@@ -4,7 +4,8 @@ Per step ``h = t' - t``, ``alpha = max(1 - gamma h, 0)``, ``t_b = alpha t`` and
 ``z_b = alpha z + (1 - alpha) sigma eps`` with fresh ``eps`` (on the linear path; other paths re-noise
 exactly along their marginals, see :meth:`textflow.paths.ProbPath.renoise`), then one Euler step from
 ``(z_b, t_b)`` to ``t'``. The last step is always the plain ODE step. With ``gamma = 0`` no noise is
-drawn and the result equals ``ode`` bit for bit. NFE = K.
+drawn and the result equals ``ode`` bit for bit. NFE = K. ``SampleOutput.extras["injected_noise"]`` is
+``sum_k (1 - alpha_k)``, the noise ``adaptive`` reports per token (docs/samplers.md, ``adaptive``).
 
 Knobs: ``gamma >= 0`` (ELF's best text setting is 1.5 at K = 32).
 """
@@ -29,10 +30,12 @@ def sample_sde(denoiser, x_init, time_grid, *, generator=None, callback=None, ga
     """Churned Euler sampler; see the module docstring for the exact update."""
     check_sde(gamma=gamma)
     nfe_start, z = denoiser.nfe, x_init
-    k = len(time_grid) - 1
+    k, injected = len(time_grid) - 1, 0.0
     for i in range(k):
         t, t_next = batch_time(time_grid[i], z), batch_time(time_grid[i + 1], z)
         z, x_hat, t_b, z_b, alpha = churn_euler_step(denoiser, z, t, t_next, gamma=gamma, generator=generator,
                                                      last=i == k - 1)
+        injected += 1.0 - alpha
         emit(callback, denoiser, i, t_b, t_next, z_b, x_hat, churn_alpha=alpha)
-    return SampleOutput(latents=z, nfe=denoiser.nfe - nfe_start, time_grid=time_grid)
+    return SampleOutput(latents=z, nfe=denoiser.nfe - nfe_start, time_grid=time_grid,
+                        extras={"injected_noise": injected})

@@ -11,7 +11,7 @@ therefore start from the same noise. A conditional run (``prompts``) gives sampl
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
@@ -28,6 +28,7 @@ class Generation:
     wall_time: float  # seconds spent sampling + decoding
     committed_step: Optional[Tensor] = None
     baseline: Optional["Generation"] = None  # a conditional run's samples drawn without the prompts
+    extras: dict = field(default_factory=dict)  # per-sample means of the sampler's numeric extras
 
     @property
     def tokens_per_second(self) -> float:
@@ -48,6 +49,7 @@ def generate(denoiser, sampler, *, num_samples: int, seq_len: int, seed: int, ba
     kind = denoiser.autoencoder.readout_kind
     prior_std = denoiser.path.prior_scale()
     ids, latents, commits, nfe = [], [], [], 0
+    extras: dict[str, float] = {}  # the sampler's numeric extras (e.g. adaptive's injected_noise), summed
     start = time.perf_counter()
     for lo in range(0, num_samples, batch_size):
         idx = list(range(lo, min(lo + batch_size, num_samples)))
@@ -65,10 +67,14 @@ def generate(denoiser, sampler, *, num_samples: int, seq_len: int, seed: int, ba
         latents.append(out.latents.cpu())
         if out.committed_step is not None:
             commits.append(out.committed_step.cpu())
+        for key, value in out.extras.items():  # batch means -> sums over samples
+            if isinstance(value, (int, float)):
+                extras[key] = extras.get(key, 0.0) + float(value) * len(idx)
         if progress is not None:
             progress(len(idx))
     if device != "cpu" and torch.cuda.is_available():
         torch.cuda.synchronize()
     return Generation(ids=torch.cat(ids), latents=torch.cat(latents), nfe=nfe,
                       wall_time=time.perf_counter() - start,
-                      committed_step=torch.cat(commits) if commits else None)
+                      committed_step=torch.cat(commits) if commits else None,
+                      extras={key: total / num_samples for key, total in extras.items()})

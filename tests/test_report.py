@@ -77,3 +77,22 @@ def test_gamma_sweeps_get_their_own_plots(tmp_path):
     names = {p.name for p in build_report(tmp_path)["figures"]}
     assert "metric_vs_gamma_unigram_entropy.png" in names
     assert "metric_vs_K_unigram_entropy.png" not in names  # a single K: nothing to draw against K
+
+
+def test_runs_that_report_injected_noise_get_a_quality_against_noise_plot(tmp_path):
+    for i, (name, noise, knobs) in enumerate([("ode", None, {}), ("sde", 1.125, {"gamma": 1.5}),
+                                              ("adaptive", 0.4, {"gamma": 1.5, "scale": 0.1})]):
+        fake_run(tmp_path / f"{i}_{name}", name, 4, 3.0 + i / 10, **knobs)
+        if noise is not None:
+            path = tmp_path / f"{i}_{name}" / "metrics.json"
+            metrics = json.loads(path.read_text())
+            path.write_text(json.dumps({**metrics, "injected_noise": noise}))
+    result = build_report(tmp_path)
+    names = {p.name for p in result["figures"]}
+    assert "unigram_entropy_vs_injected_noise.png" in names
+    assert "injected_noise" in result["markdown"].read_text()
+    # without any noisy run there is nothing to compare: no such plot
+    plain = tmp_path / "plain"
+    fake_run(plain / "0_ode", "ode", 4, 3.0)
+    fake_run(plain / "1_ode", "ode", 8, 3.1)
+    assert not any("injected_noise" in p.name for p in build_report(plain)["figures"])

@@ -7,7 +7,9 @@ tokens/s, judge gen-PPL, entropy, diversity, confidence intervals, and every oth
 wrote); the reference rows (held-out text, shuffled-word text; training images for the smooth control)
 are added once. Writes ``report.csv``, ``report.md`` and ``metric_vs_K_<metric>.png`` into the folder,
 and ``metric_vs_<gamma|sc_scale|cfg_scale>_<metric>.png`` when the sweep varies gamma or a guidance
-scale (one line per sampler and K: the scale sweeps of docs/samplers.md). A conditional run's
+scale (one line per sampler and K: the scale sweeps of docs/samplers.md), and
+``<gen_ppl|unigram_entropy>_vs_injected_noise.png`` when runs report the noise they injected (``sde``,
+``adaptive``; ``ode`` at 0: one point per setting). A conditional run's
 continuation blocks become ``cont_ppl_<row>`` and ``cont_mauve_<row>`` columns (docs/conditioning.md).
 ``ReportCallback`` runs the same at the end of every ``sample.py -m`` sweep.
 """
@@ -176,6 +178,39 @@ def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path, 
     return finish(fig, ax, out / f"{name}.png", key=f"report/{name}", loggers=loggers)
 
 
+def plot_against_noise(rows: list[dict], references: dict[str, dict], metric: str, out: Path,
+                       loggers: list = ()) -> Path | None:
+    """``<metric>_vs_injected_noise.png``: one point per run that reports ``injected_noise`` (``sde``,
+    ``adaptive``; ``ode`` at 0), coloured by K: does a sampler reach the quality with less noise?"""
+    from textflow.plots import finish, new_axes
+
+    points = [(float(r["injected_noise"]), float(r[metric]), r) for r in rows
+              if isinstance(r.get("injected_noise"), (int, float)) and isinstance(r.get(metric), (int, float))]
+    points += [(0.0, float(r[metric]), r) for r in rows if r.get("sampler") == "ode"
+               and "injected_noise" not in r and isinstance(r.get(metric), (int, float))]
+    if len(points) < 2 or not any(p[0] > 0 for p in points):
+        return None
+    fig, ax = new_axes()
+    markers = {"ode": "s", "sde": "o", "adaptive": "^"}
+    for steps in sorted({p[2].get("steps") for p in points}, key=lambda k: k or 0):
+        chosen = [p for p in points if p[2].get("steps") == steps]
+        colour = ax.plot([], [])[0].get_color()
+        for x, y, r in chosen:
+            ax.scatter(x, y, marker=markers.get(r["sampler"], "x"), color=colour)
+            knobs = "".join(f" {k}={r[k]}" for k in ("gamma", "scale") if k in r)
+            ax.annotate(f"{r['sampler']}{knobs}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.scatter([], [], color=colour, label=f"K={steps}")
+    for (name, block), style in zip(references.items(), ("--", ":", "-.")):
+        if isinstance(block.get(metric), (int, float)):
+            ax.axhline(block[metric], color="k", ls=style, lw=1, label=reference_label(name, block))
+    if metric in LOG_Y:
+        ax.set_yscale("log")
+    ax.set_xlabel("injected noise (sum over steps of the mean churn 1 - alpha)")
+    ax.set_ylabel(metric)
+    name = f"{metric}_vs_injected_noise"
+    return finish(fig, ax, out / f"{name}.png", key=f"report/{name}", loggers=loggers)
+
+
 SETTING = ("sampler", "steps", *KNOBS)
 
 
@@ -219,6 +254,8 @@ def build_report(root: str | Path, *, loggers: list = ()) -> dict:
         markdown += "\nMean ± std over seeds:\n\n" + to_markdown(over_seeds, columns_of(over_seeds))
     atomic_write_text(root / "report.md", markdown)
     figures = [p for x in AXES for m in PLOTTED if (p := plot(rows, references, m, root, loggers, x=x)) is not None]
+    figures += [p for m in ("gen_ppl", "unigram_entropy")
+                if (p := plot_against_noise(rows, references, m, root, loggers)) is not None]
     return {"rows": rows, "references": references, "csv": root / "report.csv", "markdown": root / "report.md",
             "figures": figures}
 

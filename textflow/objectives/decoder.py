@@ -15,10 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def decoder_loss(autoencoder, ids: Tensor, *, time, noise_scale: float) -> Tensor:
+def decoder_loss(autoencoder, ids: Tensor, *, time, noise_scale: float,
+                 latents: Tensor | None = None) -> Tensor:
     """Mean cross-entropy of ``autoencoder.decode`` on the noised latents of ``ids`` (B, L); ``time``
-    samples the per-token mixing weights (a :class:`textflow.time.LogitNormalTime`)."""
-    x = autoencoder.encode(ids)
+    samples the per-token mixing weights (a :class:`textflow.time.LogitNormalTime`); ``latents`` are
+    ``autoencoder.encode(ids)`` when the caller has them already (with their gradient)."""
+    x = autoencoder.encode(ids) if latents is None else latents
     lam = time.sample(ids.numel(), device=ids.device).view(*ids.shape, 1).to(x.dtype)
     z = lam * x + (1 - lam) * noise_scale * torch.randn_like(x)
     logits = autoencoder.decode(z)

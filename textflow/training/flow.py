@@ -153,7 +153,9 @@ class LatentFlowModule(TrainingModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         t = self.train_time.sample(batch.shape[0], device=batch.device)
-        x = self.net["autoencoder"].encode(batch).detach()
+        encoded = self.net["autoencoder"].encode(batch)  # a decoder step trains through it
+        # the flow target is detached (stop-gradient)
+        x = encoded.detach()
         noise = torch.randn_like(x)
         # one coin per step, from the step's seeded stream (rng.py); none drawn without self-conditioning
         coin = self.self_cond_prob > 0 and bool(torch.rand(()) < self.self_cond_prob)
@@ -167,7 +169,7 @@ class LatentFlowModule(TrainingModule):
             given, dropped = self.condition.sample(*batch.shape[:2], device=batch.device)
         decoder_step = self.decoder_prob > 0 and bool(torch.rand(()) < self.decoder_prob)
         if decoder_step:
-            main = decoder_loss(self.net["autoencoder"], batch, time=self.decoder_time,
+            main = decoder_loss(self.net["autoencoder"], batch, latents=encoded, time=self.decoder_time,
                                 noise_scale=self.path.prior_scale())
             logged = {"train/decoder_loss": main}
         else:

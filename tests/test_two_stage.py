@@ -113,6 +113,7 @@ def test_ar_autoencoder_trains_jointly_and_samples(tmp_path_factory, cache_dir, 
                                         "readout_feed=soft", "reference=false"])
     metrics, objects = sample_entry.run(ablated)
     assert metrics["diag/cci_readout"] == 0.0 and objects["generation"].ids.shape == (2, 32)
+    assert metrics["readout_feed"] == "soft"  # what was run is in its metrics (the sweep report's column)
     # the training callback ran the commit ablation on the AR readout
     header = (Path(ckpt).parent.parent / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     for key in ("diag/cci_readout", "diag/ablation_clean_token_acc", "diag/ablation_clean_soft_acc",

@@ -34,6 +34,8 @@ def report_text(run, gen, recorder=None, *, cci_readout: float) -> SampleReport:
                "tokens_per_s": gen.tokens_per_second, "device": str(run.device),
                **evaluate(seqs, texts, eos=eos, reference_entropy=ref_entropy, reference_texts=real), **references}
 
+    if cfg.get("readout_feed") is not None:  # the commit ablation's feed (AR readouts): part of what was run
+        metrics["readout_feed"] = str(cfg.readout_feed)
     metrics.update(gen.extras)  # the sampler's own per-sample numbers (adaptive: injected_noise)
     metrics.update(continuation_metrics(run, gen, evaluate))  # conditional runs: continuations given prompts
     if gen.committed_step is not None:  # committing samplers: how much was decided before the final readout

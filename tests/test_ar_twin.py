@@ -117,8 +117,13 @@ def test_experiment_ar_twin_is_the_quickstart_with_stage_ar_twin(tmp_path, cache
     twin_cfg = compose_config("train", ["experiment=ar_twin", *common])
     quick = compose_config("train", ["experiment=quickstart", *common])
     assert instantiate(twin_cfg.stage).func.__name__ == "ar_twin_stage"
-    for key in ("data", "backbone", "trainer", "module"):
+    for key in ("data", "backbone", "trainer"):
         assert twin_cfg[key] == quick[key], key
+    assert {k: v for k, v in twin_cfg.module.items() if k != "optimizer"} == \
+        {k: v for k, v in quick.module.items() if k != "optimizer"}
+    # the quickstart trains with Muon (docs/recipes.md); the measured twin with AdamW
+    assert (quick.module.optimizer._target_, twin_cfg.module.optimizer._target_) == \
+        ("textflow.training.MuonWithAdamW", "torch.optim.AdamW")
     assert (twin_cfg.data.seq_len, twin_cfg.data.batch_size, twin_cfg.trainer.max_steps) == (64, 64, 800)
     assert twin_cfg.module.scheduler.warmup_steps == 100 and twin_cfg.trainer.max_time == "00:00:14:00"
 
@@ -145,6 +150,8 @@ def test_sample_adds_the_twins_reference_row(twin, flow_ckpt, tmp_path):
     assert {"unigram_entropy", "unigram_entropy_ci95", "distinct_2", "self_bleu", "mode_collapse"} <= set(row)
     assert row["tokens_per_s"] > 0 and row["nfe"] == 32 and row["temperature"] == 1.0
     assert row["ckpt_path"] == str(twin[1]["checkpoint"])
+    assert len(row["examples"]) == 3 and all(isinstance(t, str) for t in row["examples"])  # texts to read
+    assert len(metrics["reference/heldout"]["examples"]) == 3
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["reference/ar_twin"] == row
     assert "| ar_twin text |" in build_report(tmp_path / "run")["markdown"].read_text()
 

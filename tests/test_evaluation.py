@@ -104,6 +104,8 @@ def test_evaluator_flags_collapse_and_reports_cis(tiny_judge):
     assert collapsed["judge_dtype"] == "float32"
     fine = Evaluator(judge=None)([list(range(10)), list(range(5, 15))], ["x", "y"], reference_entropy=2.0)
     assert fine["mode_collapse"] is False and "gen_ppl" not in fine
+    unknown = Evaluator(judge=None)([list(range(10))], ["x"])  # reference=false: the flag is unknown, not absent
+    assert "mode_collapse" in unknown and unknown["mode_collapse"] is None
 
 
 def test_shuffled_words_keep_the_words():

@@ -44,8 +44,9 @@ class Evaluator:
         out = text_metrics(ids)
         ent = unigram_entropies(ids)
         out["unigram_entropy_ci95"] = list(bootstrap_ci(ent, np.mean, n_boot=self.n_boot, seed=self.seed))
-        if reference_entropy is not None:
-            out["mode_collapse"] = bool(out["unigram_entropy"] < self.collapse_ratio * reference_entropy)
+        # without a reference (sample.py reference=false) the flag is unknown: null, never a silent absence
+        out["mode_collapse"] = (None if reference_entropy is None else
+                                bool(out["unigram_entropy"] < self.collapse_ratio * reference_entropy))
         if self.judge is not None:
             score = self.judge.score(texts, eos=eos)
             rows = np.stack([score.nll_per_sample, score.tokens_per_sample], axis=1)

@@ -24,7 +24,8 @@ def print_report(texts: list[str], metrics: dict, references: dict[str, dict], n
             cells = "".join(f"{col[key]:>16.4g}" if key in col else f"{'-':>16}" for col in columns.values())
             print(f"{key:<18}{cells}")
     if "mode_collapse" in metrics:
-        print(f"{'mode_collapse':<18}{str(metrics['mode_collapse']):>16}")
+        flag = metrics["mode_collapse"]
+        print(f"{'mode_collapse':<18}{'unknown (no reference)' if flag is None else str(flag):>16}")
     for key, label, fmt in (("nfe", "nfe", "d"), ("tokens_per_s", "tokens/s", ".1f")):  # models' rows too
         print(f"{label:<18}" + "".join(f"{col[key]:>16{fmt}}" if key in col else f"{'-':>16}"
                                        for col in columns.values()))

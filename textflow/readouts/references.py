@@ -29,6 +29,9 @@ class ReferenceSamples:
     stats: dict = field(default_factory=dict)
 
 
+EXAMPLES = 3  # texts of each reference row kept in metrics.json, to read beside the samples
+
+
 def reference_rows(cfg: DictConfig, loaded, evaluate, *, seq_len: int,
                    extra: Mapping[str, ReferenceSamples] | None = None) -> tuple[dict[str, dict], list[str]]:
     """Held-out text and its shuffled-word version (``reference=true``) and each reference model's
@@ -54,13 +57,13 @@ def _score_references(cfg: DictConfig, loaded, evaluate, *, seq_len: int,
     refs: dict[str, dict] = {}
     real = loaded.tokenizer.decode_batch(blocks) if blocks else []
     if blocks:
-        refs["reference/heldout"] = evaluate(blocks, real, eos=eos)
+        refs["reference/heldout"] = {**evaluate(blocks, real, eos=eos), "examples": real[:EXAMPLES]}
         shuffled = shuffle_words([truncate_at_eos(t, eos) for t in real], seed=cfg.seed)
-        refs["reference/shuffled"] = evaluate(loaded.tokenizer.encode_batch(shuffled), shuffled, eos=eos,
-                                              reference_texts=real)
+        refs["reference/shuffled"] = {**evaluate(loaded.tokenizer.encode_batch(shuffled), shuffled, eos=eos,
+                                                 reference_texts=real), "examples": shuffled[:EXAMPLES]}
     entropy = refs.get("reference/heldout", {}).get("unigram_entropy")
     for name, samples in extra.items():  # a model's samples: scored as the flow's are, beside held-out text
         scores = evaluate(samples.ids, samples.texts, eos=eos, reference_entropy=entropy,
                           reference_texts=real or None)
-        refs[f"reference/{name}"] = {**scores, **samples.stats}
+        refs[f"reference/{name}"] = {**scores, **samples.stats, "examples": samples.texts[:EXAMPLES]}
     return refs, real

@@ -15,18 +15,20 @@ from dataclasses import dataclass
 _QUIET = ("callbacks.samples=null", "callbacks.diagnostics.every_n_validations=0")
 
 
-def _short(steps: int, *, minutes: int, warmup: int, val_batches: int = 2) -> tuple[str, ...]:
-    """Overrides that stop a run after ``steps`` optimizer steps (or ``minutes``), validating once."""
-    return (f"trainer.max_steps={steps}", f"module.scheduler.warmup_steps={warmup}",
-            f"trainer.max_time=00:00:{minutes:02d}:00", f"trainer.val_check_interval={steps}",
+def _cap(seconds: int) -> str:
+    return f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+def _short(steps: int, *, seconds: int, warmup: int, val_batches: int = 2) -> tuple[str, ...]:
+    """Overrides that stop a run after ``steps`` optimizer steps (or ``seconds``), validating once."""
+    return (f"trainer.max_steps={steps}", f"module.scheduler.warmup_steps={warmup}", _cap(seconds), f"trainer.val_check_interval={steps}",
             f"trainer.limit_val_batches={val_batches}", f"callbacks.model_checkpoint.every_n_train_steps={steps // 2}",
             *_QUIET)
 
 
-def _short_stage_one(steps: int, *, minutes: int) -> tuple[str, ...]:
+def _short_stage_one(steps: int, *, seconds: int) -> tuple[str, ...]:
     """The same for ``stage=autoencoder`` (its schedule lives under ``stage.scheduler``)."""
-    return (f"trainer.max_steps={steps}", f"stage.scheduler.warmup_steps={min(100, steps // 5)}",
-            f"trainer.max_time=00:00:{minutes:02d}:00", f"trainer.val_check_interval={steps}",
+    return (f"trainer.max_steps={steps}", f"stage.scheduler.warmup_steps={min(100, steps // 5)}", _cap(seconds), f"trainer.val_check_interval={steps}",
             "trainer.limit_val_batches=2", f"callbacks.model_checkpoint.every_n_train_steps={steps // 2}",
             *_QUIET)
 
@@ -77,17 +79,17 @@ FULL = Budget(
 
 FAST = Budget(
     name="fast",
-    summary="every model cut to 100-400 steps (minutes, not the shipped tens of minutes), 3 distillation "
-            "rounds of 30 steps, 32 samples per point, 32 held-out blocks: the pipeline and the direction "
+    summary="every model cut to 80-400 steps (minutes, not the shipped tens of minutes), 3 distillation "
+            "rounds of 25 steps, 32 samples per point, 32 held-out blocks: the pipeline and the direction "
             "of each finding, not the shipped models' numbers",
-    text=_short(150, minutes=3, warmup=30),
-    tube=_short(150, minutes=3, warmup=30),
-    smooth_ae=_short_stage_one(400, minutes=1),
-    smooth_flow=_short(400, minutes=1, warmup=50),
-    ar_ae=("data.batch_size=64", *_short_stage_one(150, minutes=2)),
-    ar_flow=("data.batch_size=64", *_short(100, minutes=2, warmup=20)),
-    distill=("stage.start_steps=8", "stage.steps_per_round=30", "data.batch_size=32", "trainer.max_time=null",
-             "trainer.val_check_interval=30", "trainer.limit_val_batches=2", "callbacks.samples=null"),
+    text=_short(240, seconds=240, warmup=40),
+    tube=_short(200, seconds=200, warmup=40),
+    smooth_ae=_short_stage_one(400, seconds=45),
+    smooth_flow=_short(400, seconds=45, warmup=50),
+    ar_ae=("data.batch_size=64", *_short_stage_one(120, seconds=120)),
+    ar_flow=("data.batch_size=64", *_short(80, seconds=90, warmup=20)),
+    distill=("stage.start_steps=8", "stage.steps_per_round=25", "data.batch_size=32", "trainer.max_time=null",
+             "trainer.val_check_interval=25", "trainer.limit_val_batches=2", "callbacks.samples=null"),
     samples=32,
     blocks=32,
     sweep_steps=(1, 4, 8),

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 from textflow.sampling.report import collect
 
 REPRODUCED, PARTLY, NOT, UNMEASURED = "reproduced", "partly", "not reproduced", "not measured"
+NOISE_SAVING = 0.05  # the adaptive sampler must inject at least 5 % less noise than sde to count as saving
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ def adaptive(o: Outputs) -> Claim:
             if not (a and s):
                 continue
             as_good = interval(a, "gen_ppl")[0] <= interval(s, "gen_ppl")[1]
-            less = float(a.get("injected_noise", math.inf)) < float(s.get("injected_noise", -math.inf))
+            less = float(a.get("injected_noise", math.inf)) <= (1 - NOISE_SAVING) * float(s.get("injected_noise", 0.0))
             wins += as_good and less
             parts.append(f"{model} K = {k}: adaptive {a['gen_ppl']:,.0f} at noise "
                          f"{float(a.get('injected_noise', float('nan'))):.2f} vs sde {s['gen_ppl']:,.0f} at "
@@ -283,7 +284,8 @@ def adaptive(o: Outputs) -> Claim:
         return _missing(title, paper, stages, "the adaptive and sde points")
     verdict = REPRODUCED if wins == len(parts) else PARTLY if wins else NOT
     return Claim(title, paper, "; ".join(parts), verdict,
-                 "reproduced: at every model and K > 1 the adaptive CI reaches the SDE's and it injects less noise",
+                 f"reproduced: at every model and K > 1 the adaptive CI reaches the SDE's and it injects at least "
+                 f"{NOISE_SAVING:.0%} less noise; partly: at some",
                  stages)
 
 

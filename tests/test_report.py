@@ -96,3 +96,18 @@ def test_runs_that_report_injected_noise_get_a_quality_against_noise_plot(tmp_pa
     fake_run(plain / "0_ode", "ode", 4, 3.0)
     fake_run(plain / "1_ode", "ode", 8, 3.1)
     assert not any("injected_noise" in p.name for p in build_report(plain)["figures"])
+
+
+def test_judged_runs_get_the_perplexity_entropy_plane_with_reference_stars(tmp_path):
+    for i, (name, ppl, entropy) in enumerate([("ode", 4000.0, 3.7), ("sde", 600.0, 2.4)]):
+        fake_run(tmp_path / f"{i}_{name}", name, 4, entropy, **({"gamma": 1.5} if name == "sde" else {}))
+        path = tmp_path / f"{i}_{name}" / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["gen_ppl"] = ppl
+        metrics["reference/heldout"]["gen_ppl"] = 120.0
+        path.write_text(json.dumps(metrics))
+    assert "gen_ppl_vs_unigram_entropy.png" in {p.name for p in build_report(tmp_path)["figures"]}
+    unjudged = tmp_path / "unjudged"  # evaluation=diversity: no gen-PPL, no plane
+    fake_run(unjudged / "0_ode", "ode", 4, 3.0)
+    fake_run(unjudged / "1_ode", "ode", 8, 3.1)
+    assert "gen_ppl_vs_unigram_entropy.png" not in {p.name for p in build_report(unjudged)["figures"]}

@@ -16,3 +16,8 @@ python sample.py -m ckpt_path="$OUT/run/checkpoints/final.ckpt" sampler=ode,sde,
 python sample.py -m ckpt_path="$OUT/run/checkpoints/final.ckpt" sampler=sde sampler.steps=4,32 \
   sampler.gamma=0.25,0.5,0.75,1 num_samples=64 batch_size=64 print_samples=2 \
   hydra.sweep.dir="$OUT/gamma" > "$OUT.gamma.log" 2>&1
+# adaptive against sde at the γ that do not collapse this model (K = 4 and 8; sde K = 4 is in $OUT/gamma)
+python sample.py -m ckpt_path="$OUT/run/checkpoints/final.ckpt" sampler=adaptive,sde sampler.steps=4,8 \
+  sampler.gamma=0.5,0.75,1 num_samples=64 batch_size=64 print_samples=0 \
+  hydra.sweep.dir="$OUT/adaptive" > "$OUT.adaptive.log" 2>&1
+python -m textflow.sampling.report "$OUT"   # every run of the three sweeps on one plane (docs/results.md figure)

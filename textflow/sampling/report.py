@@ -9,7 +9,8 @@ are added once. Writes ``report.csv``, ``report.md`` and ``metric_vs_K_<metric>.
 and ``metric_vs_<gamma|sc_scale|cfg_scale>_<metric>.png`` when the sweep varies gamma or a guidance
 scale (one line per sampler and K: the scale sweeps of docs/samplers.md), and
 ``<gen_ppl|unigram_entropy>_vs_injected_noise.png`` when runs report the noise they injected (``sde``,
-``adaptive``; ``ode`` at 0: one point per setting). A conditional run's
+``adaptive``; ``ode`` at 0: one point per setting), and ``gen_ppl_vs_unigram_entropy.png`` (every run and
+reference row on the perplexity-entropy plane) when the runs were judged. A conditional run's
 continuation blocks become ``cont_ppl_<row>`` and ``cont_mauve_<row>`` columns (docs/conditioning.md).
 ``ReportCallback`` runs the same at the end of every ``sample.py -m`` sweep.
 """
@@ -211,6 +212,41 @@ def plot_against_noise(rows: list[dict], references: dict[str, dict], metric: st
     return finish(fig, ax, out / f"{name}.png", key=f"report/{name}", loggers=loggers)
 
 
+def plot_frontier(rows: list[dict], references: dict[str, dict], out: Path, loggers: list = ()) -> Path | None:
+    """``gen_ppl_vs_unigram_entropy.png``: every run as one point (marker by sampler, colour by K) and
+    every reference row (held-out, shuffled, the AR twin) as a star: a low gen-PPL counts only at an
+    entropy near real text's (arXiv 2606.30705, §5: gen-PPL is always read with entropy)."""
+    from textflow.plots import finish, new_axes
+
+    def both(r: dict) -> bool:
+        return all(isinstance(r.get(k), (int, float)) for k in ("gen_ppl", "unigram_entropy"))
+
+    points = [r for r in rows if both(r)]
+    if len(points) < 2:
+        return None
+    fig, ax = new_axes()
+    markers = {"ode": "s", "sde": "o", "adaptive": "^", "commit": "D", "student": "v", "heun": "P", "elf": "X"}
+    for steps in sorted({r.get("steps") for r in points}, key=lambda k: k or 0):
+        colour = ax.plot([], [])[0].get_color()
+        for r in (r for r in points if r.get("steps") == steps):
+            ax.scatter(r["unigram_entropy"], r["gen_ppl"], marker=markers.get(r["sampler"], "x"), color=colour)
+            knobs = "".join(f" {k}={r[k]}" for k in ("gamma", "sc_scale", "cfg_scale")
+                            if k in r and not (k != "gamma" and r[k] == 1.0))
+            ax.annotate(f"{r['sampler']}{knobs}", (r["unigram_entropy"], r["gen_ppl"]), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
+        ax.scatter([], [], color=colour, label=f"K={steps}")
+    for name, block in references.items():
+        if both(block):
+            ax.scatter(block["unigram_entropy"], block["gen_ppl"], marker="*", s=120, color="k", zorder=3)
+            ax.annotate(reference_label(name, block), (block["unigram_entropy"], block["gen_ppl"]), fontsize=7,
+                        xytext=(4, -10), textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xlabel("unigram entropy (nats; real text: the held-out star)")
+    ax.set_ylabel("gen_ppl (judge)")
+    return finish(fig, ax, out / "gen_ppl_vs_unigram_entropy.png", key="report/gen_ppl_vs_unigram_entropy",
+                  loggers=loggers)
+
+
 SETTING = ("sampler", "steps", *KNOBS)
 
 
@@ -256,6 +292,7 @@ def build_report(root: str | Path, *, loggers: list = ()) -> dict:
     figures = [p for x in AXES for m in PLOTTED if (p := plot(rows, references, m, root, loggers, x=x)) is not None]
     figures += [p for m in ("gen_ppl", "unigram_entropy")
                 if (p := plot_against_noise(rows, references, m, root, loggers)) is not None]
+    figures += [p for p in (plot_frontier(rows, references, root, loggers),) if p is not None]
     return {"rows": rows, "references": references, "csv": root / "report.csv", "markdown": root / "report.md",
             "figures": figures}
 

@@ -179,6 +179,21 @@ def plot(rows: list[dict], references: dict[str, dict], metric: str, out: Path, 
     return finish(fig, ax, out / f"{name}.png", key=f"report/{name}", loggers=loggers)
 
 
+MARKERS = {"ode": "s", "sde": "o", "adaptive": "^", "commit": "D", "student": "v", "heun": "P", "elf": "X"}
+
+
+def scatter_by_k(ax, points: list[tuple[float, float, dict]], *, knobs: tuple[str, ...]) -> None:
+    """One point per run ``(x, y, row)``: marker by sampler, colour by K (one legend entry per K), each
+    annotated with its sampler and the ``knobs`` it sets (guidance scales only when not 1)."""
+    for steps in sorted({p[2].get("steps") for p in points}, key=lambda k: k or 0):
+        colour = ax.plot([], [])[0].get_color()
+        for x, y, r in (p for p in points if p[2].get("steps") == steps):
+            ax.scatter(x, y, marker=MARKERS.get(r["sampler"], "x"), color=colour)
+            shown = "".join(f" {k}={r[k]}" for k in knobs if k in r and not (k in SCALES and r[k] == 1.0))
+            ax.annotate(f"{r['sampler']}{shown}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.scatter([], [], color=colour, label=f"K={steps}")
+
+
 def plot_against_noise(rows: list[dict], references: dict[str, dict], metric: str, out: Path,
                        loggers: list = ()) -> Path | None:
     """``<metric>_vs_injected_noise.png``: one point per run that reports ``injected_noise`` (``sde``,
@@ -192,15 +207,7 @@ def plot_against_noise(rows: list[dict], references: dict[str, dict], metric: st
     if len(points) < 2 or not any(p[0] > 0 for p in points):
         return None
     fig, ax = new_axes()
-    markers = {"ode": "s", "sde": "o", "adaptive": "^"}
-    for steps in sorted({p[2].get("steps") for p in points}, key=lambda k: k or 0):
-        chosen = [p for p in points if p[2].get("steps") == steps]
-        colour = ax.plot([], [])[0].get_color()
-        for x, y, r in chosen:
-            ax.scatter(x, y, marker=markers.get(r["sampler"], "x"), color=colour)
-            knobs = "".join(f" {k}={r[k]}" for k in ("gamma", "scale") if k in r)
-            ax.annotate(f"{r['sampler']}{knobs}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.scatter([], [], color=colour, label=f"K={steps}")
+    scatter_by_k(ax, points, knobs=("gamma", "scale"))
     for (name, block), style in zip(references.items(), ("--", ":", "-.")):
         if isinstance(block.get(metric), (int, float)):
             ax.axhline(block[metric], color="k", ls=style, lw=1, label=reference_label(name, block))
@@ -225,16 +232,8 @@ def plot_frontier(rows: list[dict], references: dict[str, dict], out: Path, logg
     if len(points) < 2:
         return None
     fig, ax = new_axes()
-    markers = {"ode": "s", "sde": "o", "adaptive": "^", "commit": "D", "student": "v", "heun": "P", "elf": "X"}
-    for steps in sorted({r.get("steps") for r in points}, key=lambda k: k or 0):
-        colour = ax.plot([], [])[0].get_color()
-        for r in (r for r in points if r.get("steps") == steps):
-            ax.scatter(r["unigram_entropy"], r["gen_ppl"], marker=markers.get(r["sampler"], "x"), color=colour)
-            knobs = "".join(f" {k}={r[k]}" for k in ("gamma", "sc_scale", "cfg_scale")
-                            if k in r and not (k != "gamma" and r[k] == 1.0))
-            ax.annotate(f"{r['sampler']}{knobs}", (r["unigram_entropy"], r["gen_ppl"]), fontsize=6,
-                        xytext=(3, 3), textcoords="offset points")
-        ax.scatter([], [], color=colour, label=f"K={steps}")
+    scatter_by_k(ax, [(r["unigram_entropy"], r["gen_ppl"], r) for r in points],
+                 knobs=("gamma", "sc_scale", "cfg_scale"))
     for name, block in references.items():
         if both(block):
             ax.scatter(block["unigram_entropy"], block["gen_ppl"], marker="*", s=120, color="k", zorder=3)

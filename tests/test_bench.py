@@ -20,12 +20,17 @@ def tiny_ckpt(tmp_path_factory, cache_dir):
 
 
 def test_sampling_benchmark_runs(tiny_ckpt, tmp_path):
-    bench_main(["sampling", "--ckpt", str(tiny_ckpt), "--samplers", "ode,sde", "--steps", "1,2", "--batch-size", "2",
-                "--repeats", "1", "--out", str(tmp_path)])
+    bench_main(["sampling", "--ckpt", str(tiny_ckpt), "--samplers", "ode,sde,commit", "--steps", "1,2",
+                "--batch-size", "2", "--repeats", "1", "--out", str(tmp_path)])
     result = json.loads(next(tmp_path.glob("sampling-*.json")).read_text())
-    assert [(r["sampler"], r["K"], r["nfe"]) for r in result["rows"]] == [("ode", 1, 1), ("ode", 2, 2), ("sde", 1, 1),
-                                                                          ("sde", 2, 2)]
-    assert all(r["tokens_per_s"] > 0 for r in result["rows"]) and "machine" in result
+    rows = result["rows"]
+    assert [(r["sampler"], r["K"], r["nfe"]) for r in rows] == [("ode", 1, 1), ("ode", 2, 2), ("sde", 1, 1),
+                                                                ("sde", 2, 2), ("commit", 1, 1), ("commit", 2, 2)]
+    assert all(r["tokens_per_s"] > 0 and 0 < r["fraction_of_peak"] for r in rows) and "machine" in result
+    by = {(r["sampler"], r["K"]): r for r in rows}
+    call = by[("ode", 2)]["gflop"] - by[("ode", 1)]["gflop"]  # one more network call, same final decode
+    assert call > 0 and by[("sde", 2)]["gflop"] == pytest.approx(by[("ode", 2)]["gflop"])
+    assert by[("commit", 2)]["gflop"] > by[("ode", 2)]["gflop"]  # commit also reads the logits every step
 
 
 def test_judge_benchmark_runs_with_a_local_judge_folder(tmp_path, cache_dir):
@@ -87,3 +92,55 @@ def test_ar_baseline_cache_matches_recomputation():
     model = CausalLM(vocab_size=30, width=16, depth=2, heads=2, max_len=16).eval()
     prompt = torch.zeros(2, 1, dtype=torch.long)
     assert torch.equal(model.generate(prompt, 8), model.generate(prompt, 8, use_cache=False))
+
+
+def test_vocab_benchmark_times_each_vocabulary_against_the_smallest(tmp_path):
+    bench_main(["vocab", "--vocabs", "512,128", "--batch", "2", "--seq-len", "8", "--blocks", "2", "--repeats", "1",
+                "--out", str(tmp_path)])
+    rows = json.loads(next(tmp_path.glob("vocab-*.json")).read_text())["rows"]
+    assert [r["vocab"] for r in rows] == [128, 512]  # sorted: the smallest is the reference
+    assert rows[0]["step_vs_small"] == 1.0 and rows[1]["step_vs_small"] > 0
+    assert rows[1]["readout_gflop_per_step"] == 4 * rows[0]["readout_gflop_per_step"]
+    for r in rows:
+        assert r["train_step_s"] > 0 and r["diagnostics_s"] > 0 and isinstance(r["met"], bool)
+        assert r["overhead"] == r["diagnostics_s"] / (200 * r["train_step_s"])
+
+
+def _report(path, rows):
+    import csv
+
+    cols = ["sampler", "steps", "gamma", "gen_ppl", "gen_ppl_ci95", "unigram_entropy", "mode_collapse", "ckpt_path",
+            "run"]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=cols)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({c: r.get(c, "") for c in cols})
+    return path
+
+
+def test_matched_benchmark_picks_the_smallest_matching_k_or_the_best_healthy_point(tmp_path):
+    from textflow.bench.matched import pick, read_reports
+    from textflow.errors import ConfigError
+
+    twin = {"sampler": "ar_twin text", "gen_ppl": "585", "gen_ppl_ci95": "[510, 673]", "ckpt_path": "twin.ckpt"}
+    point = lambda s, k, ppl, collapse=False: {"sampler": s, "steps": k, "gen_ppl": ppl, "gen_ppl_ci95": "[1, 2]",  # noqa: E731
+                                               "unigram_entropy": "3.5", "mode_collapse": str(collapse)}
+    first = _report(tmp_path / "a.csv", [point("sde", 4, 900), point("sde", 8, 650), point("sde", 32, 600),
+                                         point("ode", 4, 4000), point("ode", 32, 3000), twin,
+                                         {"sampler": "heldout text", "gen_ppl": "118"}])
+    second = _report(tmp_path / "b.csv", [point("adaptive", 1, 250, True), point("adaptive", 4, 500, True),
+                                          point("sde", 4, 640)])  # no twin row: fine, the first has one
+    rows, twin_row = read_reports([first, second])
+    assert twin_row["ckpt_path"] == "twin.ckpt" and {r["sampler"] for r in rows} == {"sde", "ode", "adaptive"}
+    picks = {p["sampler"]: (int(p["steps"]), float(p["gen_ppl"]), p["status"]) for p in pick(rows, 673.0)}
+    assert picks == {"sde": (4, 640.0, "matched"),  # the smallest K at or below the twin's upper end
+                     "ode": (32, 3000.0, "best"),  # never matched: its best point
+                     "adaptive": (1, 250.0, "best (collapsed)")}  # low gen-PPL from collapse is not a match
+    with pytest.raises(ConfigError, match="no --report has an AR-twin row"):
+        read_reports([second])
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_reports([tmp_path / "missing.csv"])
+    other = _report(tmp_path / "c.csv", [point("sde", 4, 640), {**twin, "ckpt_path": "other.ckpt"}])
+    with pytest.raises(ConfigError, match="compare one twin at a time"):
+        read_reports([first, other])

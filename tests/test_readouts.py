@@ -210,7 +210,8 @@ class SignReadout(ReadoutKind):
     def diagnose(self, denoiser, data, *, steps=(4,), seed=0):
         return SignDiagnostics(positive=float(self.decode(denoiser, denoiser.embed(data)).float().mean()))
 
-    def monitor(self, denoiser, data, *, steps=(4,), seed=0, flip=True, dabi=True, ablation=True):
+    def monitor(self, denoiser, data, *, steps=(4,), seed=0, flip=True, dabi=True, ablation=True, dabi_f=(1.0,),
+                dabi_draws=1):
         return self.diagnose(denoiser, data, steps=steps, seed=seed)
 
     def report_samples(self, run, generation, recorder=None):

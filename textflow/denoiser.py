@@ -75,5 +75,10 @@ class FlowDenoiser(nn.Module):
     def readout(self, x: Tensor) -> Tensor:
         return self.autoencoder.decode(x)
 
+    def readout_head(self, x: Tensor):
+        """The readout's last linear layer at ``x``, ``(features, W, b)``, or None (the autoencoder's
+        :meth:`~textflow.autoencoders.LatentAutoencoder.readout_head`)."""
+        return self.autoencoder.readout_head(x)
+
     def embed(self, ids: Tensor) -> Tensor:
         return self.autoencoder.encode(ids)

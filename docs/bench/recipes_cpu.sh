@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The recipe screen of docs/recipes.md: every row is the quickstart (experiment=quickstart) at half its
-# step budget (400 steps, warm-up 50) with one lever changed, then the same sampler sweep
+# step budget (400 steps, warm-up 50) with one lever changed (first screen: against AdamW; second
+# screen, rows muon_*: on top of the Muon quickstart), then the same sampler sweep
 # (ode/sde x K 4/32, 64 samples of 64 tokens, judge SmolLM2-135M). Runs one row after another on the
 # 2-core CPU; a finished row (its eval/report.csv exists) is skipped when the script is rerun.
 #   bash docs/bench/recipes_cpu.sh [row ...]        (default: every row)
@@ -10,19 +11,30 @@ OUT=${RECIPES_OUT:-outputs/recipes}
 BUDGET="experiment=quickstart trainer.max_steps=400 module.scheduler.warmup_steps=50 trainer.max_time=00:00:20:00 trainer.val_check_interval=200 callbacks.model_checkpoint.every_n_train_steps=200"
 SWEEP="sampler=ode,sde sampler.steps=4,32 num_samples=64 batch_size=64 print_samples=2"
 
+# Rows of the first screen: one lever against the AdamW quickstart of that time (AdamW pinned).
+ADAMW="optimizer@module.optimizer=adamw"
+# Rows of the second screen: one lever on top of today's quickstart (Muon); the `muon` row is their base.
 declare -A ROWS=(
-  [base]=""
-  [lr3e-3]="module.optimizer.lr=3e-3"
-  [uniform_t]="time@module.train_time=uniform"
-  [latent16]="autoencoder.latent_dim=16"
-  [readout0.1]="module.readout_weight=0.1"
-  [self_cond]="backbone.self_condition=true module.self_cond_prob=0.5"
+  [base]="$ADAMW"
+  [lr3e-3]="$ADAMW module.optimizer.lr=3e-3"
+  [uniform_t]="$ADAMW time@module.train_time=uniform"
+  [noisier_t]="$ADAMW module.train_time.mean=-1.0"
   [muon]="optimizer@module.optimizer=muon"
-  [decoder_step]="module.decoder_prob=0.5"
-  [noisier_t]="module.train_time.mean=-1.0"
-  [scale0.5]="autoencoder.scale=0.5"
+  [muon_noisier_t]="module.train_time.mean=-1.0"
+  [muon_self_cond]="backbone.self_condition=true module.self_cond_prob=0.5"
+  [muon_decoder_step]="module.decoder_prob=0.5"
+  [muon_latent32]="autoencoder.latent_dim=32"
+  [muon_latent128]="autoencoder.latent_dim=128"
+  [muon_scale0.5]="autoencoder.scale=0.5"
+  [muon_scale2]="autoencoder.scale=2.0"
+  [muon_readout0.1]="module.readout_weight=0.1"
+  [muon_readout3]="module.readout_weight=3.0"
+  [muon_constant_lr]="module.scheduler.min_ratio=1.0"
+  [muon_lr0.05]="module.optimizer.muon_lr=0.05"
 )
-ORDER=(base lr3e-3 ar_latent uniform_t muon noisier_t scale0.5 latent16 self_cond readout0.1 decoder_step)
+ORDER=(base lr3e-3 ar_latent uniform_t muon noisier_t
+       muon_noisier_t muon_self_cond muon_latent32 muon_latent128 muon_scale0.5 muon_scale2
+       muon_readout0.1 muon_readout3 muon_constant_lr muon_lr0.05 muon_decoder_step)
 [ $# -gt 0 ] && ORDER=("$@")
 
 evaluate() {  # $1 row name, $2 checkpoint

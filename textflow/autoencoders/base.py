@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from textflow.kernels import linear_cross_entropy
 from textflow.noise import GeneratorArg
 from textflow.readouts.base import ReadoutKind
 from textflow.readouts.parallel import ParallelReadout
@@ -51,9 +52,25 @@ class LatentAutoencoder(nn.Module, ABC):
     def bind_tokenizer(self, tokenizer) -> None:
         """Called once with the run's tokenizer (a REPA teacher needs the text behind the ids)."""
 
+    def readout_head(self, latents: Tensor) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        """The readout's last linear layer: ``(features, weight, bias)`` with
+        ``decode(latents) == features @ weight.T + bias``, or None when the readout has no such form.
+        Lets :meth:`readout_cross_entropy` score a large vocabulary without the logits tensor."""
+        return None
+
+    def readout_cross_entropy(self, latents: Tensor, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mean CE, accuracy)`` of the readout at ``latents`` against ``ids``: chunked over positions
+        through :meth:`readout_head` when the readout has one (docs/benchmarks.md, "Large vocabularies"),
+        else from :meth:`decode`'s logits."""
+        head = self.readout_head(latents)
+        if head is not None:
+            return linear_cross_entropy(*head, ids)
+        logits = self.decode(latents)
+        ce = F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten())
+        return ce, (logits.argmax(-1) == ids).float().mean()
+
     @torch.no_grad()
     def reconstruction_metrics(self, ids: Tensor) -> dict[str, Tensor]:
         """Clean round-trip quality, logged as ``val/<key>`` (token accuracy and CE for text)."""
-        logits = self.decode(self.encode(ids))
-        return {"readout_ce": F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten()),
-                "readout_acc": (logits.argmax(-1) == ids).float().mean()}
+        ce, acc = self.readout_cross_entropy(self.encode(ids), ids)
+        return {"readout_ce": ce, "readout_acc": acc}

@@ -55,18 +55,23 @@ class EmbeddingAutoencoder(LatentAutoencoder):
     def encode(self, ids: Tensor) -> Tensor:
         return F.normalize(self.embedding(ids), dim=-1) * (self.scale * math.sqrt(self.latent_dim))
 
-    def decode(self, latents: Tensor) -> Tensor:
+    def readout_weights(self) -> tuple[Tensor, Tensor]:
+        """``(W, b)`` of the linear readout ``logits = x W^T + b``; for ``tied``, ``W = tau * E_hat``
+        (the temperature scales the V x D table, not the L x V logits)."""
         if self.readout_mode == "linear":
-            return self.readout(latents)
-        unit = F.normalize(self.embedding.weight, dim=-1).to(latents.dtype)
-        return self.log_temperature.exp() * (latents @ unit.T) + self.readout_bias
+            return self.readout.weight, self.readout.bias
+        return self.log_temperature.exp() * F.normalize(self.embedding.weight, dim=-1), self.readout_bias
+
+    def decode(self, latents: Tensor) -> Tensor:
+        weight, bias = self.readout_weights()
+        return F.linear(latents, weight.to(latents.dtype), bias.to(latents.dtype))
+
+    def readout_head(self, latents: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return (latents, *self.readout_weights())
 
     def loss(self, ids: Tensor, *, generator: GeneratorArg = None) -> dict[str, Tensor]:
         x = self.encode(ids)
         noise_std = rand((ids.shape[0], 1, 1), generator=generator, device=x.device) * self.readout_noise
         noisy = x + noise_std.to(x.dtype) * randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        logits = self.decode(noisy)
-        ce = F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten())
-        with torch.no_grad():
-            acc = (logits.argmax(-1) == ids).float().mean()
+        ce, acc = self.readout_cross_entropy(noisy, ids)
         return {"loss": ce, "readout_ce": ce.detach(), "readout_acc": acc}

@@ -79,10 +79,12 @@ class FrozenEmbeddingAutoencoder(LatentAutoencoder):
     def decode(self, latents: Tensor) -> Tensor:
         return self.readout(latents)
 
+    def readout_head(self, latents: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return latents, self.readout.weight, self.readout.bias
+
     def loss(self, ids: Tensor, *, generator: GeneratorArg = None) -> dict[str, Tensor]:
         x = self.encode(ids)
         std = rand((ids.shape[0], 1, 1), generator=generator, device=x.device) * self.readout_noise
-        logits = self.decode(x + std.to(x.dtype) * randn(x.shape, generator=generator, device=x.device,
-                                                             dtype=x.dtype))
-        ce = F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten())
-        return {"loss": ce, "readout_ce": ce.detach(), "readout_acc": (logits.argmax(-1) == ids).float().mean()}
+        noisy = x + std.to(x.dtype) * randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        ce, acc = self.readout_cross_entropy(noisy, ids)
+        return {"loss": ce, "readout_ce": ce.detach(), "readout_acc": acc}

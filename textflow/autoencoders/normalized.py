@@ -94,6 +94,9 @@ class NormalizedAutoencoder(LatentAutoencoder):
     def decode(self, latents: Tensor) -> Tensor:
         return self.inner.decode(self.to_unwrapped(latents))
 
+    def readout_head(self, latents: Tensor) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        return self.inner.readout_head(self.to_unwrapped(latents))
+
     def loss(self, ids: Tensor, *, generator: GeneratorArg = None) -> dict[str, Tensor]:
         return {"loss": torch.zeros((), device=self.mean.device)}
 

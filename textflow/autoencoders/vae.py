@@ -17,7 +17,6 @@ leaves the encoder untouched, so runs with and without REPA report a comparable 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textflow.autoencoders.base import LatentAutoencoder
@@ -86,6 +85,9 @@ class TransformerVAE(LatentAutoencoder):
     def decode(self, latents: Tensor) -> Tensor:
         return self.to_logits(self.decoder(self.from_latent(latents)))
 
+    def readout_head(self, latents: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.decoder(self.from_latent(latents)), self.to_logits.weight, self.to_logits.bias
+
     def repa(self, hidden: Tensor, ids: Tensor) -> tuple[Tensor, Tensor]:
         """(REPA loss, alignment cosine) of encoder states ``hidden`` against the teacher."""
         if self.teacher.hidden_size != self.repa_dim:
@@ -100,11 +102,9 @@ class TransformerVAE(LatentAutoencoder):
     def loss(self, ids: Tensor, *, generator: GeneratorArg = None) -> dict[str, Tensor]:
         mu, logvar, hidden = self.posterior(ids, return_layer=self.repa_layer if self.teacher else None)
         z = mu + (0.5 * logvar).exp() * randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        logits = self.decode(z)
-        ce = F.cross_entropy(logits.flatten(0, 1).float(), ids.flatten())
+        ce, acc = self.readout_cross_entropy(z, ids)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
-        out = {"readout_ce": ce.detach(), "kl": kl.detach(),
-               "readout_acc": (logits.argmax(-1) == ids).float().mean().detach()}
+        out = {"readout_ce": ce.detach(), "kl": kl.detach(), "readout_acc": acc}
         total = ce + self.kl_weight * kl
         if self.teacher is not None:
             n = self.repa_batch or ids.shape[0]

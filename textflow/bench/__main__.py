@@ -1,7 +1,9 @@
 """``python -m textflow.bench NAME [options]``: run one benchmark, print its table, write JSON.
 
 Benchmarks: ``judge`` (judge-LM scoring cost), ``sampling`` (sampler tokens/s vs K on a checkpoint) and
-``diagnostics`` (the training diagnostics callback's share of training time) and ``train`` (training
+``diagnostics`` (the training diagnostics callback's share of training time) and ``vocab`` (training step
+and diagnostics across vocabulary sizes, 4 k to 128 k) and ``matched`` (tokens/s of each sampler family at
+its AR twin's quality, from a sweep's report) and ``train`` (training
 tokens/s and model-FLOPs utilisation against a measured matmul peak) and ``peer`` (the Euler ODE against
 torchdiffeq on the same work) and ``scaling`` (few-step flow vs a KV-cached AR model over length and K).
 
@@ -37,6 +39,20 @@ def main(argv: list[str] | None = None) -> None:
     diag.add_argument("--interval", type=int, default=200, help="validation interval in training steps")
     diag.add_argument("--blocks", type=int, default=16)
     diag.add_argument("--repeats", type=int, default=3)
+    vocab = sub.add_parser("vocab", help="training step and training diagnostics across vocabulary sizes")
+    vocab.add_argument("--vocabs", default="4096,50257,131072")
+    vocab.add_argument("--preset", default="dit_tiny")
+    vocab.add_argument("--batch", type=int, default=16)
+    vocab.add_argument("--seq-len", type=int, default=64)
+    vocab.add_argument("--blocks", type=int, default=16)
+    vocab.add_argument("--interval", type=int, default=200, help="validation interval in training steps")
+    vocab.add_argument("--repeats", type=int, default=3)
+    vocab.add_argument("--override", action="append", default=[], help="extra train.yaml override (repeatable)")
+    matched = sub.add_parser("matched", help="tokens/s of each sampler family at its AR twin's quality")
+    matched.add_argument("--report", action="append", required=True,
+                         help="report.csv of a sample.py -m sweep (repeatable; one run with ar_twin=)")
+    matched.add_argument("--batch-size", type=int, default=32)
+    matched.add_argument("--repeats", type=int, default=3)
     train = sub.add_parser("train", help="training tokens/s and MFU through the Lightning loop")
     train.add_argument("--preset", default="dit_small")
     train.add_argument("--steps", type=int, default=30)
@@ -62,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     scaling.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     scaling.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
     scaling.add_argument("--compile", action="store_true", help="torch.compile the flow's backbone")
-    for p in (judge, sampling, diag, train, peer, scaling):
+    for p in (judge, sampling, diag, vocab, matched, train, peer, scaling):
         p.add_argument("--out", default="outputs/bench")
         p.add_argument("--cache-dir", default=os.environ.get("TEXTFLOW_CACHE", os.path.expanduser("~/.cache/textflow")))
     args = parser.parse_args(argv)
@@ -81,6 +97,19 @@ def main(argv: list[str] | None = None) -> None:
         rows = bench.run(preset=args.preset, steps=args.steps, batch=args.batch, seq_len=args.seq_len, conf_dir=conf,
                          cache_dir=args.cache_dir, overrides=args.override, device=args.device,
                          precision=args.precision, compile=args.compile)
+    elif args.name == "vocab":
+        from pathlib import Path
+
+        from textflow.bench import vocab as bench
+
+        conf = str(Path(__file__).resolve().parents[2] / "conf")
+        rows = bench.run(conf_dir=conf, vocabs=[int(v) for v in args.vocabs.split(",")], preset=args.preset,
+                         batch=args.batch, seq_len=args.seq_len, blocks=args.blocks, interval=args.interval,
+                         repeats=args.repeats, overrides=args.override)
+    elif args.name == "matched":
+        from textflow.bench import matched as bench
+
+        rows = bench.run(reports=args.report, batch_size=args.batch_size, repeats=args.repeats)
     elif args.name == "peer":
         from textflow.bench import peer as bench
 

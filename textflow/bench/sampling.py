@@ -1,17 +1,37 @@
-"""Sampling throughput: tokens/s of each sampler at each K on a trained checkpoint (same noise,
-same batch), with NFE read from the denoiser."""
+"""Sampling throughput: tokens/s of each sampler at each K on a trained checkpoint (same noise, same
+batch), with NFE read from the denoiser, and the FLOP/s it achieves against the machine's matmul peak.
+
+Model FLOPs of a generation: ``nfe`` backbone forward passes (:func:`textflow.bench.train.backbone_forward_flops`)
+plus one readout matmul per readout call, counted by wrapping the denoiser's readout (the final decode;
+``commit`` and ``adaptive`` also read the logits of ``x_hat`` at every step). The peak is the best of
+several large fp32 matmuls timed in the same run (:func:`textflow.bench.train.matmul_peak`), so
+``fraction_of_peak`` is a ratio of two numbers measured side by side (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
 from textflow.bench.runner import time_call
+from textflow.bench.train import backbone_forward_flops, matmul_peak, readout_forward_flops
 from textflow.checkpoint import load_run
 from textflow.sampling.generate import generate
 from textflow.samplers import Sampler
 
 
+class ReadoutCounter:
+    """Wraps a denoiser's ``readout`` and counts the positions it decodes."""
+
+    def __init__(self, den):
+        self.positions, self._readout = 0, den.readout
+        den.readout = self
+
+    def __call__(self, x):
+        self.positions += x.shape[0] * x.shape[1]
+        return self._readout(x)
+
+
 def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 32, repeats: int = 3) -> list[dict]:
     loaded = load_run(ckpt)
     seq_len = int(loaded.info["seq_len"])
+    peak = matmul_peak()
     rows = []
     for name in samplers:
         for k in steps:
@@ -23,8 +43,14 @@ def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 3
                                 batch_size=batch_size)
 
             timing = time_call(once, warmup=1, repeats=repeats, desc=f"{name} K={k}")
+            counter = ReadoutCounter(den)
             nfe = once().nfe
+            backbone = backbone_forward_flops(den.backbone, batch=batch_size, seq_len=seq_len)
+            flops = nfe * backbone + readout_forward_flops(den.autoencoder, tokens=counter.positions)
+            achieved = flops / timing["median_s"]
             rows.append({"sampler": name, "K": k, "nfe": nfe, "batch": batch_size, "seq_len": seq_len, **timing,
-                         "tokens_per_s": batch_size * seq_len / timing["median_s"]})
+                         "tokens_per_s": batch_size * seq_len / timing["median_s"],
+                         "s_per_call": timing["median_s"] / max(nfe, 1), "gflop": flops / 1e9,
+                         "achieved_gflops": achieved / 1e9, "peak_gflops": peak / 1e9,
+                         "fraction_of_peak": achieved / peak})
     return rows
-

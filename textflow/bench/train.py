@@ -28,16 +28,25 @@ def matmul_peak(n: int = 2048, dtype=torch.float32, device: str = "cpu") -> floa
     return 2 * n**3 / t["min_s"]
 
 
-def model_flops_per_step(module, *, batch: int, seq_len: int) -> float:
-    backbone = module.net["backbone"]
-    ae = module.net["autoencoder"]
-    per_sequence = ("ada", "time_mlp")  # adaLN / time MLP act once per sequence (per-sequence t), not per token
+def backbone_forward_flops(backbone, *, batch: int, seq_len: int) -> float:
+    """FLOPs of one forward pass of the DiT: ``2 * N_matmul * tokens`` for the per-token weight matmuls
+    (adaLN and the time MLP act once per sequence and are left out) plus attention's two L x L matmuls,
+    ``4 * depth * L^2 * width`` per sequence."""
+    per_sequence = ("ada", "time_mlp")
     n_matmul = sum(p.numel() for name, p in backbone.named_parameters()
                    if p.dim() == 2 and not any(k in name for k in per_sequence))
-    tokens = batch * seq_len
-    attention = 12 * len(backbone.blocks) * seq_len**2 * backbone.width * batch
-    readout = 6 * ae.vocab_size * ae.latent_dim * tokens
-    return 6 * n_matmul * tokens + attention + readout
+    return 2 * n_matmul * batch * seq_len + 4 * len(backbone.blocks) * seq_len**2 * backbone.width * batch
+
+
+def readout_forward_flops(autoencoder, *, tokens: int) -> float:
+    """FLOPs of one readout matmul over ``tokens`` positions: ``2 * V * D * tokens``."""
+    return 2 * autoencoder.vocab_size * autoencoder.latent_dim * tokens
+
+
+def model_flops_per_step(module, *, batch: int, seq_len: int) -> float:
+    """Forward + backward (3x the forward) of the backbone and of the readout."""
+    forward = backbone_forward_flops(module.net["backbone"], batch=batch, seq_len=seq_len)
+    return 3 * (forward + readout_forward_flops(module.net["autoencoder"], tokens=batch * seq_len))
 
 
 class StepClock(Callback):

@@ -14,6 +14,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from textflow.kernels import readout_topk, row_slices, selected_logits
+from textflow.kernels.readout_chunks import Head
+
 
 @dataclass
 class BoundaryGeometry:
@@ -24,15 +27,36 @@ class BoundaryGeometry:
     geometric_margin: Tensor  # (B, L) m / |grad m|
 
 
-def boundary_geometry(readout: Callable[[Tensor], Tensor], x: Tensor) -> BoundaryGeometry:
-    """Margins and boundary normals of ``readout`` at latents ``x`` (B, L, D)."""
-    with torch.enable_grad():
-        xg = x.detach().clone().requires_grad_(True)
-        logits = readout(xg).float()
-        top2 = logits.topk(2, dim=-1)
-        margin = top2.values[..., 0] - top2.values[..., 1]
-        (grad,) = torch.autograd.grad(margin.sum(), xg)  # positions are independent in a per-token readout
+def boundary_geometry(readout: Callable[[Tensor], Tensor], x: Tensor, *, head: Head | None = None) -> BoundaryGeometry:
+    """Margins and boundary normals of ``readout`` at latents ``x`` (B, L, D), a few sequences per
+    readout call (:func:`textflow.kernels.row_slices`: no (B, L, V) logits tensor). With the readout's
+    linear ``head`` (:func:`textflow.kernels.selected_logits`), the gradient flows through the two
+    selected logits only instead of all V."""
+    if head is not None:
+        index = readout_topk(readout, x, 2, head=head)
+        with torch.enable_grad():
+            xg = x.detach().clone().requires_grad_(True)
+            picked = selected_logits(head, xg, index)
+            if picked is not None:
+                margin = picked[..., 0] - picked[..., 1]
+                (grad,) = torch.autograd.grad(margin.sum(), xg)
+                return _geometry(index[..., 0], index[..., 1], margin.detach(), grad)
+    tokens, runner_up, margins, grads = [], [], [], []
+    for rows in row_slices(readout, x):
+        with torch.enable_grad():
+            xg = x[rows].detach().clone().requires_grad_(True)
+            top2 = readout(xg).float().topk(2, dim=-1)
+            margin = top2.values[..., 0] - top2.values[..., 1]
+            # the margin of one position depends on the latents of its own sequence only
+            (grad,) = torch.autograd.grad(margin.sum(), xg)
+        tokens.append(top2.indices[..., 0])
+        runner_up.append(top2.indices[..., 1])
+        margins.append(margin.detach())
+        grads.append(grad)
+    return _geometry(torch.cat(tokens), torch.cat(runner_up), torch.cat(margins), torch.cat(grads))
+
+
+def _geometry(tokens: Tensor, runner_up: Tensor, margin: Tensor, grad: Tensor) -> BoundaryGeometry:
     norm = grad.norm(dim=-1).clamp_min(1e-12)
-    return BoundaryGeometry(tokens=top2.indices[..., 0], runner_up=top2.indices[..., 1],
-                            logit_margin=margin.detach(), normal=-(grad / norm.unsqueeze(-1)).detach(),
-                            geometric_margin=(margin / norm).detach())
+    return BoundaryGeometry(tokens=tokens, runner_up=runner_up, logit_margin=margin,
+                            normal=-(grad / norm.unsqueeze(-1)), geometric_margin=margin / norm)

@@ -22,7 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from textflow.diagnostics.boundary import boundary_geometry
+from textflow.diagnostics.boundary import BoundaryGeometry, boundary_geometry
+from textflow.errors import check_choice
+from textflow.kernels import readout_token_stats
+from textflow.kernels.readout_chunks import Head
 
 F_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # the perturbation scales the readout diagnostics report
 
@@ -43,50 +46,75 @@ class DabiCurve:
         return self.ratio[min(range(len(self.f)), key=lambda i: abs(self.f[i] - f))]
 
 
-def response(readout: Callable[[Tensor], Tensor], x: Tensor, tokens: Tensor, kind: str,
-             base_ce: Tensor | None = None) -> Tensor:
-    """Mean response over positions: CE increase of ``tokens`` or flip rate."""
-    logits = readout(x).float()
-    if kind == "flip":
-        return (logits.argmax(-1) != tokens).float().mean()
-    ce = F.cross_entropy(logits.flatten(0, 1), tokens.flatten(), reduction="none")
-    return (ce - base_ce).mean()
+RESPONSES = ("flip", "ce")
+DIRECTIONS = ("residual", "boundary")
+
+
+def _responses(readout: Callable[[Tensor], Tensor], x: Tensor, tokens: Tensor, base_ce: Tensor,
+               head: Head | None) -> dict[str, float]:
+    """Both responses at once, from one (chunked) readout of ``x``: flip rate and mean CE increase."""
+    decoded, ce = readout_token_stats(readout, x, tokens, head=head)
+    return {"flip": float((decoded != tokens).float().mean()), "ce": float((ce - base_ce).mean())}
 
 
 @torch.no_grad()
-def dabi_curve(readout: Callable[[Tensor], Tensor], x: Tensor, r: Tensor, *, direction: str = "residual",
-               response_kind: str = "flip", f_grid: Sequence[float] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
-               isotropic_draws: int = 8, generator: torch.Generator | None = None) -> DabiCurve:
-    """DABI over ``f_grid`` for clean latents ``x`` (B, L, D) and residual ``r`` (same shape).
+def dabi_curves(readout: Callable[[Tensor], Tensor], x: Tensor, r: Tensor, *,
+                directions: Sequence[str] = DIRECTIONS, responses: Sequence[str] = RESPONSES,
+                f_grid: Sequence[float] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0), isotropic_draws: int = 8,
+                generator: torch.Generator | None = None,
+                geometry: BoundaryGeometry | None = None, head: Head | None = None) -> dict[str, DabiCurve]:
+    """DABI over ``f_grid`` for clean latents ``x`` (B, L, D) and residual ``r`` (same shape), one curve
+    per ``"direction/response"``.
 
-    ``direction="boundary"`` replaces ``r`` by the boundary normal scaled to ``|r|`` per position.
+    ``direction="boundary"`` replaces ``r`` by the boundary normal scaled to ``|r|`` per position. Every
+    readout call serves both responses, and the isotropic directions (norm-matched to ``|r|``, which both
+    directions share) are scored once for all curves: ``len(f_grid) x (isotropic_draws + len(directions))``
+    readout calls in all. ``geometry`` (:func:`boundary_geometry` at ``x``) is reused when given; ``head``
+    (the readout's linear head, :func:`textflow.kernels.readout_chunks`) makes each call one chunked matmul.
     """
-    geo = boundary_geometry(readout, x)
+    for d in directions:
+        check_choice("direction", d, DIRECTIONS)
+    for kind in responses:
+        check_choice("response_kind", kind, RESPONSES)
+    geo = boundary_geometry(readout, x, head=head) if geometry is None else geometry
     tokens = geo.tokens
     r_norm = r.norm(dim=-1, keepdim=True)
     cos2 = ((F.normalize(r, dim=-1) * geo.normal).sum(-1) ** 2).mean().item()
-    if direction == "boundary":
-        r = geo.normal * r_norm
-    elif direction != "residual":
-        raise ValueError(f"direction={direction!r} is not valid; choose one of: residual, boundary")
-    base_ce = F.cross_entropy(readout(x).float().flatten(0, 1), tokens.flatten(), reduction="none")
+    along = {"residual": r, "boundary": geo.normal * r_norm}
+    base_ce = readout_token_stats(readout, x, tokens, head=head)[1]
     units = [F.normalize(torch.randn(x.shape, generator=generator).to(x), dim=-1) for _ in range(isotropic_draws)]
     n_trials = tokens.numel() * isotropic_draws
-    structured, isotropic, ratio, bound = [], [], [], []
+    rows = {f"{d}/{kind}": ([], [], [], []) for d in directions for kind in responses}
     for f in f_grid:
-        s = float(response(readout, x + f * r, tokens, response_kind, base_ce))
-        iso = sum(float(response(readout, x + f * r_norm * u, tokens, response_kind, base_ce)) for u in units)
-        iso /= isotropic_draws
-        structured.append(s)
-        isotropic.append(iso)
-        # flip: no isotropic flip at all -> a lower bound with one flip in all trials as denominator;
-        # CE: an isotropic mean change <= 0 leaves the ratio undefined (nan), never a bound
-        bounded = response_kind == "flip" and iso <= 0 < s
-        bound.append(bounded)
-        ratio.append(s / iso if iso > 0 else (s * n_trials if bounded else float("nan")))
-    return DabiCurve(f=list(f_grid), structured=structured, isotropic=isotropic, ratio=ratio, lower_bound=bound,
-                     response=response_kind, alignment_cos2=cos2, isotropic_cos2=1.0 / x.shape[-1],
-                     extras={"direction": direction})
+        iso = dict.fromkeys(responses, 0.0)
+        for u in units:
+            got = _responses(readout, x + f * r_norm * u, tokens, base_ce, head)
+            for kind in responses:
+                iso[kind] += got[kind]
+        for d in directions:
+            got = _responses(readout, x + f * along[d], tokens, base_ce, head)
+            for kind in responses:
+                s, i = got[kind], iso[kind] / isotropic_draws
+                # flip: no isotropic flip at all -> a lower bound with one flip in all trials as denominator;
+                # CE: an isotropic mean change <= 0 leaves the ratio undefined (nan), never a bound
+                bounded = kind == "flip" and i <= 0 < s
+                structured, isotropic, ratio, bound = rows[f"{d}/{kind}"]
+                structured.append(s)
+                isotropic.append(i)
+                bound.append(bounded)
+                ratio.append(s / i if i > 0 else (s * n_trials if bounded else float("nan")))
+    return {name: DabiCurve(f=list(f_grid), structured=st, isotropic=iso_, ratio=ra, lower_bound=lb,
+                            response=name.split("/")[1], alignment_cos2=cos2, isotropic_cos2=1.0 / x.shape[-1],
+                            extras={"direction": name.split("/")[0]})
+            for name, (st, iso_, ra, lb) in rows.items()}
+
+
+def dabi_curve(readout: Callable[[Tensor], Tensor], x: Tensor, r: Tensor, *, direction: str = "residual",
+               response_kind: str = "flip", f_grid: Sequence[float] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
+               isotropic_draws: int = 8, generator: torch.Generator | None = None) -> DabiCurve:
+    """One curve of :func:`dabi_curves`."""
+    return dabi_curves(readout, x, r, directions=(direction,), responses=(response_kind,), f_grid=f_grid,
+                       isotropic_draws=isotropic_draws, generator=generator)[f"{direction}/{response_kind}"]
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ import statistics
 import torch
 from torch import Tensor
 
+from textflow.kernels import readout_argmax
 from textflow.time.grids import UniformTime
 
 
@@ -30,26 +31,35 @@ def terminal_residual(denoiser, x: Tensor, t: float, *, generator: torch.Generat
 
 
 @torch.no_grad()
-def oracle_flip_rate(denoiser, x: Tensor, t: float, *, generator: torch.Generator | None = None) -> float:
-    """Fraction of tokens whose decode after one network call at ``t`` differs from the clean decode."""
-    clean = denoiser.readout(x).argmax(-1)
+def oracle_flip_rate(denoiser, x: Tensor, t: float, *, generator: torch.Generator | None = None,
+                     clean: Tensor | None = None) -> float:
+    """Fraction of tokens whose decode after one network call at ``t`` differs from the clean decode
+    (``clean``: the decoded tokens of ``x``, when the caller has them)."""
+    clean = readout_argmax(denoiser.readout, x, head=_head(denoiser)) if clean is None else clean
     x_hat = x + terminal_residual(denoiser, x, t, generator=generator)
-    return float((denoiser.readout(x_hat).argmax(-1) != clean).float().mean())
+    return float((readout_argmax(denoiser.readout, x_hat, head=_head(denoiser)) != clean).float().mean())
 
 
 @torch.no_grad()
-def flip_curve(denoiser, x: Tensor, steps: int, *, time=None, generator: torch.Generator | None = None) -> list[dict]:
+def flip_curve(denoiser, x: Tensor, steps: int, *, time=None, generator: torch.Generator | None = None,
+               clean: Tensor | None = None) -> list[dict]:
     """Oracle roll-in flip rate at every network call of a K-step sampler (docs/diagnostics.md): for each
     grid time ``t_i`` with ``0 < t_i < 1``, noise ``x`` exactly to ``z_{t_i}``, call the network once
     and compare the decode with the clean decode. Rows: ``t``, ``s`` = s(t), ``flip``."""
     grid = (time or UniformTime()).grid(steps)
+    clean = readout_argmax(denoiser.readout, x, head=_head(denoiser)) if clean is None else clean
     rows = []
     for t in grid[:-1].tolist():
         if t <= 0.0:
             continue  # pure noise: s(t) is infinite and the decode carries no information about x
         s = float(denoiser.path.noise_to_signal(torch.tensor(t)))
-        rows.append({"t": t, "s": s, "flip": oracle_flip_rate(denoiser, x, t, generator=generator)})
+        rows.append({"t": t, "s": s, "flip": oracle_flip_rate(denoiser, x, t, generator=generator, clean=clean)})
     return rows
+
+
+def _head(denoiser):
+    """The denoiser's linear readout head when it has one (:func:`textflow.kernels.readout_chunks`)."""
+    return getattr(denoiser, "readout_head", None)
 
 
 def curve_spread(curves: dict[int, list[dict]]) -> dict:

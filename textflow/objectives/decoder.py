@@ -11,17 +11,15 @@ token: a decoder step trains the autoencoder, a flow step the backbone.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
 def decoder_loss(autoencoder, ids: Tensor, *, time, noise_scale: float,
                  latents: Tensor | None = None) -> Tensor:
-    """Mean cross-entropy of ``autoencoder.decode`` on the noised latents of ``ids`` (B, L); ``time``
+    """Mean cross-entropy of the autoencoder's readout on the noised latents of ``ids`` (B, L); ``time``
     samples the per-token mixing weights (a :class:`textflow.time.LogitNormalTime`); ``latents`` are
     ``autoencoder.encode(ids)`` when the caller has them already (with their gradient)."""
     x = autoencoder.encode(ids) if latents is None else latents
     lam = time.sample(ids.numel(), device=ids.device).view(*ids.shape, 1).to(x.dtype)
     z = lam * x + (1 - lam) * noise_scale * torch.randn_like(x)
-    logits = autoencoder.decode(z)
-    return F.cross_entropy(logits.float().flatten(0, 1), ids.flatten())
+    return autoencoder.readout_cross_entropy(z, ids)[0]

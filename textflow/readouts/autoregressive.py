@@ -99,8 +99,8 @@ class AutoregressiveReadout(TextReadout):
                                          ablation={name: self.commit_ablation(autoencoder, latents, data)
                                                    for name, latents in inputs.items()})
 
-    def monitor(self, denoiser, data, *, steps=STEPS, seed=0, flip=True, dabi=True,
-                ablation=True) -> Optional[AutoregressiveDiagnostics]:
+    def monitor(self, denoiser, data, *, steps=STEPS, seed=0, flip=True, dabi=True, ablation=True,
+                dabi_f=(), dabi_draws=0) -> Optional[AutoregressiveDiagnostics]:
         """The commit ablation at ``steps[0]`` only (each decode is L network calls); None without ``ablation``."""
         if not ablation:
             return None

@@ -37,6 +37,10 @@ if TYPE_CHECKING:  # annotations only: the sampling package imports the autoenco
     from textflow.sampling.setup import SamplingRun
 
 STEPS = (4, 8, 16)  # the default K of the diagnostics (the training callback's and the report's)
+# The training callback's lighter DABI (docs/diagnostics.md, "Where they run"): 3 perturbation scales and
+# 4 isotropic draws per scale, against the full grid (F_GRID, 8 draws) of the diagnostics command.
+MONITOR_DABI_F = (0.5, 1.0, 2.0)
+MONITOR_DABI_DRAWS = 4
 
 
 class DiagnosticsResult(ABC):
@@ -91,9 +95,11 @@ class ReadoutKind(ABC):
 
     @abstractmethod
     def monitor(self, denoiser, data: Tensor, *, steps: Sequence[int] = STEPS, seed: int = 0, flip: bool = True,
-                dabi: bool = True, ablation: bool = True) -> Optional[DiagnosticsResult]:
+                dabi: bool = True, ablation: bool = True, dabi_f: Sequence[float] = MONITOR_DABI_F,
+                dabi_draws: int = MONITOR_DABI_DRAWS) -> Optional[DiagnosticsResult]:
         """What the training callback measures on held-out ``data``; ``flip``, ``dabi`` and ``ablation``
-        switch parts off (the callback's options). ``None`` when nothing is left to measure."""
+        switch parts off (the callback's options); DABI runs on the scales ``dabi_f`` with ``dabi_draws``
+        isotropic directions per scale. ``None`` when nothing is left to measure."""
 
     @abstractmethod
     def heldout(self, loaded, *, blocks: int) -> Tensor:

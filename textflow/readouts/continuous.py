@@ -19,7 +19,7 @@ from torch import Tensor
 from textflow.diagnostics.dabi import F_GRID, mse_dabi_curve
 from textflow.diagnostics.rollin import terminal_residual, terminal_time
 from textflow.noise import stream_generator
-from textflow.readouts.base import STEPS, DiagnosticsResult, ReadoutKind
+from textflow.readouts.base import MONITOR_DABI_DRAWS, MONITOR_DABI_F, STEPS, DiagnosticsResult, ReadoutKind
 
 
 @dataclass
@@ -44,7 +44,7 @@ class ContinuousDiagnostics(DiagnosticsResult):
     def scalars(self) -> dict[str, float]:
         """``diag/clean_recon_mse`` and ``diag/dabi_residual_mse_K<k>_f1``."""
         return {"diag/clean_recon_mse": self.clean_recon_mse,
-                **{f"diag/dabi_residual_mse_K{k}_f1": c["ratio"][F_GRID.index(1.0)] for k, c in self.dabi_by_K.items()}}
+                **{f"diag/dabi_residual_mse_K{k}_f1": c["ratio"][_nearest(c["f"], 1.0)] for k, c in self.dabi_by_K.items()}}
 
     def figures(self, out_dir: Path, *, prefix: str = "", loggers=(), step: int = 0) -> list[Path]:
         """``dabi_vs_f.png`` at ``dabi_K``."""
@@ -53,15 +53,20 @@ class ContinuousDiagnostics(DiagnosticsResult):
         return [plot_dabi(self.dabi, self.dabi_K, out_dir / f"{prefix}dabi_vs_f.png", loggers=loggers, step=step)]
 
     def markdown(self) -> str:
+        grid = next(iter(self.dabi_by_K.values()))["f"]
         lines = [f"# Diagnostics of `{self.checkpoint}` (continuous decoder)", "",
                  f"{self.blocks} held-out examples, {self.seq_len} latent positions of d = {self.latent_dim}; "
                  f"clean reconstruction MSE {self.clean_recon_mse:.5f}.", "",
                  "DABI with the MSE response at each K's terminal residual (structured / norm-matched isotropic):", "",
-                 "| K | residual RMS | " + " | ".join(f"f={f}" for f in F_GRID) + " |",
-                 "|---|---|" + "---|" * len(F_GRID)]
+                 "| K | residual RMS | " + " | ".join(f"f={f}" for f in grid) + " |",
+                 "|---|---|" + "---|" * len(grid)]
         for k, c in self.dabi_by_K.items():
             lines.append(f"| {k} | {c['residual_rms']:.4f} | " + " | ".join(f"{v:.3g}" for v in c["ratio"]) + " |")
         return "\n".join(lines) + "\n"
+
+
+def _nearest(grid: list[float], f: float) -> int:
+    return min(range(len(grid)), key=lambda i: abs(grid[i] - f))
 
 
 class ContinuousReadout(ReadoutKind):
@@ -81,7 +86,7 @@ class ContinuousReadout(ReadoutKind):
 
     @torch.no_grad()
     def diagnose(self, denoiser, data, *, steps: Sequence[int] = STEPS, seed: int = 0,
-                 f_grid=F_GRID) -> ContinuousDiagnostics:
+                 f_grid=F_GRID, isotropic_draws: int = 8) -> ContinuousDiagnostics:
         """DABI with the MSE response at each K's terminal residual (the paper expects ≈ 1 here)."""
         x = denoiser.embed(data)
         by_k = {}
@@ -89,17 +94,19 @@ class ContinuousReadout(ReadoutKind):
         for k in steps:
             noise = stream_generator(seed, "diagnostics/terminal")
             r = terminal_residual(denoiser, x, terminal_time(k), generator=noise)
-            c = mse_dabi_curve(denoiser.readout, x, r, f_grid=f_grid,
+            c = mse_dabi_curve(denoiser.readout, x, r, f_grid=f_grid, isotropic_draws=isotropic_draws,
                                generator=stream_generator(seed, "diagnostics/isotropic"))
             by_k[str(k)] = {"f": c.f, "ratio": c.ratio, "structured": c.structured, "isotropic": c.isotropic,
                             "lower_bound": c.lower_bound, "residual_rms": float(r.pow(2).mean().sqrt())}
         return ContinuousDiagnostics(blocks=len(data), seq_len=x.shape[1], latent_dim=x.shape[-1],
                                      clean_recon_mse=clean_mse, dabi_by_K=by_k, dabi_K=steps[0])
 
-    def monitor(self, denoiser, data, *, steps=STEPS, seed=0, flip=True, dabi=True,
-                ablation=True) -> Optional[ContinuousDiagnostics]:
-        """The same as :meth:`diagnose`; None without ``dabi`` (its only diagnostic)."""
-        return self.diagnose(denoiser, data, steps=steps, seed=seed) if dabi else None
+    def monitor(self, denoiser, data, *, steps=STEPS, seed=0, flip=True, dabi=True, ablation=True,
+                dabi_f=MONITOR_DABI_F, dabi_draws=MONITOR_DABI_DRAWS) -> Optional[ContinuousDiagnostics]:
+        """:meth:`diagnose` on the scales ``dabi_f``; None without ``dabi`` (its only diagnostic)."""
+        if not dabi:
+            return None
+        return self.diagnose(denoiser, data, steps=steps, seed=seed, f_grid=tuple(dabi_f), isotropic_draws=dabi_draws)
 
     def report_samples(self, run, generation, recorder=None):
         """Image metrics against held-out images (and training images as the reference row), a PNG grid."""

@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from textflow.diagnostics.boundary import boundary_geometry
-from textflow.diagnostics.dabi import F_GRID, dabi_curve
+from textflow.diagnostics.dabi import F_GRID, dabi_curves
 from textflow.diagnostics.rollin import curve_spread, flip_curve, oracle_flip_rate, terminal_residual, terminal_time
-from textflow.diagnostics.rowspace import row_space_fraction
+from textflow.diagnostics.rowspace import visible_basis, visible_fraction
 from textflow.diagnostics.tube import tube_law
+from textflow.kernels import readout_token_stats
 from textflow.noise import stream_generator
-from textflow.readouts.base import STEPS, DiagnosticsResult
+from textflow.readouts.base import MONITOR_DABI_DRAWS, MONITOR_DABI_F, STEPS, DiagnosticsResult
 from textflow.readouts.text import TextReadout
 
 
@@ -125,13 +125,17 @@ class ParallelDiagnostics(DiagnosticsResult):
                       f"(alignment cos²(r, n) = {self.alignment_cos2:.4f} vs isotropic {self.isotropic_cos2:.4f}; "
                       f"row-space fraction {self.row_space['residual']:.4f} vs isotropic "
                       f"{self.row_space['isotropic']:.4f}):", "",
-                      "| direction / response | " + " | ".join(f"f={f}" for f in F_GRID) + " |",
-                      "|---|" + "---|" * len(F_GRID)]
+                      "| direction / response | " + " | ".join(f"f={f}" for f in self._dabi_grid()) + " |",
+                      "|---|" + "---|" * len(self._dabi_grid())]
             for name, c in self.dabi.items():
                 cells = ["n/a" if v != v else ("≥ " if lb else "") + f"{v:.3g}"
                          for v, lb in zip(c["ratio"], c["lower_bound"])]
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
+
+
+    def _dabi_grid(self) -> list[float]:
+        return next(iter(self.dabi.values()))["f"]
 
 
 def _ratio(a: float, b: float) -> str:
@@ -140,44 +144,47 @@ def _ratio(a: float, b: float) -> str:
 
 @torch.no_grad()
 def measure(den, ids: torch.Tensor, *, steps: Sequence[int] = STEPS, seed: int = 0, flip: bool = True,
-            dabi: bool = True, f_grid=F_GRID, curves: bool = False) -> ParallelDiagnostics:
+            dabi: bool = True, f_grid=F_GRID, isotropic_draws: int = 8, curves: bool = False) -> ParallelDiagnostics:
     """All diagnostics of denoiser ``den`` on held-out token blocks ``ids`` (B, L); with ``curves``, also
     the oracle flip rate at every step of each K's grid and the curves' spread."""
     x = den.embed(ids)
-    logits = den.readout(x).float()
-    law = tube_law(boundary_geometry(den.readout, x).geometric_margin)
+    head = getattr(den, "readout_head", None)
+    decoded, ce = readout_token_stats(den.readout, x, ids, head=head)
+    geometry = boundary_geometry(den.readout, x, head=head)
+    law = tube_law(geometry.geometric_margin)
     out = ParallelDiagnostics(blocks=len(ids), seq_len=ids.shape[1], latent_dim=x.shape[-1],
-                              clean_readout_acc=float((logits.argmax(-1) == ids).float().mean()),
-                              clean_readout_ce=float(F.cross_entropy(logits.flatten(0, 1), ids.flatten())),
+                              clean_readout_acc=float((decoded == ids).float().mean()),
+                              clean_readout_ce=float(ce.mean()),
                               tube={"density_at_zero": law.density_at_zero, "median_margin": law.median_margin})
     if flip:
         out.flip = []
         for k in steps:
             t = terminal_time(k)
             s = float(den.path.noise_to_signal(torch.tensor(t)))
-            observed = oracle_flip_rate(den, x, t, generator=stream_generator(seed, "diagnostics/terminal"))
+            observed = oracle_flip_rate(den, x, t, generator=stream_generator(seed, "diagnostics/terminal"),
+                                        clean=geometry.tokens)
             out.flip.append({"K": k, "t": t, "s": s, "observed_flip": observed, "predicted_flip": law.predicted_flip(s),
                              "predicted_flip_tail": law.predicted_flip_tail(s)})
     if curves:
         # independent noise per K: on a uniform grid the K = 4 times are among the K = 16 times, and
         # with shared noise the curves would coincide exactly there by construction
-        out.flip_curves = {str(k): flip_curve(den, x, k, generator=stream_generator(seed, "diagnostics/curve", k))
-                           for k in steps}
+        out.flip_curves = {str(k): flip_curve(den, x, k, generator=stream_generator(seed, "diagnostics/curve", k),
+                                              clean=geometry.tokens) for k in steps}
         out.flip_curve_spread = curve_spread({int(k): rows for k, rows in out.flip_curves.items()})
     if dabi:
         k0 = steps[0]
         r = terminal_residual(den, x, terminal_time(k0), generator=stream_generator(seed, "diagnostics/terminal"))
-        out.dabi, out.dabi_K = {}, k0
-        for direction in ("residual", "boundary"):
-            for kind in ("flip", "ce"):
-                c = dabi_curve(den.readout, x, r, direction=direction, response_kind=kind, f_grid=f_grid,
-                               generator=stream_generator(seed, "diagnostics/isotropic"))
-                out.dabi[f"{direction}/{kind}"] = {"f": c.f, "ratio": c.ratio, "structured": c.structured,
-                                                   "isotropic": c.isotropic, "lower_bound": c.lower_bound}
-                out.alignment_cos2, out.isotropic_cos2 = c.alignment_cos2, c.isotropic_cos2
+        curves = dabi_curves(den.readout, x, r, f_grid=f_grid, isotropic_draws=isotropic_draws, geometry=geometry,
+                             head=head,
+                             generator=stream_generator(seed, "diagnostics/isotropic"))
+        out.dabi_K = k0
+        out.dabi = {name: {"f": c.f, "ratio": c.ratio, "structured": c.structured, "isotropic": c.isotropic,
+                           "lower_bound": c.lower_bound} for name, c in curves.items()}
+        first = next(iter(curves.values()))
+        out.alignment_cos2, out.isotropic_cos2 = first.alignment_cos2, first.isotropic_cos2
         iso = torch.randn(x.shape, generator=stream_generator(seed, "diagnostics/row_space")).to(x)
-        out.row_space = {"residual": row_space_fraction(den.readout, x, r),
-                         "isotropic": row_space_fraction(den.readout, x, iso)}
+        basis = visible_basis(den.readout, x, head=head)
+        out.row_space = {"residual": visible_fraction(basis, r), "isotropic": visible_fraction(basis, iso)}
     return out
 
 
@@ -190,7 +197,8 @@ class ParallelReadout(TextReadout):
         """Everything, with the flip-rate curves over every step of each K."""
         return measure(denoiser, data, steps=steps, seed=seed, curves=True)
 
-    def monitor(self, denoiser, data, *, steps=STEPS, seed=0, flip=True, dabi=True,
-                ablation=True) -> ParallelDiagnostics:
-        """Clean readout and tube law, plus the flip rates (``flip``) and DABI (``dabi``)."""
-        return measure(denoiser, data, steps=steps, seed=seed, flip=flip, dabi=dabi)
+    def monitor(self, denoiser, data, *, steps=STEPS, seed=0, flip=True, dabi=True, ablation=True,
+                dabi_f=MONITOR_DABI_F, dabi_draws=MONITOR_DABI_DRAWS) -> ParallelDiagnostics:
+        """Clean readout and tube law, plus the flip rates (``flip``) and DABI (``dabi``, on ``dabi_f``)."""
+        return measure(denoiser, data, steps=steps, seed=seed, flip=flip, dabi=dabi, f_grid=tuple(dabi_f),
+                       isotropic_draws=dabi_draws)

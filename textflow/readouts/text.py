@@ -9,6 +9,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
+from textflow.kernels import readout_argmax
 from textflow.readouts.base import ReadoutKind
 
 
@@ -18,7 +19,8 @@ class TextReadout(ReadoutKind):
     decodes_tokens = True
 
     def decode(self, denoiser, latents: Tensor) -> Tensor:
-        return denoiser.readout(latents).argmax(-1)
+        """Top-1 tokens, a chunk of logits at a time (:func:`textflow.kernels.readout_argmax`)."""
+        return readout_argmax(denoiser.readout, latents, head=getattr(denoiser, "readout_head", None))
 
     def heldout(self, loaded, *, blocks: int) -> Tensor:
         """Evenly spaced held-out blocks of the checkpoint's corpus, in its own tokenizer, (blocks, L)."""

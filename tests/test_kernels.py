@@ -1,0 +1,207 @@
+"""The large-vocabulary kernels (textflow.kernels; docs/benchmarks.md, "Large vocabularies") equal the
+plain computations they replace, chunked or not, and the autoencoders' readout losses and the parallel
+readout's diagnostics keep the values recorded before the kernels existed."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from textflow.kernels import chunk_budget, linear_cross_entropy, readout_argmax, readout_token_stats, row_slices
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "readout_diagnostics.json"
+
+
+def _problem(n=37, d=8, v=50, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(n, d, generator=g).to(dtype).requires_grad_(True)
+    w = (torch.randn(v, d, generator=g) / 2).to(dtype).requires_grad_(True)
+    b = (torch.randn(v, generator=g) / 4).to(dtype).requires_grad_(True)
+    y = torch.randint(0, v, (n,), generator=g)
+    return f, w, b, y
+
+
+@pytest.mark.parametrize("budget", [1, 60, 400, 1 << 21])  # one row per chunk .. everything in one chunk
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_cross_entropy_equals_cross_entropy_of_the_logits(budget, with_bias):
+    f, w, b, y = _problem()
+    bias = b if with_bias else None
+    want = F.cross_entropy(F.linear(f, w, bias).float(), y)
+    want_grads = torch.autograd.grad(want * 3.0, [f, w] + ([b] if with_bias else []))
+    with chunk_budget(budget):
+        got, acc = linear_cross_entropy(f, w, bias, y)
+    got_grads = torch.autograd.grad(got * 3.0, [f, w] + ([b] if with_bias else []))
+    assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-6)
+    for g_got, g_want in zip(got_grads, want_grads):
+        torch.testing.assert_close(g_got, g_want, rtol=1e-5, atol=1e-6)
+    assert float(acc) == pytest.approx(float((F.linear(f, w, bias).argmax(-1) == y).float().mean()))
+    assert not acc.requires_grad
+
+
+def test_linear_cross_entropy_takes_any_leading_shape_and_bf16():
+    f, w, b, y = _problem(n=24, dtype=torch.bfloat16)
+    got, _ = linear_cross_entropy(f.view(4, 6, -1), w, b, y.view(4, 6))
+    want = F.cross_entropy(F.linear(f.float(), w.float(), b.float()), y)
+    assert float(got.detach()) == pytest.approx(float(want), rel=1e-5)
+    got.backward()
+    assert f.grad.dtype == torch.bfloat16 and w.grad.dtype == torch.bfloat16
+
+
+def test_linear_cross_entropy_under_no_grad_keeps_no_gradient_and_rejects_bad_shapes():
+    f, w, b, y = _problem()
+    with torch.no_grad():
+        loss, _ = linear_cross_entropy(f, w, b, y)
+    assert not loss.requires_grad
+    with pytest.raises(ValueError, match="37 feature rows but 36 targets"):
+        linear_cross_entropy(f, w, b, y[:-1])
+    with pytest.raises(ValueError, match="no positions"):
+        linear_cross_entropy(f[:0], w, b, y[:0])
+
+
+def test_chunk_budget_rejects_a_non_positive_budget():
+    from textflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="chunk_elements"):
+        with chunk_budget(0):
+            pass
+
+
+def test_readout_chunks_equal_one_call_for_a_readout_that_mixes_positions():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(7, 5, 4, generator=g)
+    w = torch.randn(30, 4, generator=g)
+
+    def readout(z):  # mixes positions within a sequence (like the transformer VAE's decoder)
+        return (z + z.mean(1, keepdim=True)) @ w.T
+
+    tokens = torch.randint(0, 30, (7, 5), generator=g)
+    logits = readout(x)
+    with chunk_budget(2 * 5 * 30):  # two sequences per call
+        assert [s.stop - s.start for s in row_slices(readout, x)] == [2, 2, 2, 1]
+        decoded, ce = readout_token_stats(readout, x, tokens)
+        assert torch.equal(readout_argmax(readout, x), logits.argmax(-1))
+    assert torch.equal(decoded, logits.argmax(-1))
+    torch.testing.assert_close(ce, F.cross_entropy(logits.flatten(0, 1), tokens.flatten(), reduction="none")
+                               .view(7, 5))
+
+
+# ------------------------------------------------------------------ golden values (recorded before the kernels)
+def _record() -> dict:
+    """What tests/fixtures/golden/readout_diagnostics.json holds: the parallel readout's ``measure`` and
+    the readout losses' values and squared gradient norms, on test_golden's tiny seeded models."""
+    from test_golden import PATHS, SEQ_LEN, VOCAB, build_autoencoder, build_backbone
+
+    from textflow.denoiser import FlowDenoiser
+    from textflow.objectives.decoder import decoder_loss
+    from textflow.readouts.parallel import measure
+    from textflow.time import LogitNormalTime
+
+    out = {}
+    ids = torch.randint(0, VOCAB, (6, SEQ_LEN), generator=torch.Generator().manual_seed(5))
+    for kind in ("embed_tied", "embed_linear", "vae"):
+        den = FlowDenoiser(backbone=build_backbone(), path=PATHS["linear"](), autoencoder=build_autoencoder(kind))
+        out[f"measure/{kind}"] = json.loads(json.dumps(measure(den, ids, steps=(2, 4), seed=3, curves=True).as_dict()))
+        ae = build_autoencoder(kind).train()
+        losses = ae.loss(ids, generator=torch.Generator().manual_seed(7))
+        losses["loss"].backward()
+        rec = {k: float(v.detach()) for k, v in losses.items() if torch.is_tensor(v) and v.dim() == 0}
+        rec.update({f"grad/{n}": float(p.grad.double().pow(2).sum()) for n, p in ae.named_parameters()
+                    if p.grad is not None})
+        out[f"loss/{kind}"] = rec
+    for kind in ("embed_tied", "embed_linear", "vae"):
+        ae = build_autoencoder(kind).train()
+        torch.manual_seed(9)
+        loss = decoder_loss(ae, ids, time=LogitNormalTime(mean=0.8, std=0.8), noise_scale=1.0)
+        loss.backward()
+        rec = {"loss": float(loss)}
+        rec.update({f"grad/{n}": float(p.grad.double().pow(2).sum()) for n, p in ae.named_parameters()
+                    if p.grad is not None})
+        rec.update({f"recon/{k}": float(v) for k, v in ae.reconstruction_metrics(ids).items()})
+        out[f"decoder/{kind}"] = rec
+    return out
+
+
+def _mismatches(got, want, path="") -> list[str]:
+    if isinstance(want, dict):
+        if set(got) != set(want):
+            return [f"{path}: keys {sorted(got)} != {sorted(want)}"]
+        return [m for k in want for m in _mismatches(got[k], want[k], f"{path}/{k}")]
+    if isinstance(want, list):
+        if len(got) != len(want):
+            return [f"{path}: length {len(got)} != {len(want)}"]
+        return [m for i, (a, b) in enumerate(zip(got, want)) for m in _mismatches(a, b, f"{path}[{i}]")]
+    if isinstance(want, float) and not isinstance(want, bool):
+        same = (math.isnan(want) and math.isnan(got)) or abs(got - want) <= 1e-5 * max(abs(want), 1.0)
+        return [] if same else [f"{path}: {got!r} != golden {want!r}"]
+    return [] if got == want else [f"{path}: {got!r} != golden {want!r}"]
+
+
+@pytest.mark.parametrize("budget", [None, 40])  # the default budget, and a budget of less than one row
+def test_readout_losses_and_diagnostics_keep_their_golden_values(budget):
+    want = json.loads(GOLDEN.read_text())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as recorded
+    try:
+        if budget is None:
+            got = _record()
+        else:
+            with chunk_budget(budget):
+                got = _record()
+    finally:
+        torch.set_num_threads(threads)
+    assert _mismatches(got, want) == []
+
+
+def test_golden_comparison_detects_a_changed_value():
+    want = json.loads(GOLDEN.read_text())
+    got = json.loads(GOLDEN.read_text())
+    got["measure/embed_tied"]["dabi"]["boundary/ce"]["ratio"][3] *= 1.001
+    assert _mismatches(got, want) == ["/measure/embed_tied/dabi/boundary/ce/ratio[3]: "
+                                      f"{got['measure/embed_tied']['dabi']['boundary/ce']['ratio'][3]!r} != golden "
+                                      f"{want['measure/embed_tied']['dabi']['boundary/ce']['ratio'][3]!r}"]
+
+
+# ------------------------------------------------------------------ memory: no (B, L, V) logits tensor
+class _LargestTensor(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the element count of the largest tensor any aten op returns inside the block."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for leaf in torch.utils._pytree.tree_leaves(out):
+            if isinstance(leaf, torch.Tensor):
+                self.largest = max(self.largest, leaf.numel())
+        return out
+
+
+def test_readout_loss_and_diagnostics_never_hold_the_positions_by_vocabulary_logits():
+    from test_golden import PATHS, build_backbone
+
+    from textflow.autoencoders import EmbeddingAutoencoder
+    from textflow.denoiser import FlowDenoiser
+    from textflow.readouts.parallel import measure
+
+    vocab, batch, length = 3000, 4, 8
+    torch.manual_seed(0)
+    ae = EmbeddingAutoencoder(vocab_size=vocab, latent_dim=8)
+    ids = torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(0))
+    full = batch * length * vocab  # what F.cross_entropy(decode(...)) would allocate, several times
+    with chunk_budget(3 * vocab), _LargestTensor() as seen:
+        ae.loss(ids)["loss"].backward()
+    table = vocab * 8  # the V x D embedding table and its gradient: the largest tensors left
+    assert 0 < seen.largest <= max(3 * vocab, table) and table * 4 == full
+    den = FlowDenoiser(backbone=build_backbone(), path=PATHS["linear"](), autoencoder=ae.eval())
+    with chunk_budget(3 * vocab), _LargestTensor() as seen:
+        measure(den, ids, steps=(2,), f_grid=(1.0,), isotropic_draws=1)
+    assert seen.largest <= max(3 * vocab, table)
+    with _LargestTensor() as seen:  # the check is real: a plain decode holds them all
+        ae.decode(ae.encode(ids))
+    assert seen.largest == full

@@ -1,0 +1,124 @@
+"""Speed at matched quality: how much faster than its AR twin a flow sampler is at the twin's quality
+(docs/benchmarks.md, "Speed at matched quality").
+
+Quality comes from finished sampler sweeps (``python sample.py -m ...``, one of them with
+``ar_twin=TWIN``): their ``report.csv`` files hold every point's judge gen-PPL with its 95 % interval,
+the mode-collapse flag and the AR twin's reference row. For each sampler family the benchmark picks the smallest K whose gen-PPL is
+at or below the upper end of the twin's interval without mode collapse (**matched**); a family that
+never gets there is represented by its best non-collapsed point (**best**, not matched), or its best
+point when every point collapsed. Speed is then re-timed side by side, not read from the sweep: the
+picked sampler (rebuilt from the point's ``metrics.json``) on the sweep's flow checkpoint, and the twin's
+ancestral sampling, both at the same batch and length on this machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import torch
+
+from textflow.bench.runner import time_call
+from textflow.errors import ConfigError
+
+TWIN_ROW = "ar_twin text"
+
+
+def _interval(text: str) -> tuple[float, float]:
+    low, high = (float(v) for v in text.strip("[]").split(","))
+    return low, high
+
+
+def read_reports(paths: list[str | Path]) -> tuple[list[dict], dict]:
+    """(sampler rows of every report, each with its ``report_dir``; the AR twin's row) of sweep
+    ``report.csv`` files; the twin's row comes from the first report that has one, and every report that
+    has one must name the same twin."""
+    rows, twin = [], None
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise ConfigError(f"--report {str(path)!r} does not exist; pass the report.csv of a finished "
+                              "sample.py -m sweep (one of them run with ar_twin=TWIN)")
+        with path.open() as fh:
+            for row in csv.DictReader(fh):
+                if row["sampler"] == TWIN_ROW and row.get("gen_ppl_ci95"):
+                    if twin is not None and row["ckpt_path"] != twin["ckpt_path"]:
+                        raise ConfigError(f"--report {str(path)!r} names AR twin {row['ckpt_path']!r} but an "
+                                          f"earlier report names {twin['ckpt_path']!r}; compare one twin at a time")
+                    twin = twin or row
+                elif row["sampler"] and not row["sampler"].endswith(" text") and row.get("gen_ppl"):
+                    rows.append({**row, "report_dir": str(path.parent)})
+    if twin is None:
+        raise ConfigError("no --report has an AR-twin row with a gen-PPL interval; run one sweep with "
+                          "ar_twin=TWIN (python train.py experiment=ar_twin makes one)")
+    if not rows:
+        raise ConfigError("no --report has sampler rows with a judge gen-PPL")
+    return rows, twin
+
+
+def pick(rows: list[dict], twin_high: float) -> list[dict]:
+    """Per sampler family, the smallest K with gen-PPL <= ``twin_high`` and no mode collapse (matched), or
+    the family's best non-collapsed point (else its best point)."""
+    picks = []
+    for family in sorted({r["sampler"] for r in rows}):
+        points = sorted((r for r in rows if r["sampler"] == family),
+                        key=lambda r: (int(r["steps"]), float(r["gen_ppl"])))
+        healthy = [r for r in points if r.get("mode_collapse") != "True"]
+        matched = [r for r in healthy if float(r["gen_ppl"]) <= twin_high]
+        if matched:
+            choice, status = matched[0], "matched"
+        else:
+            pool = healthy or points
+            choice = min(pool, key=lambda r: float(r["gen_ppl"]))
+            status = "best" if healthy else "best (collapsed)"
+        picks.append({**choice, "status": status})
+    return picks
+
+
+def _sampler_of(row: dict):
+    from textflow.samplers import Sampler
+
+    spec = json.loads((Path(row["report_dir"]) / row["run"] / "metrics.json").read_text())["sampler"]
+    spec = dict(spec)
+    if spec.pop("time", "UniformTime") != "UniformTime":
+        raise ConfigError(f"point {row['run']!r} used a non-uniform time grid; this benchmark rebuilds uniform "
+                          "grids only")
+    return Sampler(**spec)
+
+
+def run(*, reports: list[str], batch_size: int = 32, repeats: int = 3) -> list[dict]:
+    from textflow.checkpoint import load_run
+    from textflow.noise import per_sample_generators
+    from textflow.sampling.ar_twin import load_twin
+    from textflow.sampling.generate import generate
+
+    rows, twin_row = read_reports(reports)
+    twin_low, twin_high = _interval(twin_row["gen_ppl_ci95"])
+    picks = pick(rows, twin_high)
+    runs = {path: load_run(path) for path in dict.fromkeys(p["ckpt_path"] for p in picks)}
+    loaded = runs[picks[0]["ckpt_path"]]
+    seq_len = int(loaded.info["seq_len"])
+    twin, bos_id, _ = load_twin(twin_row["ckpt_path"], flow_info=loaded.info)
+
+    def twin_once():
+        generators = per_sample_generators(0, range(batch_size))
+        return twin.sample(batch_size, seq_len, bos_id=bos_id, generators=generators)
+
+    with torch.no_grad():
+        twin_s = time_call(twin_once, warmup=1, repeats=repeats, desc="AR twin")["median_s"]
+    out = []
+    for choice in picks:
+        sampler = _sampler_of(choice)
+        den = sampler.denoiser(runs[choice["ckpt_path"]], use_ema=True)
+        flow_s = time_call(lambda: generate(den, sampler, num_samples=batch_size, seq_len=seq_len, seed=0,
+                                            batch_size=batch_size),
+                           warmup=1, repeats=repeats, desc=sampler.label)["median_s"]
+        low, high = _interval(choice["gen_ppl_ci95"])
+        out.append({"family": choice["sampler"], "K": int(choice["steps"]), "label": sampler.label,
+                    "status": choice["status"], "gen_ppl": float(choice["gen_ppl"]), "gen_ppl_low": low,
+                    "gen_ppl_high": high, "unigram_entropy": float(choice["unigram_entropy"]),
+                    "twin_gen_ppl": float(twin_row["gen_ppl"]), "twin_low": twin_low, "twin_high": twin_high,
+                    "batch": batch_size, "seq_len": seq_len,
+                    "tokens_per_s": batch_size * seq_len / flow_s,
+                    "twin_tokens_per_s": batch_size * seq_len / twin_s, "speedup": twin_s / flow_s})
+    return out

@@ -1,0 +1,27 @@
+"""How many logits one chunk may hold (docs/benchmarks.md, "Large vocabularies")."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from textflow.checks import require_int
+
+DEFAULT_CHUNK_ELEMENTS = 1 << 21  # floats per chunk of logits (8 MiB in float32): stays in a CPU's cache
+_budget = [DEFAULT_CHUNK_ELEMENTS]
+
+
+def chunk_elements() -> int:
+    """The current budget of logits per chunk."""
+    return _budget[0]
+
+
+@contextmanager
+def chunk_budget(elements: int) -> Iterator[None]:
+    """Run a block with another budget (tests force many small chunks with it)."""
+    previous = _budget[0]
+    _budget[0] = require_int("chunk_elements", elements, low=1)
+    try:
+        yield
+    finally:
+        _budget[0] = previous

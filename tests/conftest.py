@@ -45,3 +45,13 @@ def tiny_train_overrides(out_dir: Path, cache: Path) -> list[str]:
         f"dirs.output_dir={out_dir}",
         f"hydra.run.dir={out_dir}",
     ]
+
+
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.slow`` tests run only with TEXTFLOW_SLOW=1 (pyproject.toml's marker)."""
+    if os.environ.get("TEXTFLOW_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set TEXTFLOW_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -144,3 +144,23 @@ def test_matched_benchmark_picks_the_smallest_matching_k_or_the_best_healthy_poi
     other = _report(tmp_path / "c.csv", [point("sde", 4, 640), {**twin, "ckpt_path": "other.ckpt"}])
     with pytest.raises(ConfigError, match="compare one twin at a time"):
         read_reports([first, other])
+
+
+def test_ddp_benchmark_needs_the_one_process_baseline():
+    from textflow.bench.ddp import run
+    from textflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--devices 2,4 has no 1"):
+        run(devices=[2, 4])
+
+
+@pytest.mark.slow
+def test_ddp_benchmark_runs_one_and_two_gloo_processes(tmp_path, cache_dir):
+    from conftest import ROOT
+
+    bench_main(["ddp", "--devices", "1,2", "--preset", "dit_tiny", "--steps", "4", "--batch", "4", "--seq-len", "16",
+                "--out", str(tmp_path), "--cache-dir", str(cache_dir), "--override", "data=fixture",
+                "--override", f"dirs.root_dir={ROOT}"])
+    rows = json.loads(next(tmp_path.glob("ddp-*.json")).read_text())["rows"]
+    assert [r["devices"] for r in rows] == [1, 2] and rows[0]["efficiency"] == 1.0
+    assert rows[1]["tokens_per_s"] > 0 and rows[1]["efficiency"] > 0

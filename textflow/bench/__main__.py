@@ -3,7 +3,7 @@
 Benchmarks: ``judge`` (judge-LM scoring cost), ``sampling`` (sampler tokens/s vs K on a checkpoint) and
 ``diagnostics`` (the training diagnostics callback's share of training time) and ``vocab`` (training step
 and diagnostics across vocabulary sizes, 4 k to 128 k) and ``matched`` (tokens/s of each sampler family at
-its AR twin's quality, from a sweep's report) and ``train`` (training
+its AR twin's quality, from a sweep's report) and ``ddp`` (data-parallel training scaling) and ``train`` (training
 tokens/s and model-FLOPs utilisation against a measured matmul peak) and ``peer`` (the Euler ODE against
 torchdiffeq on the same work) and ``scaling`` (few-step flow vs a KV-cached AR model over length and K).
 
@@ -62,6 +62,16 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     train.add_argument("--precision", default="32-true", help="Lightning precision: 32-true | bf16-mixed")
     train.add_argument("--compile", action="store_true", help="torch.compile the backbone")
+    train.add_argument("--devices", type=int, default=1, help="processes (> 1: Lightning DDP; gloo on a CPU)")
+    ddp = sub.add_parser("ddp", help="data-parallel training scaling: bench train at 1..N processes")
+    ddp.add_argument("--devices", default="1,2")
+    ddp.add_argument("--preset", default="dit_base")
+    ddp.add_argument("--steps", type=int, default=20)
+    ddp.add_argument("--batch", type=int, default=16, help="per process")
+    ddp.add_argument("--seq-len", type=int, default=64)
+    ddp.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    ddp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ddp.add_argument("--override", action="append", default=[], help="extra train.yaml override (repeatable)")
     peer = sub.add_parser("peer", help="Euler ODE vs torchdiffeq.odeint(method='euler') on the same work")
     peer.add_argument("--ckpt", required=True)
     peer.add_argument("--steps", default="4,32")
@@ -78,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     scaling.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     scaling.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
     scaling.add_argument("--compile", action="store_true", help="torch.compile the flow's backbone")
-    for p in (judge, sampling, diag, vocab, matched, train, peer, scaling):
+    for p in (judge, sampling, diag, vocab, matched, train, ddp, peer, scaling):
         p.add_argument("--out", default="outputs/bench")
         p.add_argument("--cache-dir", default=os.environ.get("TEXTFLOW_CACHE", os.path.expanduser("~/.cache/textflow")))
     args = parser.parse_args(argv)
@@ -96,7 +106,13 @@ def main(argv: list[str] | None = None) -> None:
         conf = str(Path(__file__).resolve().parents[2] / "conf")
         rows = bench.run(preset=args.preset, steps=args.steps, batch=args.batch, seq_len=args.seq_len, conf_dir=conf,
                          cache_dir=args.cache_dir, overrides=args.override, device=args.device,
-                         precision=args.precision, compile=args.compile)
+                         precision=args.precision, compile=args.compile, devices=args.devices)
+    elif args.name == "ddp":
+        from textflow.bench import ddp as bench
+
+        rows = bench.run(devices=[int(d) for d in args.devices.split(",")], preset=args.preset, steps=args.steps,
+                         batch=args.batch, seq_len=args.seq_len, threads=args.threads, device=args.device,
+                         overrides=args.override, cache_dir=args.cache_dir)
     elif args.name == "vocab":
         from pathlib import Path
 
@@ -132,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         rows = bench.run(ckpt=args.ckpt, samplers=args.samplers.split(","),
                          steps=[int(k) for k in args.steps.split(",")], batch_size=args.batch_size,
                          repeats=args.repeats)
+    if not rows:  # a DDP worker (not the global rank): rank 0 reports
+        return
     print_table(rows)
     path = write_result(args.name, rows, args.out, settings)
     print(f"wrote {path}", file=sys.stderr)

@@ -84,7 +84,9 @@ def peak_memory_mb(device: str) -> float:
 
 def run(*, preset: str = "dit_small", steps: int = 30, batch: int = 64, seq_len: int = 64,
         conf_dir: str, cache_dir: str, overrides: list[str] = (), device: str = "cpu",
-        precision: str = "32-true", compile: bool = False) -> list[dict]:
+        precision: str = "32-true", compile: bool = False, devices: int = 1) -> list[dict]:
+    """One row on the global rank (``devices`` > 1: Lightning DDP, gloo on a CPU; ``batch`` is per
+    process and tokens/s counts every process); other ranks return no row."""
     import lightning as L
 
     from textflow.checkpoint import build_module
@@ -105,18 +107,21 @@ def run(*, preset: str = "dit_small", steps: int = 30, batch: int = 64, seq_len:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     clock = StepClock(skip=2 if steps > 4 else 0)
-    trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision,
+    trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=devices,
+                        strategy="ddp" if devices > 1 else "auto", precision=precision,
                         max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=[clock])
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     elapsed = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return []
     timed = steps - clock.skip
     per_step = (clock.step_s + clock.gap_s) / timed  # steady state: warm-up and compilation excluded
     flops = model_flops_per_step(module, batch=batch, seq_len=seq_len)
-    return [{"preset": preset, "device": device, "precision": precision, "compile": compile, "batch": batch,
-             "seq_len": seq_len, "steps": steps, "step_s": per_step, "fit_wall_s": elapsed,
-             "tokens_per_s": batch * seq_len / per_step, "model_tflop_per_step": flops / 1e12,
+    return [{"preset": preset, "device": device, "devices": devices, "precision": precision, "compile": compile,
+             "batch": batch, "seq_len": seq_len, "steps": steps, "step_s": per_step, "fit_wall_s": elapsed,
+             "tokens_per_s": devices * batch * seq_len / per_step, "model_tflop_per_step": devices * flops / 1e12,
              "peak_gflops": peak / 1e9, "mfu": flops / per_step / peak,
              "loader_share": clock.gap_s / max(clock.step_s + clock.gap_s, 1e-9),
              "peak_memory_mb": peak_memory_mb(device)}]

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from omegaconf import DictConfig
 
+from textflow.checkpoint.folder import INFO, WEIGHTS, is_model_folder, read_folder
 from textflow.checkpoint.safe_config import parse_checkpoint_config
 from textflow.errors import CheckpointError
 
@@ -72,21 +73,26 @@ def _describe(key: str, path: Any) -> str:
 
 
 def read_checkpoint(path: str | Path, *, key: str = "ckpt_path") -> dict:
-    """Load and check a checkpoint; ``key`` is the option that named it (``ckpt_path``,
-    ``teacher_ckpt``, ``autoencoder_ckpt``), used in every error message."""
+    """Load and check a checkpoint (a Lightning ``.ckpt`` read with ``weights_only=True``, or a folder
+    written by ``python -m textflow.export``: :mod:`textflow.checkpoint.folder`); ``key`` is the option
+    that named it (``ckpt_path``, ``teacher_ckpt``, ``autoencoder_ckpt``), used in every error message."""
     where = _describe(key, path)
     p = Path(str(path)).expanduser()
-    if p.is_dir():
+    if is_model_folder(p):  # python -m textflow.export: safetensors + JSON, no pickle at all
+        ckpt = read_folder(p, where=where)
+    elif p.is_dir():
         found = sorted(str(f) for f in p.rglob("*.ckpt"))[:3]
         hint = f"e.g. {found[0]}" if found else "none is inside it"
-        raise CheckpointError(f"{where} is a directory; pass a .ckpt file ({hint})")
-    if not p.is_file():
+        raise CheckpointError(f"{where} is a directory without {WEIGHTS} and {INFO}; pass a .ckpt file ({hint}) "
+                              "or a folder written by python -m textflow.export")
+    elif not p.is_file():
         raise CheckpointError(f"{where} does not exist (pass the .ckpt file train.py printed)")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for truncated, foreign or pickled-code files
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{where} is not a readable checkpoint: {reason}") from None
+    else:
+        try:
+            ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises many types for truncated, foreign or pickled-code files
+            reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{where} is not a readable checkpoint: {reason}") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("textflow"), dict) or \
             not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(f"{where} is not a textflow checkpoint (no 'textflow' run info)")

@@ -1,0 +1,106 @@
+"""The exported model folder: a checkpoint without pickle (docs/reliability.md, "Exported models").
+
+``python -m textflow.export CKPT OUT_DIR`` writes
+
+* ``model.safetensors``: every tensor of the checkpoint: the ``state_dict`` under its own names, and a
+  distilled checkpoint's students as ``students/<K>/<name>``;
+* ``textflow.json``: the plain-data run info (format, kind, config YAML, vocabulary size, block length,
+  distillation record), everything of the checkpoint's ``textflow`` entry but tensors and tokenizer;
+* ``tokenizer.json``: the tokenizer (the ``tokenizers`` library's JSON), readable by other tools;
+* ``README.md``: the model card (:mod:`textflow.export.card`).
+
+:func:`read_folder` turns such a folder back into the ``{"state_dict", "textflow"}`` dict a ``.ckpt``
+gives, so :func:`textflow.checkpoint.read_checkpoint` (and with it ``sample.py``, the diagnostics
+command and :func:`textflow.checkpoint.load_run`) accepts either, with the same checks: safetensors
+holds tensors only, and the config is checked by the same allow-list as a checkpoint's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from textflow.errors import CheckpointError
+
+WEIGHTS, INFO, TOKENIZER = "model.safetensors", "textflow.json", "tokenizer.json"
+STUDENTS = "students/"
+
+
+def is_model_folder(path: Path) -> bool:
+    return path.is_dir() and (path / WEIGHTS).is_file() and (path / INFO).is_file()
+
+
+def folder_tensors(ckpt: dict) -> dict[str, torch.Tensor]:
+    """Every tensor of a checkpoint dict under its folder name (contiguous copies: safetensors stores
+    no shared or strided memory)."""
+    out = {name: t.detach().cpu().contiguous().clone() for name, t in ckpt["state_dict"].items()}
+    for k, state in (ckpt["textflow"].get("students") or {}).items():
+        out.update({f"{STUDENTS}{k}/{name}": t.detach().cpu().contiguous().clone() for name, t in state.items()})
+    return out
+
+
+def write_folder(ckpt: dict, out_dir: Path, *, card: str) -> Path:
+    """Write the folder atomically: into a temporary sibling, renamed into place when complete. Refuses
+    an existing ``out_dir`` that is not empty (nothing is overwritten)."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise CheckpointError(f"OUT_DIR {str(out_dir)!r} exists and is not an empty folder; choose a new one")
+    info = {k: v for k, v in ckpt["textflow"].items() if k not in ("students", "tokenizer")}
+    info["students"] = sorted((ckpt["textflow"].get("students") or {}), key=int)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        save_file(folder_tensors(ckpt), str(tmp / WEIGHTS), metadata={"format": "pt", "textflow": "1"})
+        (tmp / INFO).write_text(json.dumps(info, indent=1, sort_keys=True))
+        if ckpt["textflow"].get("tokenizer") is not None:
+            (tmp / TOKENIZER).write_text(ckpt["textflow"]["tokenizer"])
+        (tmp / "README.md").write_text(card)
+        if out_dir.exists():
+            out_dir.rmdir()  # empty, checked above
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def read_folder(path: Path, *, where: str) -> dict:
+    """``{"state_dict", "textflow"}`` of an exported folder, as :func:`read_checkpoint` returns for a .ckpt."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path / WEIGHTS), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{where} holds an unreadable {WEIGHTS}: {str(err).splitlines()[0][:160]}") from None
+    try:
+        info = json.loads((path / INFO).read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{where} holds an unreadable {INFO}: {str(err).splitlines()[0][:160]}") from None
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{where}: {INFO} is not a JSON object")
+    tokenizer = path / TOKENIZER
+    info["tokenizer"] = tokenizer.read_text() if tokenizer.is_file() else None
+    ks = info.pop("students", []) or []
+    if not isinstance(ks, list) or not all(isinstance(k, str) and k.isdigit() for k in ks):
+        raise CheckpointError(f"{where}: {INFO} lists students {ks!r}; expected step counts like [\"1\", \"2\"]")
+    students = {k: {} for k in ks}
+    state = {}
+    for name, tensor in tensors.items():
+        if name.startswith(STUDENTS):
+            k, _, rest = name[len(STUDENTS):].partition("/")
+            if k not in students:
+                raise CheckpointError(f"{where}: {WEIGHTS} holds weights of student K={k} that {INFO} does not list")
+            students[k][rest] = tensor
+        else:
+            state[name] = tensor
+    if students:
+        info["students"] = students
+    return {"state_dict": state, "textflow": info}

@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from textflow.allocator import keep_freed_memory
 from textflow.cli import guarded
 from textflow.cli.preflight import preflight
 from textflow.io import atomic_write_json
@@ -30,4 +31,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     preflight(Path(__file__).resolve().parent / "conf", "sample")  # bad overrides: one line, exit 2
+    keep_freed_memory()  # glibc keeps freed tensors' pages (textflow/allocator.py)
     main()

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from textflow.callbacks.finite import FiniteGuard
 from textflow.checks import require_int
+from textflow.allocator import keep_freed_memory
 from textflow.cli import guarded, instantiate_dict
 from textflow.cli.preflight import preflight
 from textflow.io import atomic_write_json
@@ -86,4 +87,5 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     preflight(Path(__file__).resolve().parent / "conf", "train")  # bad overrides: one line, exit 2
+    keep_freed_memory()  # glibc keeps freed tensors' pages (textflow/allocator.py)
     main()

@@ -90,6 +90,23 @@ def test_readout_chunks_equal_one_call_for_a_readout_that_mixes_positions():
                                .view(7, 5))
 
 
+def test_perturbation_stats_equal_reading_every_perturbed_latent():
+    from textflow.kernels import perturbation_stats
+
+    g = torch.Generator().manual_seed(3)
+    x, w, b = torch.randn(3, 5, 8, generator=g), torch.randn(40, 8, generator=g), torch.randn(40, generator=g)
+    tokens = torch.randint(0, 40, (3, 5), generator=g)
+    deltas = [torch.randn(3, 5, 8, generator=g) for _ in range(3)]
+    with chunk_budget(2 * 40):  # two positions per chunk
+        got = perturbation_stats(x, tokens, w, b, deltas, (0.5, 2.0))
+    assert set(got) == {(i, f) for i in range(3) for f in (0.5, 2.0)}
+    for (i, f), (decoded, ce) in got.items():
+        logits = F.linear(x + f * deltas[i], w, b)
+        assert torch.equal(decoded, logits.argmax(-1))
+        torch.testing.assert_close(ce, F.cross_entropy(logits.flatten(0, 1), tokens.flatten(), reduction="none")
+                                   .view(3, 5), rtol=1e-5, atol=1e-5)
+
+
 # ------------------------------------------------------------------ golden values (recorded before the kernels)
 def _record() -> dict:
     """What tests/fixtures/golden/readout_diagnostics.json holds: the parallel readout's ``measure`` and
@@ -205,3 +222,18 @@ def test_readout_loss_and_diagnostics_never_hold_the_positions_by_vocabulary_log
     with _LargestTensor() as seen:  # the check is real: a plain decode holds them all
         ae.decode(ae.encode(ids))
     assert seen.largest == full
+
+
+def test_keep_freed_memory_sets_glibc_thresholds_once_or_says_it_could_not(monkeypatch):
+    import textflow.allocator as allocator
+
+    monkeypatch.setattr(allocator, "_done", [False])
+    monkeypatch.setenv("TEXTFLOW_MALLOC", "default")
+    assert allocator.keep_freed_memory() is False  # asked to leave the allocator alone
+    monkeypatch.delenv("TEXTFLOW_MALLOC")
+    first = allocator.keep_freed_memory()
+    import platform
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert first is True and allocator._done == [True]
+    assert allocator.keep_freed_memory() is first  # idempotent

@@ -32,10 +32,11 @@ declare -A ROWS=(
   [muon_constant_lr]="module.scheduler.min_ratio=1.0"
   [muon_lr0.05]="module.optimizer.muon_lr=0.05"
   [muon_scale0.5_noisier_t]="autoencoder.scale=0.5 module.train_time.mean=-1.0"
+  [muon_scale0.25]="autoencoder.scale=0.25"
 )
 ORDER=(base lr3e-3 ar_latent uniform_t muon noisier_t
        muon_noisier_t muon_self_cond muon_latent32 muon_latent128 muon_scale0.5 muon_scale2
-       muon_readout0.1 muon_readout3 muon_constant_lr muon_lr0.05 muon_decoder_step muon_scale0.5_noisier_t)
+       muon_readout0.1 muon_readout3 muon_constant_lr muon_lr0.05 muon_decoder_step muon_scale0.5_noisier_t muon_scale0.25)
 [ $# -gt 0 ] && ORDER=("$@")
 
 evaluate() {  # $1 row name, $2 checkpoint

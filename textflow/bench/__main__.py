@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 
+from textflow.allocator import keep_freed_memory
 from textflow.cli import guarded
 from textflow.bench.runner import print_table, write_result
 
@@ -156,4 +157,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # as train.py and sample.py do (textflow/allocator.py)
     guarded(main, None)  # a bad checkpoint or value: one line, exit status 2

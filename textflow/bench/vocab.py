@@ -3,13 +3,16 @@ vocabularies").
 
 For each vocabulary size V the same model (``backbone`` preset, the embedding autoencoder, batch x
 seq_len random token ids; no tokenizer is needed, so 128 k is as easy as 4 k) is built from the real
-configs and timed for one optimizer step and one ``ReadoutDiagnostics`` evaluation (the callback's
-defaults on ``blocks`` blocks). Two targets:
+configs and timed for one optimizer step, one ``ReadoutDiagnostics`` evaluation (the callback's
+defaults on ``blocks`` blocks), and the readout's own work at the step's shape: its cross-entropy
+forward and backward alone (``readout_s``: the chunked kernel textflow trains with), beside the plain
+``F.cross_entropy`` of the full logits (``plain_readout_s``) for reference. Two targets:
 
 * ``overhead = diagnostics / (interval x step) <= 5 %``;
-* ``step_vs_small = (step - extra readout) / step at the smallest V <= 1.5``: the step beyond the
-  readout's own extra FLOPs, ``6 (V - V_small) D tokens`` (forward + backward of the readout matmul)
-  at the matmul peak measured in the same run, against the smallest vocabulary's step.
+* ``rest_vs_small = (step - readout_s) / (step - readout_s at the smallest V) <= 1.5``: everything
+  the step does beyond the readout's own matmuls and softmax is no slower than with a small
+  vocabulary (no hidden per-vocabulary cost: the embedding table, its normalisation, the optimizer
+  and EMA over it stay small).
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from __future__ import annotations
 import torch
 from hydra import compose, initialize_config_dir
 
+import torch.nn.functional as F
+
 from textflow.bench.diagnostics import OVERHEAD_TARGET, time_monitor, time_training_step
+from textflow.bench.runner import time_call
 from textflow.bench.train import matmul_peak
 
 STEP_TARGET = 1.5
@@ -32,6 +38,20 @@ def build(*, conf_dir: str, preset: str, vocab: int, seq_len: int, batch: int, o
     return build_module(cfg, vocab_size=vocab, seq_len=seq_len)
 
 
+def time_readout(autoencoder, ids: torch.Tensor, *, repeats: int) -> tuple[float, float]:
+    """(chunked readout CE forward + backward, the same with ``F.cross_entropy`` of the full logits)."""
+    x = autoencoder.encode(ids).detach().requires_grad_(True)
+
+    def chunked():
+        autoencoder.readout_cross_entropy(x, ids)[0].backward()
+
+    def plain():
+        F.cross_entropy(autoencoder.decode(x).float().flatten(0, 1), ids.flatten()).backward()
+
+    return (time_call(chunked, warmup=1, repeats=repeats, desc="readout CE")["median_s"],
+            time_call(plain, warmup=1, repeats=repeats, desc="plain CE")["median_s"])
+
+
 def run(*, conf_dir: str, vocabs: list[int], preset: str = "dit_tiny", batch: int = 16, seq_len: int = 64,
         blocks: int = 16, interval: int = 200, repeats: int = 3, overrides=()) -> list[dict]:
     peak = matmul_peak()
@@ -43,15 +63,19 @@ def run(*, conf_dir: str, vocabs: list[int], preset: str = "dit_tiny", batch: in
         g = torch.Generator().manual_seed(0)
         step = time_training_step(module, torch.randint(0, vocab, (batch, seq_len), generator=g), repeats=repeats)
         diag = time_monitor(module, torch.randint(0, vocab, (blocks, seq_len), generator=g), repeats=repeats)
+        readout_s, plain_s = time_readout(module.net["autoencoder"], torch.randint(0, vocab, (batch, seq_len),
+                                                                                   generator=g), repeats=repeats)
         latent_dim = module.net["autoencoder"].latent_dim
         rows.append({"vocab": vocab, "preset": preset, "batch": batch, "seq_len": seq_len, "blocks": blocks,
                      "latent_dim": latent_dim, "train_step_s": step["median_s"], "diagnostics_s": diag["median_s"],
                      "overhead": diag["median_s"] / (interval * step["median_s"]),
+                     "readout_s": readout_s, "plain_readout_s": plain_s,
                      "readout_gflop_per_step": 6 * vocab * latent_dim * batch * seq_len / 1e9,
+                     "readout_gflops": 6 * vocab * latent_dim * batch * seq_len / readout_s / 1e9,
                      "peak_gflops": peak / 1e9})
     small = rows[0]
     for row in rows:
-        extra = (row["readout_gflop_per_step"] - small["readout_gflop_per_step"]) * 1e9 / peak
-        row["step_vs_small"] = (row["train_step_s"] - extra) / small["train_step_s"]
-        row["met"] = row["overhead"] <= OVERHEAD_TARGET and row["step_vs_small"] <= STEP_TARGET
+        row["rest_s"] = row["train_step_s"] - row["readout_s"]
+        row["rest_vs_small"] = row["rest_s"] / max(small["rest_s"], 1e-9)
+        row["met"] = row["overhead"] <= OVERHEAD_TARGET and row["rest_vs_small"] <= STEP_TARGET
     return rows

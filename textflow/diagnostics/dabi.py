@@ -24,7 +24,7 @@ from torch import Tensor
 
 from textflow.diagnostics.boundary import BoundaryGeometry, boundary_geometry
 from textflow.errors import check_choice
-from textflow.kernels import readout_token_stats
+from textflow.kernels import perturbation_stats, readout_token_stats
 from textflow.kernels.readout_chunks import Head
 
 F_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # the perturbation scales the readout diagnostics report
@@ -50,11 +50,21 @@ RESPONSES = ("flip", "ce")
 DIRECTIONS = ("residual", "boundary")
 
 
-def _responses(readout: Callable[[Tensor], Tensor], x: Tensor, tokens: Tensor, base_ce: Tensor,
-               head: Head | None) -> dict[str, float]:
-    """Both responses at once, from one (chunked) readout of ``x``: flip rate and mean CE increase."""
-    decoded, ce = readout_token_stats(readout, x, tokens, head=head)
+def _responses(decoded: Tensor, ce: Tensor, tokens: Tensor, base_ce: Tensor) -> dict[str, float]:
+    """Both responses of one perturbation: flip rate and mean CE increase."""
     return {"flip": float((decoded != tokens).float().mean()), "ce": float((ce - base_ce).mean())}
+
+
+def _perturbation_stats(readout, x: Tensor, tokens: Tensor, deltas: list[Tensor], f_grid: Sequence[float],
+                        head: Head | None) -> dict[tuple[int, float], tuple[Tensor, Tensor]]:
+    """``{(i, f): (decoded, CE)}`` at ``x + f * deltas[i]``: through
+    :func:`textflow.kernels.perturbation_stats` (one matmul per direction) when the readout is linear in
+    the latents (its head's features are the latents themselves), else one chunked readout call each."""
+    parts = None if head is None else head(x)
+    if parts is not None and parts[0] is x:
+        return perturbation_stats(x, tokens, parts[1], parts[2], deltas, f_grid)
+    return {(i, f): readout_token_stats(readout, x + f * delta, tokens, head=head)
+            for f in f_grid for i, delta in enumerate(deltas)}
 
 
 @torch.no_grad()
@@ -69,7 +79,8 @@ def dabi_curves(readout: Callable[[Tensor], Tensor], x: Tensor, r: Tensor, *,
     ``direction="boundary"`` replaces ``r`` by the boundary normal scaled to ``|r|`` per position. Every
     readout call serves both responses, and the isotropic directions (norm-matched to ``|r|``, which both
     directions share) are scored once for all curves: ``len(f_grid) x (isotropic_draws + len(directions))``
-    readout calls in all. ``geometry`` (:func:`boundary_geometry` at ``x``) is reused when given; ``head``
+    perturbations in all, each one chunked readout call, or for a readout linear in the latents one matmul
+    per direction for all scales (:func:`textflow.kernels.perturbation_stats`). ``geometry`` (:func:`boundary_geometry` at ``x``) is reused when given; ``head``
     (the readout's linear head, :func:`textflow.kernels.readout_chunks`) makes each call one chunked matmul.
     """
     for d in directions:
@@ -83,18 +94,17 @@ def dabi_curves(readout: Callable[[Tensor], Tensor], x: Tensor, r: Tensor, *,
     along = {"residual": r, "boundary": geo.normal * r_norm}
     base_ce = readout_token_stats(readout, x, tokens, head=head)[1]
     units = [F.normalize(torch.randn(x.shape, generator=generator).to(x), dim=-1) for _ in range(isotropic_draws)]
+    # every perturbation is x + f * delta: the isotropic draws (norm-matched), then the structured directions
+    deltas = [r_norm * u for u in units] + [along[d] for d in directions]
+    stats = _perturbation_stats(readout, x, tokens, deltas, f_grid, head)
     n_trials = tokens.numel() * isotropic_draws
     rows = {f"{d}/{kind}": ([], [], [], []) for d in directions for kind in responses}
     for f in f_grid:
-        iso = dict.fromkeys(responses, 0.0)
-        for u in units:
-            got = _responses(readout, x + f * r_norm * u, tokens, base_ce, head)
+        got = [_responses(*stats[(i, f)], tokens, base_ce) for i in range(len(deltas))]
+        iso = {kind: sum(g[kind] for g in got[:isotropic_draws]) for kind in responses}
+        for j, d in enumerate(directions):
             for kind in responses:
-                iso[kind] += got[kind]
-        for d in directions:
-            got = _responses(readout, x + f * along[d], tokens, base_ce, head)
-            for kind in responses:
-                s, i = got[kind], iso[kind] / isotropic_draws
+                s, i = got[isotropic_draws + j][kind], iso[kind] / isotropic_draws
                 # flip: no isotropic flip at all -> a lower bound with one flip in all trials as denominator;
                 # CE: an isotropic mean change <= 0 leaves the ratio undefined (nan), never a bound
                 bounded = kind == "flip" and i <= 0 < s

@@ -3,8 +3,9 @@ computations over (positions x vocabulary) logits done a chunk of rows at a time
 
 from textflow.kernels.chunking import chunk_budget, chunk_elements
 from textflow.kernels.cross_entropy import linear_cross_entropy
+from textflow.kernels.perturbations import perturbation_stats
 from textflow.kernels.readout_chunks import (readout_argmax, readout_chunks, readout_token_stats, readout_topk,
                                             row_slices, selected_logits)
 
-__all__ = ["chunk_budget", "chunk_elements", "linear_cross_entropy", "readout_argmax", "readout_chunks",
-           "readout_token_stats", "readout_topk", "row_slices", "selected_logits"]
+__all__ = ["chunk_budget", "chunk_elements", "linear_cross_entropy", "perturbation_stats", "readout_argmax",
+           "readout_chunks", "readout_token_stats", "readout_topk", "row_slices", "selected_logits"]

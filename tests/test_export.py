@@ -4,6 +4,7 @@ entry point with the same checks, and giving the same samples (docs/reliability.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -34,6 +35,10 @@ def exported(tiny_ckpt, tmp_path_factory):
 def test_export_writes_the_four_files_and_no_pickle(exported, tiny_ckpt):
     assert sorted(p.name for p in exported.iterdir()) == ["README.md", "model.safetensors", "textflow.json",
                                                            "tokenizer.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert exported.stat().st_mode & 0o777 == 0o777 & ~umask  # shareable, not the temporary folder's 0700
+    assert (exported / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     info = json.loads((exported / "textflow.json").read_text())
     assert info["kind"] == "flow" and "tokenizer" not in info and info["students"] == []
     card = (exported / "README.md").read_text()

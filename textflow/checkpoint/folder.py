@@ -62,6 +62,7 @@ def write_folder(ckpt: dict, out_dir: Path, *, card: str) -> Path:
         if ckpt["textflow"].get("tokenizer") is not None:
             (tmp / TOKENIZER).write_text(ckpt["textflow"]["tokenizer"])
         (tmp / "README.md").write_text(card)
+        _shareable(tmp)
         if out_dir.exists():
             out_dir.rmdir()  # empty, checked above
         os.replace(tmp, out_dir)
@@ -69,6 +70,16 @@ def write_folder(ckpt: dict, out_dir: Path, *, card: str) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _shareable(folder: Path) -> None:
+    """The modes a plain ``mkdir`` / ``open`` would give under the user's umask (a temporary folder and
+    safetensors' file start private): the folder is for sharing."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for f in folder.iterdir():
+        os.chmod(f, 0o666 & ~umask)
 
 
 def read_folder(path: Path, *, where: str) -> dict:

@@ -7,7 +7,7 @@ from typing import Iterator
 
 from textflow.checks import require_int
 
-DEFAULT_CHUNK_ELEMENTS = 1 << 21  # floats per chunk of logits (8 MiB in float32): stays in a CPU's cache
+DEFAULT_CHUNK_ELEMENTS = 1 << 22  # floats per chunk of logits (16 MiB in float32; docs/benchmarks.md)
 _budget = [DEFAULT_CHUNK_ELEMENTS]
 
 

@@ -70,6 +70,11 @@ class AutoregressiveReadout(TextReadout):
 
     name = "autoregressive"
 
+    def decode(self, denoiser, latents: Tensor) -> Tensor:
+        """One greedy decode of the whole batch: its cost is L sequential decoder calls, so it is not
+        split into chunks of rows as a parallel readout's logits are (:meth:`TextReadout.decode`)."""
+        return denoiser.readout(latents).argmax(-1)
+
     def cci_readout(self, autoencoder, length: int) -> float:
         """(L - 1) / L while committed tokens are fed back; 0 under the commit ablation."""
         return cci_autoregressive(length) if autoencoder.unwrap().feed == "token" else 0.0

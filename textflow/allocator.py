@@ -6,7 +6,8 @@ page faults each time (they show as system time). Raising glibc's mmap and trim 
 (``mallopt(M_MMAP_THRESHOLD)``, ``mallopt(M_TRIM_THRESHOLD)``) keeps freed blocks in the heap for the
 next tensor of that size, as ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` would. The cost is
 that the process keeps its peak heap until it exits. Measured on this project's 2-core CPU: `ode` at
-K = 4 on the quickstart-size model 0.52 s -> 0.40 s per batch (docs/benchmarks.md).
+K = 4 on the quickstart-size model 0.52 s -> 0.40 s per batch (docs/benchmarks.md, "Sampling at the
+machine's limit"; ``TEXTFLOW_MALLOC=default`` turns the setting off to compare).
 """
 
 from __future__ import annotations

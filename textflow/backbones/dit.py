@@ -59,8 +59,7 @@ def check_scale_range(scale_range) -> tuple[float, float]:
 
 def gather_rows(table: Tensor, index: Tensor) -> Tensor:
     """``table[index]`` for a (U, C) table and an integer index (B, L), as ``index_select``: the same
-    values, and a backward that is an ``index_add`` rather than advanced indexing's accumulate-put
-    (faster on a CPU; docs/benchmarks.md)."""
+    values, and a backward that is an ``index_add`` rather than advanced indexing's accumulate-put."""
     return table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[-1])
 
 

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from textflow.autoencoders import EmbeddingAutoencoder
 from textflow.backbones import DiT

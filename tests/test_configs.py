@@ -124,7 +124,8 @@ def test_experiments_compose(option, tmp_path, cache_dir):
     autoencoder, backbone = module.net["autoencoder"], module.net["backbone"]
     assert isinstance(module, LatentFlowModule)
     assert cfg.autoencoder._target_.rsplit(".", 1)[1] == type(autoencoder).__name__
-    assert backbone.latent_dim == autoencoder.latent_dim == cfg.autoencoder.latent_dim
+    # the one-hot latent's width is the vocabulary (it has no latent_dim key)
+    assert backbone.latent_dim == autoencoder.latent_dim == cfg.autoencoder.get("latent_dim", autoencoder.vocab_size)
     assert autoencoder.vocab_size == (100 if autoencoder.readout_kind.decodes_tokens else None)
     for stage in ("autoencoder", "distill", "ar_twin"):  # every stage composes with the experiment
         staged = compose_config("train", [f"experiment={option}", f"stage={stage}", f"dirs.root_dir={ROOT}",

@@ -43,6 +43,7 @@ from textflow.backbones import DiT
 from textflow.denoiser import FlowDenoiser
 from textflow.sampling.generate import generate
 from textflow.paths import LinearPath, VPPath
+from textflow.backbones.flow_map import FlowMapNetwork
 from textflow.samplers import SAMPLERS, Sampler
 
 VOCAB, LATENT_DIM, SEQ_LEN, IMAGE_TOKENS = 48, 8, 8, 4
@@ -119,6 +120,7 @@ SAMPLER_CASES = {
     "student": dict(name="student", gamma=0.0),
     "elf": dict(name="elf", gamma=1.0),  # ELF-exact: its own random grid per batch (docs/elf.md)
     "adaptive_margin": dict(name="adaptive", closeness="margin", gamma=1.5, scale=0.25),
+    "flow_map": dict(name="flow_map", gamma=0.5),  # jumps with churn between them (its own two-time network)
 }
 # per-autoencoder thresholds (the readouts differ in sharpness), chosen so that commits fire at several
 # steps for some positions and never for others: both branches of the commit rule are pinned
@@ -160,6 +162,8 @@ def run_case(case: str, *, backbone: DiT | None = None):
         # the student sampler runs the distilled student's network (sample.py:
         # loaded.denoiser(student_steps=K)); here a second, differently seeded backbone stands in for it
         backbone = build_backbone("student" if sampler.weights == "student" else "backbone")
+        if sampler.weights == "flow_map":  # a two-time network around it, its gap embedding filled too
+            backbone = fill_by_name(FlowMapNetwork(backbone=build_backbone("flow_map")), "flow_map")
     denoiser = FlowDenoiser(backbone=backbone, path=PATHS[path_kind](),
                             autoencoder=build_autoencoder(ae_kind))
     seq_len = IMAGE_TOKENS if ae_kind == "smooth" else SEQ_LEN
@@ -677,6 +681,49 @@ GOLDEN.update({
                 [15, 14, 8, 8, 15, 15, 8, 1]],
     },
 })
+
+
+# Recorded when sampler=flow_map was added (issue #19): a flow-map network (the DiT plus its gap
+# embedding, every weight filled by name) sampled with churn gamma = 0.5 between jumps; identical with 1 and 2 threads.
+GOLDEN.update({   'ar-flow_map': {   'ids': [   [2, 2, 18, 18, 18, 18, 2, 7],
+                                  [36, 2, 2, 18, 7, 7, 7, 47],
+                                  [7, 18, 18, 18, 7, 18, 18, 7]],
+                       'latent_mean': 0.20404106654556622,
+                       'latent_ramp_sum': 11.922627122043899,
+                       'latent_sq_sum': 158.36585643577635,
+                       'latent_sum': 39.17588477674872,
+                       'nfe': 4},
+    'embed_linear-flow_map': {   'ids': [   [40, 42, 28, 28, 14, 26, 18, 26],
+                                            [18, 42, 18, 28, 40, 7, 40, 26],
+                                            [40, 41, 20, 40, 20, 40, 28, 7]],
+                                 'latent_mean': 0.20404106654556622,
+                                 'latent_ramp_sum': 11.922627122043899,
+                                 'latent_sq_sum': 158.36585643577635,
+                                 'latent_sum': 39.17588477674872,
+                                 'nfe': 4},
+    'embed_tied-flow_map': {   'ids': [   [36, 18, 9, 37, 13, 27, 26, 36],
+                                          [19, 42, 9, 42, 18, 36, 26, 36],
+                                          [36, 36, 36, 9, 17, 12, 16, 36]],
+                               'latent_mean': 0.20404106654556622,
+                               'latent_ramp_sum': 11.922627122043899,
+                               'latent_sq_sum': 158.36585643577635,
+                               'latent_sum': 39.17588477674872,
+                               'nfe': 4},
+    'smooth-flow_map': {   'image_sq_sum': 14.846126581656769,
+                           'image_sum': -5.9901343965902925,
+                           'latent_mean': 0.0896752797998488,
+                           'latent_ramp_sum': 5.840206305133669,
+                           'latent_sq_sum': 69.93708104571004,
+                           'latent_sum': 8.608826860785484,
+                           'nfe': 4},
+    'vae-flow_map': {   'ids': [   [33, 1, 31, 1, 1, 1, 1, 1],
+                                   [1, 1, 34, 34, 26, 1, 34, 1],
+                                   [1, 1, 1, 5, 1, 1, 46, 1]],
+                        'latent_mean': 0.20404106654556622,
+                        'latent_ramp_sum': 11.922627122043899,
+                        'latent_sq_sum': 158.36585643577635,
+                        'latent_sum': 39.17588477674872,
+                        'nfe': 4}})
 
 
 # ------------------------------------------------------------------------------------------------- tests

@@ -39,6 +39,27 @@ class GaussianDenoiser:
         return self.table[ids]
 
 
+class GaussianFlowMap(GaussianDenoiser):
+    """The exact probability-flow map of the Gaussian toy: marginals N(a mu, a^2 s^2 + std^2) per
+    coordinate, and the flow is the monotone map between them; returns the jump's ``x_hat``."""
+
+    jumps = True
+
+    def _moments(self, t):
+        a, sd = self.path.alpha(t), self.path.std(t)
+        return a * self.mu, (a**2 * self.s**2 + sd**2).sqrt()
+
+    def __call__(self, z, t, t_next=None):
+        if t_next is None:
+            return super().__call__(z, t)
+        self.nfe += 1
+        s, u = expand_time(t, z), expand_time(t_next, z)
+        (m_s, sd_s), (m_u, sd_u) = self._moments(s), self._moments(u)
+        z_u = m_u + sd_u / sd_s * (z - m_s)
+        v = (z_u - z) / (u - s)
+        return torch.where(u >= 1.0, z_u, self.path.x_hat_for_velocity(v, z, t))
+
+
 def test_registry_matches_conf_files():
     stems = {p.stem for p in CONF_SAMPLERS.glob("*.yaml")}
     assert stems == set(SAMPLERS), "conf/sampler/*.yaml and the registry must be one to one"
@@ -54,7 +75,8 @@ def test_signature_is_uniform(name):
 
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
 def test_contract_shapes_callback_nfe_determinism(name):
-    den = GaussianDenoiser(LinearPath())
+    toy = GaussianFlowMap if SAMPLERS[name].weights.name == "flow_map" else GaussianDenoiser
+    den = toy(LinearPath())
     sampler = Sampler(name=name, steps=4, **KNOBS.get(name, {}))
     x0 = torch.randn(3, 6, 1, generator=torch.Generator().manual_seed(1))
     records: list[StepRecord] = []
@@ -63,7 +85,7 @@ def test_contract_shapes_callback_nfe_determinism(name):
     assert out.nfe == den.nfe > 0  # NFE is counted in the denoiser
     assert len(records) == 4 and [r.i for r in records] == list(range(4))
     assert records[0].logits().shape == (3, 6, 5)
-    again = sampler(GaussianDenoiser(LinearPath()), x0, generator=torch.Generator().manual_seed(0))
+    again = sampler(toy(LinearPath()), x0, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out.latents, again.latents), "same seed must give the same samples"
 
 
@@ -208,7 +230,8 @@ def test_sde_equals_an_independent_loop_written_from_equations(gamma):
 
 def test_every_sampler_resolves_the_weights_it_runs():
     """``Sampler.denoiser(loaded)`` asks the registered weights provider: the model's denoiser for every
-    sampler but ``student``, whose provider swaps in the backbone distilled for its K and refuses other K."""
+    sampler but ``student``, whose provider swaps in the backbone distilled for its K and refuses other K,
+    and ``flow_map`` (tests/test_flow_map.py)."""
     import types
 
     from textflow.errors import CheckpointError
@@ -227,7 +250,7 @@ def test_every_sampler_resolves_the_weights_it_runs():
 
     loaded = types.SimpleNamespace(denoiser=model_denoiser, path="run/distilled.ckpt",
                                    info={"students": {"2": {"w": torch.full((2,), 7.0)}}})
-    for name in sorted(set(SAMPLERS) - {"student"}):
+    for name in sorted(set(SAMPLERS) - {"student", "flow_map"}):
         assert Sampler(name=name, steps=2).denoiser(loaded, use_ema=False) is made[-1]
         assert Sampler(name=name, steps=2).weights == "model" and made[-1].use_ema is False
     student = Sampler(name="student", steps=2)

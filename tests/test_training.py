@@ -155,7 +155,7 @@ REFUSED = [
      "stage=autoencoder does not use autoencoder_ckpt (it trains a new autoencoder; pass autoencoder_ckpt to "
      "stage=flow); remove autoencoder_ckpt=a.ckpt"),
     (["teacher_ckpt=t.ckpt"],
-     "stage=flow does not use teacher_ckpt (only stage=distill reads it); remove teacher_ckpt=t.ckpt"),
+     "stage=flow does not use teacher_ckpt (only stage=distill and stage=flow_map read it); remove teacher_ckpt=t.ckpt"),
 ]
 
 

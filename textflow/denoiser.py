@@ -12,6 +12,10 @@ A backbone with scale tokens (``backbone.scale_tokens > 0``) also reads the SC-C
 first pass's output converted by ``path.to_x_hat``), so it is passed to the backbone unchanged; None
 means zeros (no estimate). Samplers keep calling ``denoiser(z, t)``:
 :class:`textflow.guidance.SelfConditioned` supplies ``x_prev`` and the SC-CFG combination.
+
+The backbone's output becomes ``x_hat`` through the prediction head the autoencoder names
+(:mod:`textflow.autoencoders.prediction`): ``path.to_x_hat(output)`` by default, ``scale * softmax(output)``
+for the one-hot latent space (FLM, arXiv 2602.16813; docs/autoencoders.md).
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from textflow.autoencoders.base import LatentAutoencoder
+from textflow.autoencoders.prediction import prediction_of
 from textflow.paths import ProbPath
 
 
 class FlowDenoiser(nn.Module):
-    """``x_hat = path.to_x_hat(backbone(z, t[, x_prev]), z, t)``; ``nfe`` counts backbone calls.
+    """``x_hat = head.to_x_hat(backbone(z, t[, x_prev]), path, z, t)`` with the autoencoder's prediction head
+    (``path.to_x_hat`` by default); ``nfe`` counts backbone calls.
 
     Args:
         backbone: network ``(z, t) -> output``.
@@ -40,6 +46,8 @@ class FlowDenoiser(nn.Module):
         self.backbone = backbone
         self.autoencoder = autoencoder
         self.path = path
+        self.prediction = prediction_of(autoencoder)
+        self.prediction.check(path, scale_tokens=int(getattr(backbone, "scale_tokens", 0)))
         self.autocast_dtype = autocast_dtype
         self.nfe = 0
 
@@ -53,12 +61,27 @@ class FlowDenoiser(nn.Module):
         """The SC-CFG scales a scale-token backbone was trained on, None without scale tokens."""
         return getattr(self.backbone, "scale_range", None) if getattr(self.backbone, "scale_tokens", 0) else None
 
-    def forward(self, z: Tensor, t: Tensor, x_prev: Tensor | None = None, *, scale: float | None = None) -> Tensor:
+    @property
+    def jumps(self) -> bool:
+        """Whether the backbone is a flow map (``backbone.two_times``): it then also reads the step's
+        target time, ``denoiser(z, s, t_next=t)`` (docs/samplers.md, "Flow-map students")."""
+        return bool(getattr(self.backbone, "two_times", False))
+
+    def forward(self, z: Tensor, t: Tensor, x_prev: Tensor | None = None, *, scale: float | None = None,
+                t_next: Tensor | None = None) -> Tensor:
+        """``x_hat`` at ``(z, t)``; a flow map's is the ``x_hat`` of its jump to ``t_next`` (the diagonal
+        ``t_next = t`` when None), whose Euler step from ``t`` lands where the flow map sends ``z``."""
         if t.dim() == 0:
             t = t.expand(z.shape[0])
         if x_prev is not None and not self.self_conditioned:
             raise ValueError("x_prev was given to a denoiser whose backbone is not self-conditioned")
-        args = (z, t, x_prev) if self.self_conditioned else (z, t)
+        if self.jumps:
+            target = t if t_next is None else t_next.expand(z.shape[0]) if t_next.dim() == 0 else t_next
+            args = (z, t, target)
+        elif t_next is not None:
+            raise ValueError("t_next was given to a denoiser whose backbone is not a flow map")
+        else:
+            args = (z, t, x_prev) if self.self_conditioned else (z, t)
         kwargs = {}
         if self.scale_range is not None:
             kwargs["scale"] = torch.full((z.shape[0],), 1.0 if scale is None else float(scale), device=z.device)
@@ -70,7 +93,7 @@ class FlowDenoiser(nn.Module):
         else:
             with torch.autocast(device_type=z.device.type, dtype=self.autocast_dtype):
                 out = self.backbone(*args, **kwargs)
-        return self.path.to_x_hat(out.float(), z, t)
+        return self.prediction.to_x_hat(out.float(), self.path, z, t)
 
     def readout(self, x: Tensor) -> Tensor:
         return self.autoencoder.decode(x)

@@ -12,8 +12,9 @@ from textflow.autoencoders.base import LatentAutoencoder
 from textflow.autoencoders.embed import EmbeddingAutoencoder
 from textflow.autoencoders.frozen import FrozenEmbeddingAutoencoder
 from textflow.autoencoders.normalized import NormalizedAutoencoder
+from textflow.autoencoders.onehot import OneHotAutoencoder
 from textflow.autoencoders.smooth import ImageAutoencoder
 from textflow.autoencoders.vae import TransformerVAE
 
 __all__ = ["EmbeddingAutoencoder", "FrozenEmbeddingAutoencoder", "ImageAutoencoder", "LatentARAutoencoder",
-           "LatentAutoencoder", "NormalizedAutoencoder", "TransformerVAE"]
+           "LatentAutoencoder", "NormalizedAutoencoder", "OneHotAutoencoder", "TransformerVAE"]

@@ -152,7 +152,11 @@ class DiT(nn.Module):
         unit = torch.log1p(scale.float()) / math.log1p(self.scale_range[1])
         return self.scale_mlp(timestep_embedding(unit, self.width))
 
-    def forward(self, z: Tensor, t: Tensor, x_prev: Tensor | None = None, scale: Tensor | None = None) -> Tensor:
+    def forward(self, z: Tensor, t: Tensor, x_prev: Tensor | None = None, scale: Tensor | None = None, *,
+                time_offset: Tensor | None = None) -> Tensor:
+        """``time_offset`` (B, W), optional, is added to the time condition ``c`` of every block: the
+        second time of a flow map (:class:`textflow.backbones.flow_map.FlowMapNetwork`); it needs a
+        (B,) time and no scale tokens."""
         b, length, d = z.shape
         if d != self.latent_dim or length > self.max_len:
             raise ValueError(f"DiT expects latents (B, <= {self.max_len}, {self.latent_dim}), got {tuple(z.shape)}")
@@ -168,9 +172,12 @@ class DiT(nn.Module):
             inp = z
         if scale is not None and not self.scale_tokens:
             raise ValueError("scale was given to a DiT built without scale_tokens")
+        if time_offset is not None and (t.dim() != 1 or self.scale_tokens):
+            raise ValueError("time_offset needs one time per row (t of shape (B,)) and a DiT without scale tokens")
         index = None
         if t.dim() == 1 and not self.scale_tokens:
-            c = self.time_mlp(timestep_embedding(t, self.width).to(z.dtype)).unsqueeze(1)  # (B, 1, W)
+            c = self.time_mlp(timestep_embedding(t, self.width).to(z.dtype))
+            c = (c if time_offset is None else c + time_offset.to(c.dtype)).unsqueeze(1)  # (B, 1, W)
         elif t.dim() == 1:
             c = self.time_mlp(timestep_embedding(t, self.width).to(z.dtype))  # (B, W), gathered per row
             index = torch.arange(b, device=z.device).unsqueeze(1).expand(b, length)

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from omegaconf import DictConfig
 
-from textflow.checkpoint.folder import INFO, WEIGHTS, is_model_folder, read_folder
+from textflow.checkpoint.folder import FLOW_MAP, INFO, WEIGHTS, is_model_folder, read_folder
 from textflow.checkpoint.safe_config import parse_checkpoint_config
 from textflow.errors import CheckpointError
 
@@ -27,10 +27,12 @@ def nonfinite_tensors(tensors: Iterable[tuple[str, Any]]) -> list[str]:
 
 
 def checkpoint_tensors(ckpt: dict) -> Iterable[tuple[str, Any]]:
-    """Every stored weight: the model's state_dict and any distilled students."""
+    """Every stored weight: the model's state_dict, any distilled students and a flow-map student."""
     yield from ckpt.get("state_dict", {}).items()
-    for k, student in (ckpt.get("textflow", {}).get("students") or {}).items():
+    info = ckpt.get("textflow", {})
+    for k, student in (info.get("students") or {}).items():
         yield from ((f"students[{k}].{n}", v) for n, v in student.items())
+    yield from ((f"{FLOW_MAP}.{n}", v) for n, v in (info.get(FLOW_MAP) or {}).items())
 
 
 def checkpoint_config(info: dict, *, source: str) -> DictConfig:
@@ -53,6 +55,9 @@ def check_run_info(info: dict, *, where: str) -> None:
                                                  for k, v in students.items()):
         raise CheckpointError(f"{where} is not a usable textflow checkpoint: its students are not "
                               "{steps: state_dict} entries")
+    flow_map = info.get(FLOW_MAP) or {}
+    if not isinstance(flow_map, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in flow_map.items()):
+        raise CheckpointError(f"{where} is not a usable textflow checkpoint: its {FLOW_MAP} entry is not a state_dict")
 
 
 def check_same_vocabulary(key: str, path, info: Mapping, *, tokenizer_json: str | None, vocab_size: int | None,

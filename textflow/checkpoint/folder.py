@@ -3,7 +3,8 @@
 ``python -m textflow.export CKPT OUT_DIR`` writes
 
 * ``model.safetensors``: every tensor of the checkpoint: the ``state_dict`` under its own names, and a
-  distilled checkpoint's students as ``students/<K>/<name>``;
+  distilled checkpoint's students as ``students/<K>/<name>`` and a flow-map student as
+  ``flow_map/<name>``;
 * ``textflow.json``: the plain-data run info (format, kind, config YAML, vocabulary size, block length,
   distillation record), everything of the checkpoint's ``textflow`` entry but tensors and tokenizer;
 * ``tokenizer.json``: the tokenizer (the ``tokenizers`` library's JSON), readable by other tools;
@@ -29,6 +30,7 @@ from textflow.errors import CheckpointError
 
 WEIGHTS, INFO, TOKENIZER = "model.safetensors", "textflow.json", "tokenizer.json"
 STUDENTS = "students/"
+FLOW_MAP = "flow_map"  # the flow-map student's state dict in the run info (textflow.samplers.flow_map)
 
 
 def is_model_folder(path: Path) -> bool:
@@ -41,6 +43,8 @@ def folder_tensors(ckpt: dict) -> dict[str, torch.Tensor]:
     out = {name: t.detach().cpu().contiguous().clone() for name, t in ckpt["state_dict"].items()}
     for k, state in (ckpt["textflow"].get("students") or {}).items():
         out.update({f"{STUDENTS}{k}/{name}": t.detach().cpu().contiguous().clone() for name, t in state.items()})
+    for name, t in (ckpt["textflow"].get(FLOW_MAP) or {}).items():
+        out[f"{FLOW_MAP}/{name}"] = t.detach().cpu().contiguous().clone()
     return out
 
 
@@ -52,8 +56,9 @@ def write_folder(ckpt: dict, out_dir: Path, *, card: str) -> Path:
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise CheckpointError(f"OUT_DIR {str(out_dir)!r} exists and is not an empty folder; choose a new one")
-    info = {k: v for k, v in ckpt["textflow"].items() if k not in ("students", "tokenizer")}
+    info = {k: v for k, v in ckpt["textflow"].items() if k not in ("students", "tokenizer", FLOW_MAP)}
     info["students"] = sorted((ckpt["textflow"].get("students") or {}), key=int)
+    info[FLOW_MAP] = bool(ckpt["textflow"].get(FLOW_MAP))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
@@ -102,10 +107,17 @@ def read_folder(path: Path, *, where: str) -> dict:
     ks = info.pop("students", []) or []
     if not isinstance(ks, list) or not all(isinstance(k, str) and k.isdigit() for k in ks):
         raise CheckpointError(f"{where}: {INFO} lists students {ks!r}; expected step counts like [\"1\", \"2\"]")
+    has_flow_map = info.pop(FLOW_MAP, False)
+    if not isinstance(has_flow_map, bool):
+        raise CheckpointError(f"{where}: {INFO} has {FLOW_MAP}={has_flow_map!r}; expected true or false")
     students = {k: {} for k in ks}
-    state = {}
+    state, flow_map = {}, {}
     for name, tensor in tensors.items():
-        if name.startswith(STUDENTS):
+        if name.startswith(FLOW_MAP + "/"):
+            if not has_flow_map:
+                raise CheckpointError(f"{where}: {WEIGHTS} holds flow-map weights that {INFO} does not list")
+            flow_map[name[len(FLOW_MAP) + 1:]] = tensor
+        elif name.startswith(STUDENTS):
             k, _, rest = name[len(STUDENTS):].partition("/")
             if k not in students:
                 raise CheckpointError(f"{where}: {WEIGHTS} holds weights of student K={k} that {INFO} does not list")
@@ -114,4 +126,6 @@ def read_folder(path: Path, *, where: str) -> dict:
             state[name] = tensor
     if students:
         info["students"] = students
+    if flow_map:
+        info[FLOW_MAP] = flow_map
     return {"state_dict": state, "textflow": info}

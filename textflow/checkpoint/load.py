@@ -34,9 +34,10 @@ def load_run(path: str | Path, *, key: str = "ckpt_path") -> LoadedRun:
 
     ckpt = read_checkpoint(path, key=key)
     info = ckpt["textflow"]
-    if info.get("kind") == "distill-state":
+    exports = {"distill-state": "distilled.ckpt", "flow-map-state": "flow_map.ckpt"}
+    if info.get("kind") in exports:
         raise CheckpointError(f"{key}={str(path)!r} is a distillation training state; sample with the "
-                              "distilled.ckpt next to it")
+                              f"{exports[info['kind']]} next to it")
     if info.get("kind") == "autoencoder":
         raise CheckpointError(f"{key}={str(path)!r} holds an autoencoder alone; train a flow on it first: "
                               f"python train.py stage=flow autoencoder_ckpt={path}")

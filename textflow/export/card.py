@@ -37,6 +37,8 @@ def model_card(ckpt: dict, *, source: str, train_metrics: Path | None = None, re
     students = sorted(info.get("students") or {}, key=int)
     if students:
         lines.append(f"- distilled students for K = {', '.join(students)} (`sampler=student sampler.steps=K`)")
+    if info.get("flow_map"):
+        lines.append("- a flow-map student for any K (`sampler=flow_map sampler.steps=K`)")
     if data is not None:
         lines += ["", "## How it was trained", "",
                   f"- data: `{_target(data.get('corpus'))}` with tokenizer `{_target(data.get('tokenizer'))}`, "

@@ -13,6 +13,11 @@ With ``z_t = path.sample(x, t, eps)`` the loss is ``|| f(z_t, t[, x_prev][, w]) 
   loss.
 
 Without any variant this is exactly ``F.mse_loss(f(z_t, t), target)``.
+
+The loss and the first pass's conversion to ``x_prev`` are the prediction head's
+(:mod:`textflow.autoencoders.prediction`, ``head=``): the MSE and ``path.to_x_hat`` by default; for the
+one-hot latent space (FLM, arXiv 2602.16813) the token cross-entropy of the output logits and
+``scale * softmax``.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import math
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from textflow.autoencoders.prediction import MSE, MSEPrediction, SoftmaxPrediction, free_position_mse
 from textflow.paths import ProbPath
+
+__all__ = ["flow_matching_loss", "free_position_mse", "sample_guidance_scales"]
 
 
 def sample_guidance_scales(batch: int, *, scale_range: tuple[float, float], device=None) -> Tensor:
@@ -37,11 +44,13 @@ def sample_guidance_scales(batch: int, *, scale_range: tuple[float, float], devi
 
 def flow_matching_loss(backbone: nn.Module, path: ProbPath, *, x: Tensor, t: Tensor, noise: Tensor,
                        self_condition: bool = False, scale: Optional[Tensor] = None,
-                       given: Optional[Tensor] = None, dropped: Optional[Tensor] = None) -> Tensor:
+                       given: Optional[Tensor] = None, dropped: Optional[Tensor] = None,
+                       head: MSEPrediction | SoftmaxPrediction = MSE) -> Tensor:
     """The loss of one batch (module docstring). ``x`` are clean latents, already detached (the
     stop-gradient target); ``self_condition`` asks for the first pass (a self-conditioned backbone is
     fed zeros otherwise); ``scale`` (B,) the scale-token scales; ``given`` (B, L) bool and ``dropped``
-    (B,) bool the conditioning positions and the rows whose condition is dropped."""
+    (B,) bool the conditioning positions and the rows whose condition is dropped; ``head`` the
+    autoencoder's prediction head (:func:`textflow.autoencoders.prediction.prediction_of`)."""
     sample = path.sample(x, t, noise)
     z, times, restore = sample.z, t, None
     if given is not None:
@@ -62,20 +71,10 @@ def flow_matching_loss(backbone: nn.Module, path: ProbPath, *, x: Tensor, t: Ten
         if self_condition:
             with torch.no_grad():
                 first = backbone(z, times, blank, **extra)
-                x_prev = path.to_x_hat(first.float(), z, times).to(z.dtype)
+                x_prev = head.to_x_hat(first.float(), path, z, times).to(z.dtype)
                 x_prev = x_prev if restore is None else restore(x_prev)
         out = backbone(z, times, x_prev, **extra)
     target = path.target(sample).float()
     if scale is not None and first is not None:  # learned SC-CFG: both network terms detached
         target = target + (1 - 1 / scale).view(-1, 1, 1) * (out.detach().float() - first.float())
-    return free_position_mse(out, target, given)
-
-
-def free_position_mse(pred: Tensor, target: Tensor, given: Optional[Tensor] = None) -> Tensor:
-    """Mean squared error over the free positions (all of them when ``given`` is None: exactly
-    ``F.mse_loss``)."""
-    if given is None:
-        return F.mse_loss(pred.float(), target.float())
-    per_token = (pred.float() - target.float()).pow(2).mean(-1)
-    free = ~given
-    return (per_token * free).sum() / free.sum().clamp_min(1)
+    return head.loss(out, target, given)

@@ -26,6 +26,15 @@ def emit(callback: Optional[Callable], denoiser, i: int, t: Tensor, t_next: Tens
                             readout=getattr(denoiser, "readout", None), extras=extras))
 
 
+def predict(denoiser, z: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
+    """The ``x_hat`` of a step from ``t`` to ``t_next``: ``denoiser(z, t)``, or, for a denoiser that
+    jumps (``denoiser.jumps``, a flow-map student: :mod:`textflow.samplers.flow_map`), the ``x_hat`` whose
+    Euler step lands where its flow map sends ``z`` at ``t_next``."""
+    if getattr(denoiser, "jumps", False):
+        return denoiser(z, t, t_next=t_next)
+    return denoiser(z, t)
+
+
 def euler_update(denoiser, z: Tensor, x_hat: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
     """``z' = z + (t' - t) v(z, t)`` (docs/samplers.md, ``ode``)."""
     return z + expand_time(t_next - t, z) * denoiser.path.velocity(x_hat, z, t)
@@ -33,7 +42,7 @@ def euler_update(denoiser, z: Tensor, x_hat: Tensor, t: Tensor, t_next: Tensor) 
 
 def euler_step(denoiser, z: Tensor, t: Tensor, t_next: Tensor, *, last: bool):
     """One Euler step; the last step returns the posterior mean ``x_hat`` itself."""
-    x_hat = denoiser(z, t)
+    x_hat = predict(denoiser, z, t, t_next)
     return (x_hat if last else euler_update(denoiser, z, x_hat, t, t_next)), x_hat
 
 
@@ -70,7 +79,8 @@ def churn_euler_step(denoiser, z: Tensor, t: Tensor, t_next: Tensor, *, gamma: f
     if hold is not None and bool(hold.any()):
         z_b = torch.where(hold.unsqueeze(-1), held, z_b)
         t_eval = torch.where(hold, torch.ones_like(hold, dtype=t_b.dtype), t_b.unsqueeze(-1))
-    x_hat = denoiser(z_b, t_eval)
+    # per-token times (held positions) have no single jump target: a flow map then reads its diagonal
+    x_hat = predict(denoiser, z_b, t_eval, t_next) if t_eval.dim() == 1 else denoiser(z_b, t_eval)
     z_next = x_hat if last else euler_update(denoiser, z_b, x_hat, t_b, t_next)
     if hold is not None and bool(hold.any()):
         z_next = torch.where(hold.unsqueeze(-1), held, z_next)

@@ -36,7 +36,7 @@ def student_denoiser(loaded, *, steps: int, use_ema: bool = True):
     except RuntimeError as err:
         raise CheckpointError(f"the K={steps} student in {str(loaded.path)!r} does not match the model's backbone: "
                               f"{' '.join(str(err).split())[:160]}") from None
-    den.backbone = student.to(next(den.autoencoder.parameters()).device)
+    den.backbone = student.to(next(den.backbone.parameters()).device)
     return den
 
 

@@ -88,7 +88,7 @@ AR_TWIN = StageKeys("ar_twin", reads=("backbone", "module"), unread={
     "autoencoder": "the twin reads token ids; it has no latent space",
     "path": "the twin is autoregressive; it has no probability path",
     "autoencoder_ckpt": "only stage=flow reads it",
-    "teacher_ckpt": "only stage=distill reads it",
+    "teacher_ckpt": "only stage=distill and stage=flow_map read it",
 })
 
 

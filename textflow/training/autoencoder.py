@@ -55,7 +55,7 @@ AUTOENCODER = StageKeys("autoencoder", reads=("autoencoder",), unread={
     "path": ONE_STAGE,
     "module": "its optimizer and LR schedule are stage.optimizer and stage.scheduler",
     "autoencoder_ckpt": "it trains a new autoencoder; pass autoencoder_ckpt to stage=flow",
-    "teacher_ckpt": "only stage=distill reads it",
+    "teacher_ckpt": "only stage=distill and stage=flow_map read it",
 })
 
 

@@ -43,7 +43,6 @@ reads the teacher checkpoint, ``data`` and its own ``stage.*`` keys only; overri
 from __future__ import annotations
 
 import copy
-import io
 from pathlib import Path
 from typing import Callable
 
@@ -51,29 +50,16 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from textflow.checkpoint import check_same_vocabulary, load_run
 from textflow.conditioning import Condition, Conditioned
 from textflow.denoiser import FlowDenoiser
-from textflow.errors import CheckpointError, ConfigError
+from textflow.errors import ConfigError
 from textflow.guidance import SelfConditioned
-from textflow.io import atomic_write_bytes
 from textflow.noise import stream_generator
 from textflow.objectives import free_position_mse
+from textflow.objectives.distillation import two_step_target as distillation_target
 from textflow.paths import expand_time
-from textflow.samplers.steps import euler_update
-from textflow.training.base import StageKeys, TrainingModule, tokenizer_vocabulary
-
-
-@torch.no_grad()
-def distillation_target(teacher, z_s: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
-    """``x_hat*`` for a student step ``t_s -> t_t`` from two teacher Euler sub-steps (module docstring)."""
-    t_mid = 0.5 * (t_s + t_t)
-    z_mid = euler_update(teacher, z_s, teacher(z_s, t_s), t_s, t_mid)
-    x_hat_mid = teacher(z_mid, t_mid)
-    final = expand_time(t_t >= 1.0, z_s)
-    z_t = torch.where(final, x_hat_mid, euler_update(teacher, z_mid, x_hat_mid, t_mid, t_t))
-    v = (z_t - z_s) / expand_time(t_t - t_s, z_s)
-    return torch.where(final, z_t, teacher.path.x_hat_for_velocity(v, z_s, t_s))
+from textflow.training.base import TrainingModule
+from textflow.training.teacher import TeacherExport, load_teacher, student_stage_keys
 
 
 def halving_rounds(start_steps: int, min_steps: int) -> list[int]:
@@ -108,7 +94,7 @@ class DistillModule(TrainingModule):
         self.rounds = halving_rounds(int(start_steps), int(min_steps))
         self.steps_per_round = int(steps_per_round)
         self.teacher_ckpt, self.export_path = str(teacher_ckpt), str(export_path)
-        self._teacher_file: dict | None = None  # the teacher checkpoint, read at the first export
+        self.exporter = TeacherExport(teacher_ckpt=self.teacher_ckpt, export_path=self.export_path)
         self.use_ema = bool(use_ema)
         nets = teacher.ema.module if self.use_ema else teacher.net
         self.autoencoder = copy.deepcopy(nets["autoencoder"]).requires_grad_(False).eval()
@@ -210,23 +196,10 @@ class DistillModule(TrainingModule):
             self.trainer.should_stop = True
 
     def export(self) -> Path:
-        from textflow.callbacks.finite import DivergedError
-        from textflow.checkpoint import nonfinite_tensors, read_checkpoint
-
-        if self._teacher_file is None:  # read once, not once per round
-            self._teacher_file = read_checkpoint(self.teacher_ckpt, key="teacher_ckpt")
-        ckpt = self._teacher_file
-        info = dict(ckpt["textflow"])
-        info["students"] = {str(k): sd for k, sd in sorted(self.students.items())}
-        bad = nonfinite_tensors((f"students[{k}].{n}", v) for k, sd in info["students"].items() for n, v in sd.items())
-        if bad:  # never export a non-finite student (docs/reliability.md, "no silent NaN")
-            raise DivergedError(f"distillation diverged: {len(bad)} student tensors are not finite (e.g. {bad[0]}); "
-                                f"refusing to write {self.export_path}; lower stage.optimizer.lr")
-        info["distill"] = {"teacher_ckpt": self.teacher_ckpt, "rounds": self.rounds,
-                           "steps_per_round": self.steps_per_round, "grid": "uniform", "teacher_ema": self.use_ema}
-        buffer = io.BytesIO()
-        torch.save({"state_dict": ckpt["state_dict"], "textflow": info}, buffer)
-        return atomic_write_bytes(self.export_path, buffer.getvalue())
+        students = {str(k): sd for k, sd in sorted(self.students.items())}
+        record = {"teacher_ckpt": self.teacher_ckpt, "rounds": self.rounds, "steps_per_round": self.steps_per_round,
+                  "grid": "uniform", "teacher_ema": self.use_ema}
+        return self.exporter.write(students=students, distill=record)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
@@ -237,14 +210,7 @@ class DistillModule(TrainingModule):
         self.students = {int(k): sd for k, sd in checkpoint.get("distill_students", {}).items()}
 
 
-TEACHER_ARCHITECTURE = "the student copies the teacher's architecture"
-DISTILL = StageKeys("distill", reads=("teacher_ckpt",), unread={
-    "autoencoder": "the student keeps the teacher's frozen autoencoder",
-    "backbone": TEACHER_ARCHITECTURE,
-    "path": TEACHER_ARCHITECTURE,
-    "module": "the teacher comes from teacher_ckpt and the student trains with stage.optimizer",
-    "autoencoder_ckpt": "the teacher's autoencoder comes from teacher_ckpt",
-})
+DISTILL = student_stage_keys("distill")
 
 
 def distill_stage(cfg: DictConfig, *, tokenizer, seq_len: int, teacher_ckpt: str, start_steps: int = 32,
@@ -252,14 +218,7 @@ def distill_stage(cfg: DictConfig, *, tokenizer, seq_len: int, teacher_ckpt: str
                   use_ema: bool = True) -> DistillModule:
     """``stage=distill``: progressive distillation of the flow in ``teacher_ckpt``, which must have been
     trained on this run's vocabulary and block length."""
-    DISTILL.refuse_unread_overrides(cfg)
-    loaded = load_run(teacher_ckpt, key="teacher_ckpt")
-    tokenizer_json, vocab_size = tokenizer_vocabulary(tokenizer)
-    check_same_vocabulary("teacher_ckpt", teacher_ckpt, loaded.info, tokenizer_json=tokenizer_json,
-                          vocab_size=vocab_size)
-    if int(loaded.info["seq_len"]) != int(seq_len):
-        raise CheckpointError(f"teacher_ckpt={teacher_ckpt!r} was trained on blocks of {loaded.info['seq_len']} "
-                              f"tokens; set data.seq_len={loaded.info['seq_len']}")
+    loaded = load_teacher(cfg, DISTILL, teacher_ckpt=teacher_ckpt, tokenizer=tokenizer, seq_len=seq_len)
     export = Path(cfg.dirs.output_dir) / "checkpoints" / "distilled.ckpt"
     return DistillModule(teacher=loaded.module, teacher_ckpt=str(teacher_ckpt), export_path=str(export),
                          start_steps=start_steps, min_steps=min_steps, steps_per_round=steps_per_round,

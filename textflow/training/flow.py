@@ -14,7 +14,10 @@ collapse the latent space) and ``L_autoencoder`` is the autoencoder's own loss (
 on lightly noised latents for the embedding autoencoder). In two-stage runs (``autoencoder_ckpt=``,
 docs/autoencoders.md, "Two-stage training") the autoencoder is a frozen
 :class:`~textflow.autoencoders.normalized.NormalizedAutoencoder` whose loss is zero; its latent
-statistics are fitted on the training data when fitting starts.
+statistics are fitted on the training data when fitting starts. The squared error (and the conversion of
+a self-conditioning pass to ``x_prev``) is the autoencoder's prediction head's
+(:mod:`textflow.autoencoders.prediction`): the one-hot latent space trains the token cross-entropy of a
+softmax over the vocabulary instead (FLM, arXiv 2602.16813).
 
 Self-conditioning (``module.self_cond_prob = p > 0`` with ``backbone.self_condition=true``; ELF's
 recipe, p = 0.5; docs/samplers.md, "Self-conditioning and SC-CFG"): the backbone reads ``[z_t, x_prev]``.
@@ -50,6 +53,7 @@ from torch.utils.data import DataLoader
 
 from textflow.autoencoders.base import LatentAutoencoder
 from textflow.autoencoders.normalized import NormalizedAutoencoder
+from textflow.autoencoders.prediction import prediction_of
 from textflow.checks import require_number
 from textflow.checkpoint import build_module, make_run_info
 from textflow.conditioning import ConditionMasks
@@ -110,6 +114,7 @@ class LatentFlowModule(TrainingModule):
         if decoder_prob > 0 and autoencoder.readout_kind.name != "parallel":
             raise ConfigError(f"module.decoder_prob={decoder_prob:g} needs a per-token readout (autoencoder=embed or "
                               f"vae); the {autoencoder.readout_kind.name} readout has no per-token cross-entropy")
+        prediction_of(autoencoder).check(path, scale_tokens=int(getattr(backbone, "scale_tokens", 0)))
         super().__init__(optimizer=optimizer, scheduler=scheduler)
         self.net = nn.ModuleDict({"autoencoder": autoencoder, "backbone": backbone})
         self.ema = EMA(self.net, decay=ema_decay)
@@ -139,7 +144,7 @@ class LatentFlowModule(TrainingModule):
         """Flow matching loss on clean latents ``x`` (already detached: the stop-gradient target); the
         variants are :func:`textflow.objectives.flow_matching_loss`'s."""
         return flow_matching_loss(nets["backbone"], self.path, x=x, t=t, noise=noise, self_condition=self_condition,
-                                  scale=scale, given=given, dropped=dropped)
+                                  scale=scale, given=given, dropped=dropped, head=prediction_of(nets["autoencoder"]))
 
     def on_fit_start(self) -> None:
         """Compile the backbone if asked; two-stage runs: standardise the frozen autoencoder's latents."""
@@ -203,7 +208,7 @@ class LatentFlowModule(TrainingModule):
 
 
 FLOW = StageKeys("flow", reads=("autoencoder", "backbone", "path", "module", "autoencoder_ckpt"),
-                 unread={"teacher_ckpt": "only stage=distill reads it"})
+                 unread={"teacher_ckpt": "only stage=distill and stage=flow_map read it"})
 
 
 def flow_stage(cfg: DictConfig, *, tokenizer, seq_len: int, autoencoder_ckpt: str | None = None) -> LatentFlowModule:

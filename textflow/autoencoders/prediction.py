@@ -1,0 +1,98 @@
+"""What the backbone's raw output means and how it is trained: the prediction head an autoencoder names
+(docs/autoencoders.md, "The one-hot latent space").
+
+One object, used in three places (:class:`textflow.denoiser.FlowDenoiser`, the flow-matching loss of
+:mod:`textflow.objectives.flow_matching` with its self-conditioning first pass, and so validation):
+
+* :data:`MSE` (every autoencoder that names none): the output is the path's parameterisation,
+  ``x_hat = path.to_x_hat(output, z, t)``, regressed onto ``path.target`` by mean squared error;
+* :class:`SoftmaxPrediction` (``autoencoder=onehot``; FLM, arXiv 2602.16813): the output is V logits,
+  ``x_hat = scale * softmax(logits)``, trained by the cross-entropy of those logits against the clean
+  token (the target ``x`` divided by ``scale`` is the one-hot distribution). It needs x-prediction.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from textflow.errors import ConfigError
+
+
+def free_position_mse(pred: Tensor, target: Tensor, given: Tensor | None = None) -> Tensor:
+    """Mean squared error over the free positions (all of them when ``given`` is None: exactly
+    ``F.mse_loss``)."""
+    if given is None:
+        return F.mse_loss(pred.float(), target.float())
+    per_token = (pred.float() - target.float()).pow(2).mean(-1)
+    return free_position_mean(per_token, given)
+
+
+def free_position_mean(per_token: Tensor, given: Tensor | None = None) -> Tensor:
+    """Mean of a (B, L) per-token loss over the positions not in ``given`` (all when it is None)."""
+    if given is None:
+        return per_token.mean()
+    free = ~given
+    return (per_token * free).sum() / free.sum().clamp_min(1)
+
+
+class MSEPrediction:
+    """The default head: the output is what the path predicts, trained by MSE (today's behaviour)."""
+
+    name = "mse"
+
+    def check(self, path, *, scale_tokens: int = 0) -> None:
+        """Every path and every backbone variant works with the plain output."""
+
+    def to_x_hat(self, output: Tensor, path, z: Tensor, t: Tensor) -> Tensor:
+        """``path.to_x_hat(output, z, t)``."""
+        return path.to_x_hat(output, z, t)
+
+    def loss(self, output: Tensor, target: Tensor, given: Tensor | None = None) -> Tensor:
+        """``|| output - target ||^2`` over the free positions."""
+        return free_position_mse(output, target, given)
+
+
+MSE = MSEPrediction()
+
+
+class SoftmaxPrediction:
+    """FLM's head (arXiv 2602.16813): the backbone outputs V logits, ``x_hat = scale * softmax(logits)``,
+    and the loss is the cross-entropy of the logits against the target distribution ``x / scale`` (the
+    clean one-hot token, so exactly the token cross-entropy).
+
+    Args:
+        scale: the one-hot latents' scale (clean latent ``x = scale * one_hot(id)``).
+    """
+
+    name = "softmax"
+
+    def __init__(self, *, scale: float):
+        self.scale = float(scale)
+
+    def check(self, path, *, scale_tokens: int = 0) -> None:
+        """Refuse a path that does not predict clean data, and scale tokens (their learned guidance
+        regresses onto a combination of outputs, which a cross-entropy cannot express)."""
+        if path.prediction != "x":
+            raise ConfigError(f"path.prediction={path.prediction!r} is invalid for the one-hot latent space, whose "
+                              f"softmax head predicts clean data; use path=linear (prediction 'x')")
+        if scale_tokens:
+            raise ConfigError(f"backbone.scale_tokens={scale_tokens} is invalid for the one-hot latent space (its "
+                              f"cross-entropy cannot learn the guided target); use backbone.scale_tokens=0")
+
+    def to_x_hat(self, output: Tensor, path, z: Tensor, t: Tensor) -> Tensor:
+        """``scale * softmax(output)`` (an x-prediction, so ``path.to_x_hat`` leaves it as it is)."""
+        return path.to_x_hat(self.scale * torch.softmax(output.float(), dim=-1), z, t)
+
+    def loss(self, output: Tensor, target: Tensor, given: Tensor | None = None) -> Tensor:
+        """Mean over the free positions of ``-sum_v (target_v / scale) log softmax(output)_v``."""
+        logits = output.float().flatten(0, -2)
+        probs = (target.float() / self.scale).flatten(0, -2)
+        per_token = F.cross_entropy(logits, probs, reduction="none").view(output.shape[:-1])
+        return free_position_mean(per_token, given)
+
+
+def prediction_of(autoencoder) -> MSEPrediction | SoftmaxPrediction:
+    """The head ``autoencoder`` names in its ``prediction`` attribute, :data:`MSE` when it names none."""
+    return getattr(autoencoder, "prediction", None) or MSE

@@ -202,3 +202,18 @@ def test_exported_folder_samples_the_flow_map_identically(flow_mapped, tmp_path)
         sample_entry.run(cfg)
         rows[name] = [json.loads(line)["token_ids"] for line in (out / "samples.jsonl").read_text().splitlines()]
     assert rows["ckpt"] == rows["folder"]
+
+
+def test_fidelity_scores_the_teacher_ode_against_itself_as_exact_and_a_student_as_less(flow_mapped, tmp_path):
+    from textflow.checkpoint import load_run
+    from textflow.sampling.fidelity import fidelity_rows, main
+
+    loaded = load_run(flow_mapped[1]["checkpoint"])
+    same = fidelity_rows(loaded, sampler="ode", steps=[8], reference_steps=8, num_samples=3, batch_size=2)
+    assert same[0]["latent_mse"] == 0.0 and same[0]["token_agreement"] == 1.0
+    rows = fidelity_rows(loaded, sampler="flow_map", steps=[1, 2], reference_steps=8, num_samples=3, batch_size=2)
+    assert [r["steps"] for r in rows] == [1, 2] and all(r["latent_mse"] > 0 for r in rows)
+    main([str(flow_mapped[1]["checkpoint"]), "--sampler", "flow_map", "--steps", "1", "--reference-steps", "4",
+          "--num-samples", "2", "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "fidelity.json").read_text())[0]["sampler"] == "flow_map"
+    assert "token agreement" in (tmp_path / "fidelity.md").read_text()

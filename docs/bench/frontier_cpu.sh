@@ -20,3 +20,30 @@ python sample.py -m ckpt_path="$OUT/pd/checkpoints/distilled.ckpt" sampler=stude
   hydra.sweep.dir="$OUT/pd_sweep" > "$OUT/pd_sweep.log" 2>&1
 python sample.py -m ckpt_path="$OUT/fm/checkpoints/flow_map.ckpt" sampler=flow_map $COMMON \
   hydra.sweep.dir="$OUT/fm_sweep" > "$OUT/fm_sweep.log" 2>&1
+python -m textflow.sampling.fidelity "$TEACHER" --sampler ode --steps 1 2 4 8 --out "$OUT/fidelity/teacher"
+python -m textflow.sampling.fidelity "$OUT/pd/checkpoints/distilled.ckpt" --sampler student --steps 1 2 4 8 --out "$OUT/fidelity/pd"
+python -m textflow.sampling.fidelity "$OUT/fm/checkpoints/flow_map.ckpt" --sampler flow_map --steps 1 2 4 8 --out "$OUT/fidelity/fm"
+
+# The one-hot latent (docs/samplers.md, "The few-step frontier"): its teacher at the quickstart's 800 steps
+# (beyond the 15-minute budget: a one-hot step costs about twice as much), sampled on the uniform and on
+# FLM's grid, then the same two students.
+OH="$OUT/onehot"
+[ -f "$OH/run/checkpoints/final.ckpt" ] || /usr/bin/time -v python train.py experiment=onehot trainer.max_time=null \
+  hydra.run.dir="$OH/run" > "$OH.train.log" 2>&1
+OHT="$OH/run/checkpoints/final.ckpt"
+[ -f "$OH/pd/checkpoints/distilled.ckpt" ] || python train.py experiment=onehot stage=distill teacher_ckpt="$OHT" \
+  stage.steps_per_round=150 $SHORT hydra.run.dir="$OH/pd" > "$OH.pd.log" 2>&1
+[ -f "$OH/fm/checkpoints/flow_map.ckpt" ] || python train.py experiment=onehot stage=flow_map teacher_ckpt="$OHT" \
+  stage.levels=4 trainer.max_steps=750 $SHORT hydra.run.dir="$OH/fm" > "$OH.fm.log" 2>&1
+FLM="time@sampler.time=flm sampler.time.vocab_size=4096"
+python sample.py -m ckpt_path="$OHT" sampler=sde $COMMON hydra.sweep.dir="$OH/teacher" > "$OH.teacher.log" 2>&1
+python sample.py -m ckpt_path="$OHT" sampler=sde $COMMON $FLM hydra.sweep.dir="$OH/teacher_flm" > "$OH.teacher_flm.log" 2>&1
+python sample.py -m ckpt_path="$OHT" sampler=sde sampler.steps=16,32 sampler.gamma=0,0.25 num_samples=64 batch_size=64 \
+  print_samples=0 $FLM hydra.sweep.dir="$OH/teacher_flm_long" > "$OH.teacher_flm_long.log" 2>&1
+python sample.py -m ckpt_path="$OH/pd/checkpoints/distilled.ckpt" sampler=student $COMMON hydra.sweep.dir="$OH/pd_sweep" \
+  > "$OH.pd_sweep.log" 2>&1
+python sample.py -m ckpt_path="$OH/fm/checkpoints/flow_map.ckpt" sampler=flow_map $COMMON hydra.sweep.dir="$OH/fm_sweep" \
+  > "$OH.fm_sweep.log" 2>&1
+python -m textflow.sampling.fidelity "$OHT" --sampler ode --steps 1 2 4 8 --out "$OUT/fidelity/onehot_teacher"
+python -m textflow.sampling.fidelity "$OH/pd/checkpoints/distilled.ckpt" --sampler student --steps 1 2 4 8 --out "$OUT/fidelity/onehot_pd"
+python -m textflow.sampling.fidelity "$OH/fm/checkpoints/flow_map.ckpt" --sampler flow_map --steps 1 2 4 8 --out "$OUT/fidelity/onehot_fm"

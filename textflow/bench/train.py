@@ -31,7 +31,9 @@ def matmul_peak(n: int = 2048, dtype=torch.float32, device: str = "cpu") -> floa
 def backbone_forward_flops(backbone, *, batch: int, seq_len: int) -> float:
     """FLOPs of one forward pass of the DiT: ``2 * N_matmul * tokens`` for the per-token weight matmuls
     (adaLN and the time MLP act once per sequence and are left out) plus attention's two L x L matmuls,
-    ``4 * depth * L^2 * width`` per sequence."""
+    ``4 * depth * L^2 * width`` per sequence. A flow map's two-time network counts its DiT (its gap MLP
+    also acts once per sequence)."""
+    backbone = getattr(backbone, "backbone", backbone)  # textflow.backbones.flow_map.FlowMapNetwork
     per_sequence = ("ada", "time_mlp")
     n_matmul = sum(p.numel() for name, p in backbone.named_parameters()
                    if p.dim() == 2 and not any(k in name for k in per_sequence))

@@ -22,7 +22,7 @@ import torch
 from textflow.backbones.flow_map import FlowMapNetwork
 from textflow.checkpoint.folder import FLOW_MAP as FLOW_MAP_KEY  # the student's entry in the run info
 from textflow.errors import CheckpointError, ConfigError
-from textflow.samplers.registry import Weights, register_sampler
+from textflow.samplers.registry import Weights, register_sampler, swap_in_backbone
 from textflow.samplers.sde import check_sde, sample_sde
 from textflow.types import SampleOutput
 
@@ -43,13 +43,8 @@ def flow_map_denoiser(loaded, *, steps: int, use_ema: bool = True):
         raise CheckpointError(f"{str(loaded.path)!r} holds no flow-map student; train one with "
                               f"`python train.py stage=flow_map teacher_ckpt={loaded.path}` and sample its "
                               f"checkpoints/flow_map.ckpt")
-    try:
-        network = flow_map_network(den.backbone, state)
-    except RuntimeError as err:
-        raise CheckpointError(f"the flow-map student in {str(loaded.path)!r} does not match the model's backbone: "
-                              f"{' '.join(str(err).split())[:160]}") from None
-    den.backbone = network.to(next(den.backbone.parameters()).device)
-    return den
+    return swap_in_backbone(den, flow_map_network(den.backbone), state, what="the flow-map student",
+                            path=loaded.path)
 
 
 FLOW_MAP = Weights("flow_map", flow_map_denoiser)

@@ -33,6 +33,21 @@ class Weights:
     denoiser: Callable
 
 
+def swap_in_backbone(den, network, state: dict, *, what: str, path) -> object:
+    """``den`` with ``network`` (loaded with ``state``, on the model's device) as its backbone: how a
+    weights provider runs a student on the model's denoiser. A state that does not fit is refused in one
+    line naming ``what`` (e.g. ``the K=4 student``) and the checkpoint ``path``."""
+    from textflow.errors import CheckpointError
+
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{what} in {str(path)!r} does not match the model's backbone: "
+                              f"{' '.join(str(err).split())[:160]}") from None
+    den.backbone = network.to(next(den.backbone.parameters()).device)
+    return den
+
+
 def _model_denoiser(loaded, *, steps: int, use_ema: bool):
     return loaded.denoiser(use_ema=use_ema)
 

@@ -13,7 +13,7 @@ import copy
 import torch
 
 from textflow.errors import CheckpointError
-from textflow.samplers.registry import Weights, register_sampler
+from textflow.samplers.registry import Weights, register_sampler, swap_in_backbone
 from textflow.samplers.sde import check_sde, sample_sde
 from textflow.types import SampleOutput
 
@@ -30,14 +30,8 @@ def student_denoiser(loaded, *, steps: int, use_ema: bool = True):
         have = ", ".join(map(str, distilled_steps(loaded))) or "none (run train.py stage=distill teacher_ckpt=...)"
         raise CheckpointError(f"no student was distilled for sampler.steps={steps} in "
                               f"{str(loaded.path)!r}; students exist for steps: {have}")
-    student = copy.deepcopy(den.backbone)
-    try:
-        student.load_state_dict(loaded.info["students"][str(steps)])
-    except RuntimeError as err:
-        raise CheckpointError(f"the K={steps} student in {str(loaded.path)!r} does not match the model's backbone: "
-                              f"{' '.join(str(err).split())[:160]}") from None
-    den.backbone = student.to(next(den.backbone.parameters()).device)
-    return den
+    return swap_in_backbone(den, copy.deepcopy(den.backbone), loaded.info["students"][str(steps)],
+                            what=f"the K={steps} student", path=loaded.path)
 
 
 STUDENT = Weights("student", student_denoiser)

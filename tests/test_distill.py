@@ -11,7 +11,8 @@ import sample as sample_entry
 import train as train_entry
 from conftest import compose_config, tiny_train_overrides
 from test_samplers import GaussianDenoiser
-from textflow.training.distill import distillation_target, halving_rounds
+from textflow.objectives.distillation import two_step_target
+from textflow.training.distill import halving_rounds
 from textflow.errors import CheckpointError, ConfigError
 from textflow.paths import LinearPath, VPPath
 
@@ -21,7 +22,7 @@ def test_one_student_step_with_the_target_lands_where_two_teacher_steps_land(pat
     teacher = GaussianDenoiser(path)
     z_s = torch.randn(4, 5, 1, generator=torch.Generator().manual_seed(0))
     t_s, t_t = torch.tensor([0.0, 0.25, 0.5, 0.5]), torch.tensor([0.25, 0.5, 0.75, 1.0])
-    target = distillation_target(teacher, z_s, t_s, t_t)
+    target = two_step_target(teacher, z_s, t_s, t_t)
     for b in range(4):
         z, t0, t1 = z_s[b:b + 1], t_s[b:b + 1], t_t[b:b + 1]
         tm = (t0 + t1) / 2
@@ -43,7 +44,7 @@ def test_linear_target_formula_of_the_module_docstring():
     z_mid = z_s + (tm - t_s).view(-1, 1, 1) * path.velocity(teacher(z_s, t_s), z_s, t_s)
     z_t = z_mid + (t_t - tm).view(-1, 1, 1) * path.velocity(teacher(z_mid, tm), z_mid, tm)
     expected = z_s + ((1 - t_s) / (t_t - t_s)).view(-1, 1, 1) * (z_t - z_s)
-    assert torch.allclose(distillation_target(teacher, z_s, t_s, t_t), expected, atol=1e-5)
+    assert torch.allclose(two_step_target(teacher, z_s, t_s, t_t), expected, atol=1e-5)
 
 
 def test_rounds_halve_down_to_the_minimum():

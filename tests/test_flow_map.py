@@ -217,3 +217,15 @@ def test_fidelity_scores_the_teacher_ode_against_itself_as_exact_and_a_student_a
           "--num-samples", "2", "--out", str(tmp_path)])
     assert json.loads((tmp_path / "fidelity.json").read_text())[0]["sampler"] == "flow_map"
     assert "token agreement" in (tmp_path / "fidelity.md").read_text()
+
+
+def test_the_export_refuses_a_non_finite_student(flow_mapped, tmp_path):
+    from textflow.callbacks.finite import DivergedError
+    from textflow.training.teacher import TeacherExport
+
+    exporter = TeacherExport(teacher_ckpt=str(flow_mapped[0]), export_path=str(tmp_path / "flow_map.ckpt"))
+    with pytest.raises(DivergedError, match=r"flow_map\.w"):
+        exporter.write(flow_map={"w": torch.tensor([1.0, float("nan")])})
+    assert not (tmp_path / "flow_map.ckpt").exists()
+    exporter.write(flow_map={"w": torch.ones(2)})
+    assert (tmp_path / "flow_map.ckpt").exists()

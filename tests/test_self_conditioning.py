@@ -24,7 +24,7 @@ from textflow.guidance import SelfConditioned
 from textflow.paths import LinearPath
 from textflow.samplers import SAMPLERS, Sampler
 from textflow.sampling.generate import generate
-from textflow.training.distill import distillation_target
+from textflow.objectives.distillation import two_step_target
 
 LATENT_DIM, VOCAB = 8, 48
 
@@ -123,7 +123,7 @@ def test_distillation_target_with_a_self_conditioned_teacher_chains_its_sub_step
     toy = ToySC()
     z_s, prev = _x0(seed=4), _x0(seed=5)
     t_s, t_t = torch.tensor([0.0, 0.25, 0.5]), torch.tensor([0.25, 0.5, 0.75])
-    distillation_target(SelfConditioned(toy, x_prev=prev), z_s, t_s, t_t)
+    two_step_target(SelfConditioned(toy, x_prev=prev), z_s, t_s, t_t)
     assert toy.nfe == 2 and torch.equal(toy.seen[0], prev) and torch.equal(toy.seen[1], toy.outs[0])
 
 

@@ -56,7 +56,7 @@ from textflow.errors import ConfigError
 from textflow.guidance import SelfConditioned
 from textflow.noise import stream_generator
 from textflow.objectives import free_position_mse
-from textflow.objectives.distillation import two_step_target as distillation_target
+from textflow.objectives.distillation import two_step_target
 from textflow.paths import expand_time
 from textflow.training.base import TrainingModule
 from textflow.training.teacher import TeacherExport, load_teacher, student_stage_keys
@@ -137,10 +137,10 @@ class DistillModule(TrainingModule):
             teacher, student = Conditioned(teacher, condition), Conditioned(student, condition)
             z_s = condition.restore(z_s)
         if not self.self_conditioned:
-            target = distillation_target(teacher, z_s, t_s, t_t)
+            target = two_step_target(teacher, z_s, t_s, t_t)
             return free_position_mse(student(z_s, t_s), target, given)
         x_prev = self.previous_estimate(teacher, x, noise, i, k)
-        target = distillation_target(SelfConditioned(teacher, scale=1.0, x_prev=x_prev), z_s, t_s, t_t)
+        target = two_step_target(SelfConditioned(teacher, scale=1.0, x_prev=x_prev), z_s, t_s, t_t)
         return free_position_mse(student(z_s, t_s, x_prev), target, given)
 
     @torch.no_grad()

@@ -57,12 +57,12 @@ class TeacherExport:
 
     def write(self, **entries) -> Path:
         from textflow.callbacks.finite import DivergedError
-        from textflow.checkpoint import nonfinite_tensors, read_checkpoint
+        from textflow.checkpoint.files import checkpoint_tensors, nonfinite_tensors, read_checkpoint
 
         if self._teacher_file is None:
             self._teacher_file = read_checkpoint(self.teacher_ckpt, key="teacher_ckpt")
         ckpt = self._teacher_file
-        bad = nonfinite_tensors(_named_tensors(entries))
+        bad = nonfinite_tensors(checkpoint_tensors({"textflow": entries}))  # the students added
         if bad:
             raise DivergedError(f"distillation diverged: {len(bad)} student tensors are not finite (e.g. {bad[0]}); "
                                 f"refusing to write {self.export_path}; lower stage.optimizer.lr")
@@ -71,11 +71,3 @@ class TeacherExport:
         torch.save({"state_dict": ckpt["state_dict"], "textflow": info}, buffer)
         return atomic_write_bytes(self.export_path, buffer.getvalue())
 
-
-def _named_tensors(tree, prefix: str = ""):
-    """``(name, tensor)`` for every tensor in nested dicts (``students[4].proj_in.weight``-style names)."""
-    if torch.is_tensor(tree):
-        yield prefix, tree
-    elif isinstance(tree, dict):
-        for key, value in tree.items():
-            yield from _named_tensors(value, f"{prefix}.{key}" if prefix else str(key))

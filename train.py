@@ -8,6 +8,7 @@ config group's ``_target_``; nothing here branches on a name.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -21,9 +22,10 @@ from textflow.callbacks.finite import FiniteGuard
 from textflow.checks import require_int
 from textflow.allocator import keep_freed_memory
 from textflow.cli import guarded, instantiate_dict
-from textflow.cli.preflight import preflight
+from textflow.cli.preflight import launcher_folder_error, preflight
 from textflow.io import atomic_write_json
 from textflow.runs.lock import RunFolderLock, global_rank
+from textflow.training.distributed import DistributedChecks
 from textflow.training.resume import resume_checkpoint
 
 
@@ -54,7 +56,8 @@ def train_run(cfg: DictConfig) -> tuple[dict, dict]:
     seq_len = int(cfg.data.seq_len)
     module = instantiate(cfg.stage)(cfg, tokenizer=tokenizer, seq_len=seq_len)  # conf/stage/*.yaml
     loggers = instantiate_dict(cfg.get("logger"))
-    callbacks = [*instantiate_dict(cfg.get("callbacks")), FiniteGuard()]  # the guard whatever the config says
+    # the guards whatever the config says
+    callbacks = [*instantiate_dict(cfg.get("callbacks")), FiniteGuard(), DistributedChecks()]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     n_params = sum(p.numel() for p in module.parameters() if p.requires_grad)
     for lg in loggers:
@@ -87,5 +90,8 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     preflight(Path(__file__).resolve().parent / "conf", "train")  # bad overrides: one line, exit 2
+    if problem := launcher_folder_error(sys.argv[1:], os.environ):
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     keep_freed_memory()  # glibc keeps freed tensors' pages (textflow/allocator.py)
     main()

@@ -113,17 +113,21 @@ def test_train_writes_an_ar_twin_checkpoint_of_the_backbones_size(twin):
 
 
 def test_experiment_ar_twin_is_the_quickstart_with_stage_ar_twin(tmp_path, cache_dir):
+    """The twin has the quickstart's budget: its base (experiment=quickstart_embed) with stage=ar_twin, so the
+    data, backbone, trainer and schedule equal the one-hot quickstart's too (only the latent space differs)."""
     common = [f"dirs.root_dir={ROOT}", f"dirs.cache_dir={cache_dir}", f"dirs.output_dir={tmp_path}"]
     twin_cfg = compose_config("train", ["experiment=ar_twin", *common])
+    base = compose_config("train", ["experiment=quickstart_embed", *common])
     quick = compose_config("train", ["experiment=quickstart", *common])
     assert instantiate(twin_cfg.stage).func.__name__ == "ar_twin_stage"
     for key in ("data", "backbone", "trainer"):
-        assert twin_cfg[key] == quick[key], key
+        assert twin_cfg[key] == base[key] == quick[key], key
     assert {k: v for k, v in twin_cfg.module.items() if k != "optimizer"} == \
-        {k: v for k, v in quick.module.items() if k != "optimizer"}
+        {k: v for k, v in base.module.items() if k != "optimizer"}
+    assert twin_cfg.module.scheduler == quick.module.scheduler
     # the quickstart trains with Muon (docs/recipes.md); the measured twin with AdamW
-    assert (quick.module.optimizer._target_, twin_cfg.module.optimizer._target_) == \
-        ("textflow.training.MuonWithAdamW", "torch.optim.AdamW")
+    assert (quick.module.optimizer._target_, base.module.optimizer._target_, twin_cfg.module.optimizer._target_) == \
+        ("textflow.training.MuonWithAdamW", "textflow.training.MuonWithAdamW", "torch.optim.AdamW")
     assert (twin_cfg.data.seq_len, twin_cfg.data.batch_size, twin_cfg.trainer.max_steps) == (64, 64, 800)
     assert twin_cfg.module.scheduler.warmup_steps == 100 and twin_cfg.trainer.max_time == "00:00:14:00"
 

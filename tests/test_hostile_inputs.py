@@ -146,6 +146,8 @@ PREFLIGHT_CASES = [  # (config, argv, words the one line must contain)
     ("train", ["data=local"], ["data.corpus.train_glob is required"]),
     ("train", ["hydra.run.dir=/etc/hostname/run"], ["hydra.run.dir=/etc/hostname/run", "is a file"]),
     ("sample", ["ckpt_path=x", "-m", "sampler=ode,sde"], ["flags such as -m"]),
+    ("sample", ["-m", "ckpt_path=x", "sampler=sde", "sampler.gamm=interval(0,2)"], ["sampler.gamm", "not a key"]),
+    ("sample", ["-m", "ckpt_path=x", "sampler=sde", "sampler.gamma=interval(0,inf)"], ["sampler.gamma=inf", "finite"]),
 ]
 
 
@@ -161,6 +163,8 @@ def test_preflight_refuses_bad_command_lines_in_one_line(config, argv, needles):
 
 def test_preflight_accepts_good_command_lines():
     for config, argv in [("sample", ["-m", "ckpt_path=x", "sampler=ode,sde", "sampler.steps=4,32"]),
+                         ("sample", ["-m", "hydra/sweeper=sampler_study", "ckpt_path=x", "sampler=sde",
+                                     "sampler.gamma=interval(0,2)"]),  # an Optuna search space
                          ("train", ["experiment=quickstart", "trainer.val_check_interval=0.5"]),
                          ("train", ["+trainer.detect_anomaly=true", "data=local", "data.corpus.train_glob=a/*.txt"])]:
         check_command_line(CONF, config, argv)

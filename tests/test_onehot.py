@@ -179,6 +179,26 @@ def test_argmax_time_is_uniform_in_the_argmax_accuracy():
         ArgmaxAccuracyTime(vocab_size=1)
 
 
+def test_argmax_time_reads_unset_knobs_from_a_one_hot_model(tmp_path, cache_dir):
+    """``time=flm`` with no knobs: the training module and ``Sampler.denoiser`` fill V, the scale and sigma
+    from the model; a knob that is set is kept; a latent space that is not one-hot is refused in one line,
+    and so is a grid asked of a distribution that was never fitted."""
+    module = module_of(tmp_path, cache_dir, "autoencoder=onehot", "autoencoder.scale=1.5",
+                       "time@module.train_time=flm")
+    fitted = module.train_time
+    assert (fitted.vocab_size, fitted.scale, fitted.sigma) == (V, 1.5, module.path.sigma)
+    assert torch.equal(fitted.grid(4), ArgmaxAccuracyTime(vocab_size=V, scale=1.5, sigma=module.path.sigma).grid(4))
+    kept = ArgmaxAccuracyTime(vocab_size=4096).fit(autoencoder=module.net["autoencoder"], path=module.path)
+    assert (kept.vocab_size, kept.scale) == (4096, 1.5)
+    with pytest.raises(ConfigError, match=r"time=flm has no latent space yet \(time.vocab_size, time.scale, time.sigma"):
+        ArgmaxAccuracyTime().grid(4)
+    embed = module_of(tmp_path, cache_dir)
+    message = refusal(lambda: ArgmaxAccuracyTime(scale=1.0).fit(autoencoder=embed.net["autoencoder"], path=embed.path))
+    assert "autoencoder is EmbeddingAutoencoder" in message and "time.vocab_size, time.sigma" in message
+    assert isinstance(ArgmaxAccuracyTime(vocab_size=V, scale=1.0, sigma=1.0).fit(
+        autoencoder=embed.net["autoencoder"], path=embed.path), ArgmaxAccuracyTime)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("onehot")
@@ -208,6 +228,23 @@ def test_sample_onehot_with_ode_and_sde(trained, tmp_path, sampler, extra):
     assert len(rows) == 2 and all(len(r["token_ids"]) == 32 for r in rows)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["nfe"] == 2 and saved["diag/cci_readout"] == 0.0
+
+
+def test_sampling_on_flm_grid_needs_no_knobs(trained, tmp_path):
+    """``time@sampler.time=flm`` on a one-hot checkpoint samples exactly as the grid with the model's own
+    vocabulary, scale and sigma written out."""
+    def tokens(name, *extra):
+        out = tmp_path / name
+        cfg = compose_config("sample", [f"ckpt_path={trained['ckpt']}", f"dirs.output_dir={out}", "num_samples=2",
+                                        "batch_size=2", "sampler.steps=3", "evaluation=diversity", "sampler=ode",
+                                        "time@sampler.time=flm", *extra])
+        sample_entry.run(cfg)
+        return [json.loads(line)["token_ids"] for line in (out / "samples.jsonl").read_text().splitlines()]
+
+    vocab = trained["cfg"].data.tokenizer.vocab_size
+    explicit = tokens("explicit", f"sampler.time.vocab_size={vocab}", "sampler.time.scale=1.0", "sampler.time.sigma=1.0")
+    assert tokens("fitted") == explicit
+    assert tokens("other_vocab", "sampler.time.vocab_size=4") != explicit
 
 
 def test_readout_diagnostics_on_onehot_latents(trained, tmp_path):

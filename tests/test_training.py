@@ -192,7 +192,8 @@ def test_what_an_experiment_sets_is_not_a_command_line_override(stage, tmp_path,
     extra = ["teacher_ckpt=t.ckpt"] if stage == "distill" else []
     cfg = compose_config("train", ["experiment=quickstart", f"stage={stage}", *extra, f"dirs.output_dir={tmp_path}",
                                    f"dirs.cache_dir={cache_dir}"])
-    assert cfg.module.scheduler.warmup_steps == 100 and cfg.autoencoder.latent_dim == 64  # set by the experiment
+    assert cfg.module.scheduler.warmup_steps == 100  # set by the experiment, as is the one-hot latent space
+    assert cfg.autoencoder._target_ == "textflow.autoencoders.OneHotAutoencoder"
     {"autoencoder": AUTOENCODER, "distill": DISTILL}[stage].refuse_unread_overrides(cfg)
 
 

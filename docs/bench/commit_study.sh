@@ -7,7 +7,7 @@
 #   bash docs/bench/commit_study.sh check          # part 2b only (instrumentation == sample.py's tokens)
 #   bash docs/bench/commit_study.sh figures        # part 3 only (needs parts 1 and 2)
 # Part 2's pieces also run one at a time: python $OUT/instrument.py CKPT OUT {readout|commit|oracle|judge|variants|cap|variants2}
-# CKPT: the plain CPU quickstart model (python train.py experiment=quickstart, 800 steps).
+# CKPT: the plain CPU quickstart model (python train.py experiment=quickstart_embed, 800 steps).
 set -euo pipefail
 CKPT=${CKPT:?set CKPT to the plain quickstart model, e.g. CKPT=outputs/train/runs/<run>/checkpoints/final.ckpt}
 OUT=${OUT:-/tmp/commit_study}

@@ -7,7 +7,7 @@
 set -uo pipefail
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 OUT=${OUT:-outputs/elf_gpu}; mkdir -p "$OUT"
-Q="experiment=quickstart trainer=gpu trainer.precision=32 backbone.self_condition=true module.self_cond_prob=0.5"
+Q="experiment=quickstart_embed trainer=gpu trainer.precision=32 backbone.self_condition=true module.self_cond_prob=0.5"
 python train.py $Q backbone.scale_tokens=2 hydra.run.dir=$OUT/tok                  # one-pass SC-CFG
 python train.py $Q condition@module.condition=masks hydra.run.dir=$OUT/cond         # conditional
 python train.py $Q hydra.run.dir=$OUT/sc &                                          # the GPU-trained control

@@ -10,9 +10,9 @@ TEACHER=${TEACHER:?set TEACHER to a flow checkpoint}
 OUT=${OUT:-outputs/frontier}
 mkdir -p "$OUT"
 SHORT="data.batch_size=32 trainer.max_time=null trainer.val_check_interval=150 callbacks.samples=null"
-[ -f "$OUT/pd/checkpoints/distilled.ckpt" ] || /usr/bin/time -v python train.py experiment=quickstart stage=distill \
+[ -f "$OUT/pd/checkpoints/distilled.ckpt" ] || /usr/bin/time -v python train.py experiment=quickstart_embed stage=distill \
   teacher_ckpt="$TEACHER" stage.steps_per_round=150 $SHORT hydra.run.dir="$OUT/pd" > "$OUT/pd.log" 2>&1
-[ -f "$OUT/fm/checkpoints/flow_map.ckpt" ] || /usr/bin/time -v python train.py experiment=quickstart stage=flow_map \
+[ -f "$OUT/fm/checkpoints/flow_map.ckpt" ] || /usr/bin/time -v python train.py experiment=quickstart_embed stage=flow_map \
   teacher_ckpt="$TEACHER" stage.levels=4 trainer.max_steps=750 $SHORT hydra.run.dir="$OUT/fm" > "$OUT/fm.log" 2>&1
 COMMON="sampler.steps=1,2,4,8 sampler.gamma=0,0.25 num_samples=64 batch_size=64 print_samples=0"
 python sample.py -m ckpt_path="$TEACHER" sampler=sde $COMMON hydra.sweep.dir="$OUT/teacher" > "$OUT/teacher.log" 2>&1

@@ -7,7 +7,7 @@ set -euo pipefail
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 OUT=${QUICKSTART_OUT:-outputs/quickstart}
 TWIN=${TWIN:?set TWIN to an experiment=ar_twin checkpoint}
-[ -f "$OUT/run/checkpoints/final.ckpt" ] || /usr/bin/time -v python train.py experiment=quickstart \
+[ -f "$OUT/run/checkpoints/final.ckpt" ] || /usr/bin/time -v python train.py experiment=quickstart_embed \
   autoencoder.scale=1.0 hydra.run.dir="$OUT/run" > "$OUT.train.log" 2>&1
 python sample.py -m ckpt_path="$OUT/run/checkpoints/final.ckpt" sampler=ode,sde,adaptive,commit \
   sampler.steps=1,4,8,16,32 num_samples=64 batch_size=64 print_samples=2 ar_twin="$TWIN" \

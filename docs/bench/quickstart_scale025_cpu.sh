@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 OUT=${QUICKSTART_OUT:-outputs/quickstart_scale0.25}
 TWIN=${TWIN:?set TWIN to an experiment=ar_twin checkpoint}
 mkdir -p "$OUT"
-[ -f "$OUT/run/checkpoints/final.ckpt" ] || /usr/bin/time -v python train.py experiment=quickstart \
+[ -f "$OUT/run/checkpoints/final.ckpt" ] || /usr/bin/time -v python train.py experiment=quickstart_embed \
   autoencoder.scale=0.25 hydra.run.dir="$OUT/run" > "$OUT/train.log" 2>&1
 python sample.py -m ckpt_path="$OUT/run/checkpoints/final.ckpt" sampler=ode sampler.steps=4,32 num_samples=64 \
   batch_size=64 print_samples=2 ar_twin="$TWIN" hydra.sweep.dir="$OUT/ode" > "$OUT/ode.log" 2>&1

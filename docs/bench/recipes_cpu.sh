@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recipe screen of docs/recipes.md: every row is the quickstart (experiment=quickstart) at half its
+# The recipe screen of docs/recipes.md: every row is the quickstart (experiment=quickstart_embed) at half its
 # step budget (400 steps, warm-up 50) with one lever changed (first screen: against AdamW; second
 # screen, rows muon_*: on top of the Muon quickstart), then the same sampler sweep
 # (ode/sde x K 4/32, 64 samples of 64 tokens, judge SmolLM2-135M). Runs one row after another on the
@@ -8,7 +8,7 @@
 set -euo pipefail
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 OUT=${RECIPES_OUT:-outputs/recipes}
-BUDGET="experiment=quickstart trainer.max_steps=400 module.scheduler.warmup_steps=50 trainer.max_time=00:00:20:00 trainer.val_check_interval=200 callbacks.model_checkpoint.every_n_train_steps=200"
+BUDGET="experiment=quickstart_embed trainer.max_steps=400 module.scheduler.warmup_steps=50 trainer.max_time=00:00:20:00 trainer.val_check_interval=200 callbacks.model_checkpoint.every_n_train_steps=200"
 SWEEP="sampler=ode,sde sampler.steps=4,32 num_samples=64 batch_size=64 print_samples=2"
 
 # Rows of the first screen: one lever against the AdamW quickstart of that time (AdamW pinned).

@@ -38,6 +38,8 @@ class OneHotAutoencoder(LatentAutoencoder):
         latent spaces compose (``debug=fast`` sets 16); a value other than V is reported and not used.
     """
 
+    one_hot = True  # latents are scale * one_hot(token): what time=flm reads (textflow.time.ArgmaxAccuracyTime.fit)
+
     def __init__(self, *, vocab_size: int, scale: float = 1.0, sharpness: float = 20.0,
                  latent_dim: int | None = None):
         super().__init__()

@@ -22,7 +22,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -42,6 +42,8 @@ def _options(group_dir: Path) -> list[str]:
 
 def _values(override) -> list[Any]:
     if override.is_sweep_override():
+        if override.is_interval_sweep():  # Optuna's interval(a, b): both ends are checked
+            return [override.value().start, override.value().end]
         try:
             return list(override.sweep_string_iterator())
         except Exception:  # noqa: BLE001 - interval sweeps (Optuna) have no finite list
@@ -258,3 +260,17 @@ def preflight(conf_dir: Path, config_name: str, argv: list[str] | None = None) -
     except ConfigError as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         sys.exit(2)
+
+
+def launcher_folder_error(argv: list[str], env: Mapping[str, str]) -> str | None:
+    """Why this command cannot run under its launcher, or None. Under an external launcher (torchrun,
+    srun) every process composes its own config, and the default run folder is named by each process's
+    clock (conf/hydra/default.yaml), so two processes can name two folders: the folder must be given.
+    (Lightning's own DDP hands its processes its rank 0's folder.)"""
+    slurm_tasks = env.get("SLURM_NTASKS") if "SLURM_PROCID" in env else None
+    processes = int(env.get("WORLD_SIZE") or slurm_tasks or 1)
+    key = "hydra.sweep.dir" if {"-m", "--multirun"} & set(argv) else "hydra.run.dir"
+    if processes < 2 or any(arg.lstrip("+").startswith(f"{key}=") for arg in argv):
+        return None
+    return (f"{processes} processes were started (torchrun, srun) and each would name its own run folder by its "
+            f"clock; give them one: {key}=outputs/train/runs/<name> (docs/training.md, \"Past one machine\")")

@@ -72,7 +72,9 @@ def text_metrics(samples: Sequence[Seq], *, self_bleu_n: int = 4) -> dict[str, f
 def _bleu(candidate: Seq, refs: Sequence[Seq], max_n: int = 4) -> float:
     """Sentence BLEU-``max_n`` of ``candidate`` against ``refs`` (Papineni et al. 2002) with the
     brevity penalty against the closest reference length and epsilon smoothing (0.1 / total) of zero
-    n-gram matches (Chen & Cherry 2014, method 1)."""
+    n-gram matches (Chen & Cherry 2014, method 1); a candidate sharing no token with any reference scores
+    0. NLTK's ``sentence_bleu`` with ``SmoothingFunction(epsilon=0.1).method1`` gives the same values
+    (tests/test_metrics_references.py)."""
     cand = list(candidate)
     if not cand or not refs:
         return 0.0
@@ -86,6 +88,8 @@ def _bleu(candidate: Seq, refs: Sequence[Seq], max_n: int = 4) -> float:
         for ref in refs:
             best |= Counter(_ngrams(list(ref), n))
         matched = sum(min(c, best[g]) for g, c in grams.items())
+        if n == 1 and matched == 0:  # nothing in common: no smoothing makes it a match
+            return 0.0
         log_p += math.log(matched / total if matched else 0.1 / total) / max_n
     closest = min((abs(len(r) - len(cand)), len(r)) for r in refs)[1]
     bp = 1.0 if len(cand) > closest else math.exp(1 - closest / len(cand))

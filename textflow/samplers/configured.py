@@ -29,7 +29,7 @@ from textflow.errors import ConfigError
 from textflow.guidance import SelfConditioned
 from textflow.noise import GeneratorArg
 from textflow.samplers.registry import check_knobs, get_sampler
-from textflow.time.grids import UniformTime, check_steps
+from textflow.time.grids import UniformTime, check_steps, fit_time
 from textflow.types import SampleOutput
 
 _FIXED = {"denoiser", "x_init", "time_grid", "generator", "callback"}
@@ -73,9 +73,11 @@ class Sampler:
     def denoiser(self, loaded, *, use_ema: bool = True):
         """The denoiser to sample with from a loaded checkpoint (:class:`textflow.checkpoint.LoadedRun`):
         the sampler's weights provider resolves it for this K (the trained flow, or the student distilled
-        for K, which it refuses in one line when the checkpoint has none)."""
+        for K, which it refuses in one line when the checkpoint has none). The time grid is fitted to the
+        model here (:func:`textflow.time.fit_time`: ``time=flm`` reads the one-hot latent space)."""
         denoiser = self.fn.weights.denoiser(loaded, steps=self.steps, use_ema=use_ema)
         self.check_denoiser(denoiser)
+        self.time = fit_time(self.time, autoencoder=denoiser.autoencoder, path=denoiser.path)
         return denoiser
 
     def check_denoiser(self, denoiser) -> None:

@@ -12,6 +12,10 @@ scale (one line per sampler and K: the scale sweeps of docs/samplers.md), and
 ``adaptive``; ``ode`` at 0: one point per setting), and ``gen_ppl_vs_unigram_entropy.png`` (every run and
 reference row on the perplexity-entropy plane) when the runs were judged. A conditional run's
 continuation blocks become ``cont_ppl_<row>`` and ``cont_mauve_<row>`` columns (docs/conditioning.md).
+A sampler study (``hydra/sweeper=sampler_study``: the folder holds the sweeper's
+``optimization_results.yaml`` or ``study.db``) adds the section "Sampler study" to ``report.md``: every
+trial's objective (:mod:`textflow.sampling.objective`), the best point, and ``study_tradeoff.png``
+(docs/samplers.md, "Tuning samplers with Optuna").
 ``ReportCallback`` runs the same at the end of every ``sample.py -m`` sweep.
 """
 
@@ -24,8 +28,10 @@ import json
 import sys
 from pathlib import Path
 
+from textflow.errors import ConfigError
 from textflow.io import atomic_write_text
 from textflow.runs.outputs import unit_mismatch
+from textflow.sampling.objective import FAILED, measured, penalised_objective
 
 # the headline metrics of image samples (textflow.evaluation.images; not imported: this reader needs no torch)
 IMAGE_METRICS = ("frechet", "nn_distance", "coverage_distance")
@@ -271,6 +277,102 @@ def seed_summary(rows: list[dict]) -> list[dict]:
     return out
 
 
+# a sampler study's folder: the Optuna sweeper's summary, and the SQLite file of hydra/sweeper=sampler_study
+STUDY_FILES = ("optimization_results.yaml", "study.db")
+STUDY_COLUMNS = ["run", "sampler", "steps", *KNOBS, "objective", "gen_ppl", "unigram_entropy", "error"]
+
+
+def study_trials(root: Path, rows: list[dict]) -> list[dict]:
+    """Every point of a sampler study with the objective ``sample.py`` returned for it to the sweeper,
+    recomputed from its ``metrics.json`` with the ``objective`` knobs of its ``.hydra/config.yaml``; a
+    point that failed or cannot be scored has :data:`~textflow.sampling.objective.FAILED` and its reason."""
+    from omegaconf import OmegaConf
+
+    trials = []
+    for row in rows:
+        folder = root / row.get("run", ".")
+        saved = folder / ".hydra" / "config.yaml"
+        knobs = OmegaConf.load(saved).get("objective") if saved.is_file() else None
+        if knobs is None:  # not a sample.py point (or one written before the objective existed)
+            continue
+        trial = {k: row[k] for k in ("run", *SETTING, "error") if k in row}
+        trial.update(objective=FAILED, entropy_tolerance=knobs.get("entropy_tolerance"),
+                     penalty=knobs.get("penalty"))
+        if "error" not in row and (folder / "metrics.json").is_file():
+            metrics = json.loads((folder / "metrics.json").read_text())
+            try:
+                trial["objective"] = penalised_objective(
+                    metrics, entropy_tolerance=trial["entropy_tolerance"], penalty=trial["penalty"])
+            except ConfigError as err:
+                trial["error"] = str(err)
+            parts = measured(metrics)
+            if parts is not None:
+                trial.update(gen_ppl=parts[0], unigram_entropy=parts[1], heldout_entropy=parts[2])
+        trials.append(trial)
+    trials.sort(key=lambda t: t["objective"])
+    return trials
+
+
+def plot_study(trials: list[dict], best: dict, out: Path, loggers: list = ()) -> Path:
+    """``study_tradeoff.png``: every scored trial on the gen-PPL / unigram-entropy plane, the best point
+    starred, held-out text's entropy and the tolerance band around it shaded."""
+    from textflow.plots import finish, new_axes
+
+    scored = [t for t in trials if "gen_ppl" in t]
+    fig, ax = new_axes()
+    heldout, tolerance = best["heldout_entropy"], best["entropy_tolerance"]
+    ax.axvspan(heldout - tolerance, heldout + tolerance, color="tab:green", alpha=0.15,
+               label=f"held-out entropy ± {tolerance:g} (no penalty)")
+    ax.axvline(heldout, color="tab:green", lw=1)
+    ax.scatter([t["unigram_entropy"] for t in scored], [t["gen_ppl"] for t in scored], color="tab:blue",
+               label=f"trials ({len(scored)})")
+    ax.scatter([best["unigram_entropy"]], [best["gen_ppl"]], marker="*", s=220, color="tab:red", zorder=3,
+               label=f"best (objective {best['objective']:.4g})")
+    ax.set_yscale("log")
+    ax.set_xlabel("unigram entropy (nats)")
+    ax.set_ylabel("gen_ppl (judge)")
+    return finish(fig, ax, out / "study_tradeoff.png", key="report/study_tradeoff", loggers=loggers)
+
+
+def study_section(root: Path, rows: list[dict], loggers: list = ()) -> dict | None:
+    """The "Sampler study" section of report.md and its figure, when ``root`` holds a study."""
+    if not any((root / name).is_file() for name in STUDY_FILES):
+        return None
+    trials = study_trials(root, rows)
+    if not trials:
+        return None
+    formula = ("objective = ln(gen_ppl) + penalty * max(0, |entropy - held-out entropy| - entropy_tolerance) "
+               "(textflow/sampling/objective.py; docs/samplers.md, \"Tuning samplers with Optuna\")")
+    lines = ["", "## Sampler study", "", f"{len(trials)} trials, {formula}."]
+    summary = root / STUDY_FILES[0]
+    if summary.is_file():
+        from omegaconf import OmegaConf
+
+        recorded = OmegaConf.to_container(OmegaConf.load(summary))
+        lines.append(f"The sweeper's record ({STUDY_FILES[0]}): best_params {recorded.get('best_params')}, "
+                     f"best_value {fmt(recorded.get('best_value'))}.")
+    best = trials[0]
+    figure = None
+    if best["objective"] == FAILED:
+        lines += ["", "No trial was scored (every point failed: see the error column)."]
+    else:
+        knobs = ", ".join(f"{k}={fmt(best[k])}" for k in ("sampler", "steps", *KNOBS) if k in best)
+        low = best["heldout_entropy"] - best["entropy_tolerance"]
+        high = best["heldout_entropy"] + best["entropy_tolerance"]
+        objective = (f"{best['objective']:.6g} (entropy_tolerance={fmt(best['entropy_tolerance'])}, "
+                     f"penalty={fmt(best['penalty'])})")
+        entropy = (f"{fmt(best['unigram_entropy'])} (held-out {fmt(best['heldout_entropy'])}, "
+                   f"band [{fmt(low)}, {fmt(high)}])")
+        lines += ["", f"Best point: `{best['run']}`", "", f"- params: {knobs}", f"- objective: {objective}",
+                  f"- gen_ppl: {fmt(best['gen_ppl'])}", f"- unigram_entropy: {entropy}"]
+        figure = plot_study(trials, best, root, loggers)
+        lines += ["", f"Trade-off plot: `{figure.name}`."]
+    cols = [c for c in STUDY_COLUMNS if any(c in t for t in trials)]
+    shown = [{**t, "objective": f"{t['objective']:.6g}"} for t in trials]  # close trials stay apart
+    markdown = "\n".join(lines) + "\n\nEvery trial, best first:\n\n" + to_markdown(shown, cols)
+    return {"trials": trials, "best": best, "markdown": markdown, "figures": [figure] if figure else []}
+
+
 def build_report(root: str | Path, *, loggers: list = ()) -> dict:
     root = Path(root)
     rows, references = collect(root)
@@ -287,13 +389,17 @@ def build_report(root: str | Path, *, loggers: list = ()) -> dict:
     over_seeds = seed_summary(rows)
     if over_seeds:
         markdown += "\nMean ± std over seeds:\n\n" + to_markdown(over_seeds, columns_of(over_seeds))
+    study = study_section(root, rows, loggers)
+    if study is not None:
+        markdown += study["markdown"]
     atomic_write_text(root / "report.md", markdown)
     figures = [p for x in AXES for m in PLOTTED if (p := plot(rows, references, m, root, loggers, x=x)) is not None]
     figures += [p for m in ("gen_ppl", "unigram_entropy")
                 if (p := plot_against_noise(rows, references, m, root, loggers)) is not None]
     figures += [p for p in (plot_frontier(rows, references, root, loggers),) if p is not None]
+    figures += study["figures"] if study is not None else []
     return {"rows": rows, "references": references, "csv": root / "report.csv", "markdown": root / "report.md",
-            "figures": figures}
+            "figures": figures, "study": study}
 
 
 try:  # Hydra callback: aggregate at the end of a multirun
@@ -305,16 +411,19 @@ except ImportError:  # pragma: no cover
 class ReportCallback(_HydraCallback):
     """Writes report.csv / report.md / plots into the sweep folder when ``sample.py -m`` ends."""
 
+    def on_multirun_start(self, config, **kwargs) -> None:
+        """The sweep folder exists before the sweeper starts: a study's SQLite file lives in it
+        (``hydra/sweeper=sampler_study``; Hydra makes it only when the first point launches)."""
+        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
+
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if any(sweep_dir.rglob("metrics.json")):
-            from hydra.utils import instantiate
+            from textflow.dashboards.sweep import publish_sweep_report
 
-            loggers = [instantiate(node, save_dir=str(sweep_dir)) for node in (config.get("logger") or {}).values()
-                       if node is not None and "_target_" in node]
-            result = build_report(sweep_dir, loggers=loggers)
-            for lg in loggers:
-                lg.save()
+            result = build_report(sweep_dir)
+            publish_sweep_report(config.get("logger"), sweep_dir=sweep_dir, report_csv=result["csv"],
+                                 figures=result["figures"])  # the sweep_report run in the points' group
             print(f"[textflow] sweep report: {result['markdown']}")
             print(result["markdown"].read_text())
 

@@ -2,6 +2,6 @@
 with t = 0 noise and t = 1 data (docs/conventions.md)."""
 
 from textflow.time.argmax import ArgmaxAccuracyTime
-from textflow.time.grids import LogitNormalTime, RandomLogitNormalTime, UniformTime, check_steps
+from textflow.time.grids import LogitNormalTime, RandomLogitNormalTime, UniformTime, check_steps, fit_time
 
-__all__ = ["ArgmaxAccuracyTime", "LogitNormalTime", "RandomLogitNormalTime", "UniformTime", "check_steps"]
+__all__ = ["ArgmaxAccuracyTime", "LogitNormalTime", "RandomLogitNormalTime", "UniformTime", "check_steps", "fit_time"]

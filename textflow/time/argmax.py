@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from textflow.checks import require_int, require_number
+from textflow.errors import ConfigError
 from textflow.noise import GeneratorArg, rand
 from textflow.time.grids import check_steps
 
@@ -57,32 +58,65 @@ class ArgmaxAccuracyTime:
     ``sample`` draws ``a ~ U(0, 1)`` and returns ``t = a^-1(a)``; ``grid(K)`` is ``a^-1(k / K)``, with
     exact endpoints 0 and 1. ``a^-1`` interpolates a table of ``a`` on ``points`` path times.
 
+    The three knobs describe the latent space. Left unset (``null``), they are read from the model by
+    :meth:`fit`, which ``sample.py`` and the training module call (``time@sampler.time=flm`` needs no
+    knob on a one-hot checkpoint); a value that is set is kept, so a study can sample on another
+    latent space's grid on purpose.
+
     Args:
-        vocab_size: V, the one-hot width (the experiment passes the tokenizer's size; ``a`` moves only
-            with ``log V``, so a near value gives nearly the same times).
+        vocab_size: V, the one-hot width (``a`` moves only with ``log V``).
         scale: the one-hot latents' scale ``s`` (``autoencoder.scale``).
         sigma: the prior's noise scale (``path.sigma``).
         points: size of the interpolation table.
     """
 
-    def __init__(self, *, vocab_size: int = 4096, scale: float = 1.0, sigma: float = 1.0, points: int = 4097):
-        self.vocab_size = require_int("time.vocab_size", vocab_size, low=2)
-        self.scale = require_number("time.scale", scale, low=0, low_open=True)
-        self.sigma = require_number("time.sigma", sigma, low=0, low_open=True)
-        points = require_int("time.points", points, low=16)
-        self._t = torch.linspace(0.0, 1.0, points, dtype=torch.float64)
+    def __init__(self, *, vocab_size: int | None = None, scale: float | None = None, sigma: float | None = None,
+                 points: int = 4097):
+        self.vocab_size = None if vocab_size is None else require_int("time.vocab_size", vocab_size, low=2)
+        self.scale = None if scale is None else require_number("time.scale", scale, low=0, low_open=True)
+        self.sigma = None if sigma is None else require_number("time.sigma", sigma, low=0, low_open=True)
+        self.points = require_int("time.points", points, low=16)
+        self._t = torch.linspace(0.0, 1.0, self.points, dtype=torch.float64)
+        self._a = None if self.unset else self._table()
+
+    @property
+    def unset(self) -> list[str]:
+        """The knobs still to be read from a model (:meth:`fit`)."""
+        return [name for name in ("vocab_size", "scale", "sigma") if getattr(self, name) is None]
+
+    def _table(self) -> Tensor:
         a = argmax_accuracy(self._t, vocab_size=self.vocab_size, snr=self.scale / self.sigma)
         # strictly increasing for the inverse: where a is flat in float64 (near 0 and near 1), a tiny
         # ramp in t orders the table without moving any value by more than 1e-9
-        a = torch.cummax(a, 0).values * (1 - 1e-9) + 1e-9 * self._t
-        self._a = a
+        return torch.cummax(a, 0).values * (1 - 1e-9) + 1e-9 * self._t
+
+    def fit(self, *, autoencoder, path) -> "ArgmaxAccuracyTime":
+        """This distribution with its unset knobs read from a model's one-hot latent space (its vocabulary
+        size and scale, the path's sigma); itself when every knob is set. A model whose latent space is
+        not one-hot leaves nothing to read: that is refused in one line."""
+        if not self.unset:
+            return self
+        if not getattr(autoencoder, "one_hot", False):  # OneHotAutoencoder.one_hot (this layer sits below it)
+            raise ConfigError(f"time=flm (argmax-accuracy times) describes a one-hot latent space, and this model's "
+                              f"autoencoder is {type(autoencoder).__name__}; train with autoencoder=onehot, or set "
+                              f"{', '.join('time.' + name for name in self.unset)} to use its grid here")
+        known = {"vocab_size": autoencoder.vocab_size, "scale": autoencoder.scale, "sigma": path.sigma}
+        chosen = {name: known[name] if getattr(self, name) is None else getattr(self, name) for name in known}
+        return ArgmaxAccuracyTime(**chosen, points=self.points)
+
+    def _require_fitted(self) -> None:
+        if self._a is None:
+            raise ConfigError(f"time=flm has no latent space yet ({', '.join('time.' + n for n in self.unset)} "
+                              f"unset): sample.py and train.py read them from a one-hot model; elsewhere set them")
 
     def accuracy(self, t: Tensor) -> Tensor:
         """``a(t)`` (float64) at path times ``t`` (the quadrature itself, not the table)."""
+        self._require_fitted()
         return argmax_accuracy(t, vocab_size=self.vocab_size, snr=self.scale / self.sigma)
 
     def to_time(self, a: Tensor) -> Tensor:
         """``a^-1(a)``: the path time whose argmax accuracy is ``a`` (piecewise linear in the table)."""
+        self._require_fitted()
         a = a.double().clamp(0.0, 1.0)
         hi = torch.searchsorted(self._a, a).clamp(1, len(self._a) - 1)
         a0, a1 = self._a[hi - 1], self._a[hi]

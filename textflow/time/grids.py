@@ -17,6 +17,14 @@ from textflow.checks import require_int, require_number
 from textflow.noise import GeneratorArg, rand
 
 
+def fit_time(time, *, autoencoder, path):
+    """``time`` fitted to a model: a distribution whose knobs describe the latent space (``fit``:
+    :class:`textflow.time.ArgmaxAccuracyTime` reads the one-hot vocabulary, scale and sigma) returns its
+    fitted copy; any other is returned as it is."""
+    fit = getattr(time, "fit", None)
+    return time if fit is None else fit(autoencoder=autoencoder, path=path)
+
+
 def check_steps(steps) -> int:
     return require_int("sampler.steps", steps, low=1)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Optional
 
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from textflow.checkpoint import check_same_vocabulary  # noqa: F401 - re-exported (the stages' check)
 from textflow.errors import ConfigError
@@ -71,6 +71,16 @@ class TrainingModule(SeededTrainingSteps, L.LightningModule):
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}}
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Norm clipping under FSDP (conf/trainer/fsdp.yaml) through the sharded root's own
+        ``clip_grad_norm_``, which takes the norm over every shard (Lightning's FSDP precision refuses
+        ``gradient_clip_algorithm='norm'``); any other strategy clips as Lightning does."""
+        clip_sharded = getattr(self.trainer.model, "clip_grad_norm_", None)  # FullyShardedDataParallel only
+        if clip_sharded is not None and gradient_clip_val and gradient_clip_algorithm in (None, "norm"):
+            clip_sharded(float(gradient_clip_val))
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["textflow"] = dict(self.run_info)
 
@@ -87,11 +97,14 @@ def command_line_overrides(cfg: DictConfig) -> list[str]:
     """The run's command-line overrides (``hydra.overrides.task``): from ``cfg.hydra`` when the config
     was composed with it (tests, ``compose(return_hydra_config=True)``), else from the running Hydra
     job (``@hydra.main`` removes ``hydra`` from the task's config); none for library use."""
+    # as typed: an override's value may be an interpolation (``a='${b}'``), which must not be resolved here
     if "hydra" in cfg:
-        return [str(o) for o in cfg.hydra.overrides.task]
+        return [str(o) for o in OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)]
     from hydra.core.hydra_config import HydraConfig
 
-    return [str(o) for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else []
+    if not HydraConfig.initialized():
+        return []
+    return [str(o) for o in OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)]
 
 
 def override_root(override) -> str:

@@ -6,6 +6,7 @@ in and out of the trained weights (mdlm swaps; a copy is simpler and cannot be l
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -28,7 +29,15 @@ class EMA(nn.Module):
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
-    def update(self, online: nn.Module) -> None:
+    def update(self, online: nn.Module, *, sharded_root: nn.Module | None = None) -> None:
+        """``sharded_root``: the module that wraps both copies (``trainer.model``). Under FSDP
+        (conf/trainer/fsdp.yaml) each wrapped block of the copy is sharded as its online twin, so
+        their local shards pair up, but the root unit holds the rest of both copies in one flat
+        parameter that no rank holds both halves of: it is gathered (and written back) for the update."""
+        with _root_gathered(sharded_root):
+            self._lerp(online)
+
+    def _lerp(self, online: nn.Module) -> None:
         n = int(self.num_updates)
         decay = min(self.decay, (1 + n) / (10 + n))
         shadow = [p for p in self.module.parameters()]
@@ -41,3 +50,13 @@ class EMA(nn.Module):
     def train(self, mode: bool = True):  # the shadow copy always stays in eval mode
         super().train(False)
         return self
+
+
+def _root_gathered(root: nn.Module | None):
+    """The FSDP root's own parameters gathered whole (its wrapped blocks stay sharded); a no-op for any
+    other module."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    if not isinstance(root, FullyShardedDataParallel):
+        return contextlib.nullcontext()
+    return FullyShardedDataParallel.summon_full_params(root, recurse=False, writeback=True)

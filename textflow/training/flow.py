@@ -62,7 +62,7 @@ from textflow.errors import ConfigError
 from textflow.noise import stream_generator
 from textflow.objectives import decoder_loss, flow_matching_loss, sample_guidance_scales
 from textflow.paths import ProbPath
-from textflow.time.grids import LogitNormalTime, UniformTime
+from textflow.time.grids import LogitNormalTime, UniformTime, fit_time
 from textflow.training.autoencoder import read_autoencoder
 from textflow.training.base import StageKeys, TrainingModule, tokenizer_vocabulary
 from textflow.training.ema import EMA
@@ -119,7 +119,9 @@ class LatentFlowModule(TrainingModule):
         self.net = nn.ModuleDict({"autoencoder": autoencoder, "backbone": backbone})
         self.ema = EMA(self.net, decay=ema_decay)
         self.path = path
-        self.train_time = train_time if train_time is not None else UniformTime()
+        # a time distribution that describes the latent space (time=flm) reads its unset knobs from this model
+        self.train_time = fit_time(train_time if train_time is not None else UniformTime(), autoencoder=autoencoder,
+                                   path=path)
         self.readout_weight = float(readout_weight)
         self.val_times = tuple(float(t) for t in val_times)
         self.compile_backbone = bool(compile)
@@ -193,7 +195,7 @@ class LatentFlowModule(TrainingModule):
         ``on_train_batch_end``, where ``ModelCheckpoint`` writes, so the checkpoint of step ``s`` holds
         the EMA of step ``s`` and a resumed run's EMA equals an uninterrupted run's (docs/reliability.md)."""
         super().optimizer_step(*args, **kwargs)
-        self.ema.update(self.net)
+        self.ema.update(self.net, sharded_root=self.trainer.model)
 
     @torch.no_grad()
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:

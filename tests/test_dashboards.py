@@ -219,3 +219,26 @@ def test_the_sweep_ends_with_its_report_run_in_the_points_group(sweep):
     assert (run["name"], run["group"], run["job_type"]) == ("sweep_report", root.name, "report")
     assert run["summary"]["report/runs"] == 2 and "report/table/path" in run["summary"]
     assert "report/metric_vs_K_unigram_entropy/filenames" in run["summary"]
+
+
+def test_the_diagnostics_command_sends_its_report_to_the_dashboards(ckpt, tmp_path):  # noqa: F811
+    """``python -m textflow.diagnostics CKPT --logger many``: one ``diagnostics`` run holding the settings, the
+    scalars of diagnostics.json under ``diag/`` and every figure (DABI vs f, flip rate vs s(t)) as an image."""
+    out = tmp_path / "diag"
+    proc = run_cli("-m", "textflow.diagnostics", str(ckpt), "--out", str(out), "--blocks", "2", "--steps", "2", "4",
+                   "--logger", "many", env_extra={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "diagnostics.json").read_text())
+    (run_dir,) = (out / "wandb").glob("offline-run-*")
+    run = read_offline_run(run_dir)
+    assert (run["name"], run["job_type"]) == ("diagnostics", "diagnostics")
+    assert run["config"]["ckpt"] == str(ckpt) and run["config"]["steps"] == [2, 4]
+    assert run["summary"]["diag/clean_readout_acc"] == pytest.approx(result["clean_readout_acc"])
+    assert run["summary"]["diag/tube/median_margin"] == pytest.approx(result["tube"]["median_margin"])
+    assert run["summary"]["diag/flip/K4/observed_flip"] == pytest.approx(result["flip"][1]["observed_flip"])
+    figures = sorted(p.stem for p in out.glob("*.png"))
+    assert "dabi_vs_f" in figures and "flip_vs_s" in figures
+    media = [p.name for p in (run["files"] / "media" / "images").rglob("*.png")]
+    assert all(any(name.startswith(f"{stem}_") or stem in name for name in media) for stem in figures), media
+    acc = tensorboard_log(next((out / "tensorboard").rglob("events.out.tfevents.*")).parent)
+    assert {f"diag/{stem}" for stem in figures} <= set(acc.Tags()["images"])

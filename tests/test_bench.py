@@ -165,3 +165,25 @@ def test_ddp_benchmark_runs_one_and_two_gloo_processes(tmp_path, cache_dir):
     rows = json.loads(next(tmp_path.glob("ddp-*.json")).read_text())["rows"]
     assert [r["devices"] for r in rows] == [1, 2] and rows[0]["efficiency"] == 1.0
     assert rows[1]["tokens_per_s"] > 0 and rows[1]["efficiency"] > 0
+
+
+def test_parallel_sampling_refuses_a_missing_baseline_and_an_unknown_preset():
+    from textflow.bench.parallel_sampling import preset_dims, run
+    from textflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--devices 2 has no 1"):
+        run(devices=[2])
+    with pytest.raises(ConfigError, match="--preset 'dit_huge' is not a backbone preset; choose one of dit_base"):
+        preset_dims("dit_huge")
+    assert preset_dims("dit_small") == {"width": 256, "depth": 4, "heads": 4}
+
+
+def test_parallel_sampling_runs_one_and_two_processes(tmp_path):
+    """Two concurrent ``bench scaling`` processes: their tokens/s are summed and set against one process's."""
+    bench_main(["parallel-sampling", "--devices", "1,2", "--preset", "dit_tiny", "--k", "2", "--batch", "2",
+                "--seq-len", "8", "--repeats", "1", "--out", str(tmp_path)])
+    rows = json.loads(next(tmp_path.glob("parallel-sampling-*.json")).read_text())["rows"]
+    assert [r["devices"] for r in rows] == [1, 2]
+    assert rows[0]["flow_efficiency"] == rows[0]["ar_efficiency"] == 1.0
+    assert all(r["flow_tokens_per_s"] > 0 and r["ar_tokens_per_s"] > 0 for r in rows)
+    assert rows[1]["flow_efficiency"] == pytest.approx(rows[1]["flow_tokens_per_s"] / (2 * rows[0]["flow_tokens_per_s"]))

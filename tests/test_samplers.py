@@ -244,7 +244,7 @@ def test_every_sampler_resolves_the_weights_it_runs():
     made = []
 
     def model_denoiser(use_ema=True):
-        den = types.SimpleNamespace(backbone=Net(0.0), autoencoder=Net(0.0), use_ema=use_ema)
+        den = types.SimpleNamespace(backbone=Net(0.0), autoencoder=Net(0.0), path=None, use_ema=use_ema)
         made.append(den)
         return den
 

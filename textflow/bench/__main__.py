@@ -3,7 +3,8 @@
 Benchmarks: ``judge`` (judge-LM scoring cost), ``sampling`` (sampler tokens/s vs K on a checkpoint) and
 ``diagnostics`` (the training diagnostics callback's share of training time) and ``vocab`` (training step
 and diagnostics across vocabulary sizes, 4 k to 128 k) and ``matched`` (tokens/s of each sampler family at
-its AR twin's quality, from a sweep's report) and ``ddp`` (data-parallel training scaling) and ``train`` (training
+its AR twin's quality, from a sweep's report) and ``ddp`` (data-parallel training scaling) and
+``parallel-sampling`` (N independent sampling processes: flow and AR tokens/s and efficiency) and ``train`` (training
 tokens/s and model-FLOPs utilisation against a measured matmul peak) and ``peer`` (the Euler ODE against
 torchdiffeq on the same work) and ``scaling`` (few-step flow vs a KV-cached AR model over length and K).
 
@@ -73,6 +74,15 @@ def main(argv: list[str] | None = None) -> None:
     ddp.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ddp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ddp.add_argument("--override", action="append", default=[], help="extra train.yaml override (repeatable)")
+    par = sub.add_parser("parallel-sampling", help="data-parallel sampling: 1..N independent sampling processes")
+    par.add_argument("--devices", default="1,2")
+    par.add_argument("--preset", default="dit_small", help="a conf/backbone preset: width, depth, heads")
+    par.add_argument("--k", type=int, default=4, help="the flow's ODE steps")
+    par.add_argument("--batch", type=int, default=32, help="per process")
+    par.add_argument("--seq-len", type=int, default=64)
+    par.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    par.add_argument("--repeats", type=int, default=3)
+    par.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     peer = sub.add_parser("peer", help="Euler ODE vs torchdiffeq.odeint(method='euler') on the same work")
     peer.add_argument("--ckpt", required=True)
     peer.add_argument("--steps", default="4,32")
@@ -89,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     scaling.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     scaling.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
     scaling.add_argument("--compile", action="store_true", help="torch.compile the flow's backbone")
-    for p in (judge, sampling, diag, vocab, matched, train, ddp, peer, scaling):
+    for p in (judge, sampling, diag, vocab, matched, train, ddp, par, peer, scaling):
         p.add_argument("--out", default="outputs/bench")
         p.add_argument("--cache-dir", default=os.environ.get("TEXTFLOW_CACHE", os.path.expanduser("~/.cache/textflow")))
     args = parser.parse_args(argv)
@@ -127,6 +137,12 @@ def main(argv: list[str] | None = None) -> None:
         from textflow.bench import matched as bench
 
         rows = bench.run(reports=args.report, batch_size=args.batch_size, repeats=args.repeats)
+    elif args.name == "parallel-sampling":
+        from textflow.bench import parallel_sampling as bench
+
+        rows = bench.run(devices=[int(d) for d in args.devices.split(",")], preset=args.preset, k=args.k,
+                         batch=args.batch, seq_len=args.seq_len, threads=args.threads, repeats=args.repeats,
+                         device=args.device)
     elif args.name == "peer":
         from textflow.bench import peer as bench
 

@@ -77,7 +77,8 @@ class Sampler:
         model here (:func:`textflow.time.fit_time`: ``time=flm`` reads the one-hot latent space)."""
         denoiser = self.fn.weights.denoiser(loaded, steps=self.steps, use_ema=use_ema)
         self.check_denoiser(denoiser)
-        self.time = fit_time(self.time, autoencoder=denoiser.autoencoder, path=denoiser.path)
+        if getattr(self.time, "fit", None) is not None:  # only a grid that describes the latent space reads it
+            self.time = fit_time(self.time, autoencoder=denoiser.autoencoder, path=denoiser.path)
         return denoiser
 
     def check_denoiser(self, denoiser) -> None:

@@ -138,6 +138,13 @@ def test_matched_benchmark_picks_the_smallest_matching_k_or_the_best_healthy_poi
     assert picks == {"sde": (4, 640.0, "matched"),  # the smallest K at or below the twin's upper end
                      "ode": (32, 3000.0, "best"),  # never matched: its best point
                      "adaptive": (1, 250.0, "best (collapsed)")}  # low gen-PPL from collapse is not a match
+    low_entropy = dict(point("sde", 2, 300), unigram_entropy="2.9")  # below the twin's upper end, but 0.8 nats short
+    banded = {p["sampler"]: (int(p["steps"]), p["status"])
+              for p in pick([*rows, low_entropy], 673.0, entropy_band=(3.4, 4.0))}
+    assert banded == {"sde": (4, "matched"), "ode": (32, "best"), "adaptive": (1, "best (collapsed)")}
+    only_low = pick([low_entropy], 673.0, entropy_band=(3.4, 4.0))
+    assert [(p["steps"], p["status"]) for p in only_low] == [(2, "best (outside the entropy band)")]
+    assert pick([low_entropy], 673.0)[0]["status"] == "matched"  # without a band (no held-out row) it matches
     with pytest.raises(ConfigError, match="no --report has an AR-twin row"):
         read_reports([second])
     with pytest.raises(ConfigError, match="does not exist"):
@@ -187,3 +194,30 @@ def test_parallel_sampling_runs_one_and_two_processes(tmp_path):
     assert rows[0]["flow_efficiency"] == rows[0]["ar_efficiency"] == 1.0
     assert all(r["flow_tokens_per_s"] > 0 and r["ar_tokens_per_s"] > 0 for r in rows)
     assert rows[1]["flow_efficiency"] == pytest.approx(rows[1]["flow_tokens_per_s"] / (2 * rows[0]["flow_tokens_per_s"]))
+
+
+def test_matched_benchmark_rebuilds_the_points_time_grid(tmp_path):
+    """A point sampled on FLM's grid is re-timed on FLM's grid: the class from metrics.json, its knobs from the
+    point's .hydra/config.yaml (nulls are fitted to the model later); an unknown grid is refused."""
+    from textflow.bench.matched import _sampler_of
+    from textflow.errors import ConfigError
+    from textflow.time import ArgmaxAccuracyTime, UniformTime
+
+    def point(name, time, config=None):
+        folder = tmp_path / name
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"sampler": {"name": "sde", "steps": 4, "gamma": 0.25,
+                                                                     "time": time}}))
+        if config is not None:
+            (folder / ".hydra" / "config.yaml").write_text(config)
+        return {"report_dir": str(tmp_path), "run": name}
+
+    flm = _sampler_of(point("flm", "ArgmaxAccuracyTime", "sampler:\n  time:\n    _target_: "
+                                   "textflow.time.ArgmaxAccuracyTime\n    vocab_size: null\n    scale: 2.0\n"))
+    assert isinstance(flm.time, ArgmaxAccuracyTime) and (flm.time.vocab_size, flm.time.scale) == (None, 2.0)
+    assert flm.knobs == {"gamma": 0.25} and flm.steps == 4
+    assert isinstance(_sampler_of(point("uniform", "UniformTime")).time, UniformTime)
+    with pytest.raises(ConfigError, match="time grid 'MyTime'; this benchmark rebuilds UniformTime"):
+        _sampler_of(point("mine", "MyTime"))
+    with pytest.raises(ConfigError, match="used ArgmaxAccuracyTime but has no .hydra/config.yaml"):
+        _sampler_of(point("bare", "ArgmaxAccuracyTime"))

@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
                          help="report.csv of a sample.py -m sweep (repeatable; one run with ar_twin=)")
     matched.add_argument("--batch-size", type=int, default=32)
     matched.add_argument("--repeats", type=int, default=3)
+    matched.add_argument("--entropy-tolerance", type=float, default=0.3,
+                         help="a match needs unigram entropy within this many nats of held-out text's")
     train = sub.add_parser("train", help="training tokens/s and MFU through the Lightning loop")
     train.add_argument("--preset", default="dit_small")
     train.add_argument("--steps", type=int, default=30)
@@ -136,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.name == "matched":
         from textflow.bench import matched as bench
 
-        rows = bench.run(reports=args.report, batch_size=args.batch_size, repeats=args.repeats)
+        rows = bench.run(reports=args.report, batch_size=args.batch_size, repeats=args.repeats,
+                         entropy_tolerance=args.entropy_tolerance)
     elif args.name == "parallel-sampling":
         from textflow.bench import parallel_sampling as bench
 

@@ -3,11 +3,13 @@
 
 Quality comes from finished sampler sweeps (``python sample.py -m ...``, one of them with
 ``ar_twin=TWIN``): their ``report.csv`` files hold every point's judge gen-PPL with its 95 % interval,
-the mode-collapse flag and the AR twin's reference row. For each sampler family the benchmark picks the smallest K whose gen-PPL is
-at or below the upper end of the twin's interval without mode collapse (**matched**); a family that
-never gets there is represented by its best non-collapsed point (**best**, not matched), or its best
-point when every point collapsed. Speed is then re-timed side by side, not read from the sweep: the
-picked sampler (rebuilt from the point's ``metrics.json``) on the sweep's flow checkpoint, and the twin's
+the mode-collapse flag and the AR twin's and held-out text's reference rows. For each sampler family the
+benchmark picks the smallest K whose gen-PPL is at or below the upper end of the twin's interval, without
+mode collapse and with a unigram entropy within ``entropy_tolerance`` (0.3 nats) of held-out text's
+(**matched**: a gen-PPL bought by low entropy is not the twin's quality); a family that never gets there
+is represented by its best point inside the band (**best**, not matched), else its best non-collapsed
+point (**best (outside the entropy band)**), else its best point (**best (collapsed)**). Speed is then re-timed side by side, not read from the sweep: the
+picked sampler (rebuilt from the point's ``metrics.json`` and its time grid's knobs) on the sweep's flow checkpoint, and the twin's
 ancestral sampling, both at the same batch and length on this machine.
 """
 
@@ -56,37 +58,70 @@ def read_reports(paths: list[str | Path]) -> tuple[list[dict], dict]:
     return rows, twin
 
 
-def pick(rows: list[dict], twin_high: float) -> list[dict]:
-    """Per sampler family, the smallest K with gen-PPL <= ``twin_high`` and no mode collapse (matched), or
-    the family's best non-collapsed point (else its best point)."""
+def heldout_entropy(paths: list[str | Path]) -> float | None:
+    """The held-out text's unigram entropy, from the first report whose ``heldout text`` row has one."""
+    for path in map(Path, paths):
+        with path.open() as fh:
+            for row in csv.DictReader(fh):
+                if row["sampler"] == "heldout text" and row.get("unigram_entropy"):
+                    return float(row["unigram_entropy"])
+    return None
+
+
+def pick(rows: list[dict], twin_high: float, *, entropy_band: tuple[float, float] | None = None) -> list[dict]:
+    """Per sampler family, the smallest K with gen-PPL <= ``twin_high``, no mode collapse and unigram entropy
+    inside ``entropy_band`` (matched), or the family's best such point, else its best non-collapsed point,
+    else its best point. The band keeps a low gen-PPL bought by low entropy from counting as quality."""
+    def in_band(r):
+        return entropy_band is None or entropy_band[0] <= float(r["unigram_entropy"]) <= entropy_band[1]
+
     picks = []
     for family in sorted({r["sampler"] for r in rows}):
         points = sorted((r for r in rows if r["sampler"] == family),
                         key=lambda r: (int(r["steps"]), float(r["gen_ppl"])))
-        healthy = [r for r in points if r.get("mode_collapse") != "True"]
+        uncollapsed = [r for r in points if r.get("mode_collapse") != "True"]
+        healthy = [r for r in uncollapsed if in_band(r)]
         matched = [r for r in healthy if float(r["gen_ppl"]) <= twin_high]
         if matched:
             choice, status = matched[0], "matched"
         else:
-            pool = healthy or points
+            pool, status = next((pool, status) for pool, status in (
+                (healthy, "best"), (uncollapsed, "best (outside the entropy band)"), (points, "best (collapsed)"))
+                if pool)
             choice = min(pool, key=lambda r: float(r["gen_ppl"]))
-            status = "best" if healthy else "best (collapsed)"
         picks.append({**choice, "status": status})
     return picks
+
+
+def _time_of(point: Path, name: str):
+    """The point's time grid: the class its metrics.json names, with the knobs its ``.hydra/config.yaml``
+    gave ``sampler.time`` (read as plain YAML data; only textflow's own grids are built). Knobs left null
+    (``time=flm``) are read from the model when the sampler meets it (``Sampler.denoiser``)."""
+    import yaml
+
+    from textflow import time as grids
+
+    known = {cls: getattr(grids, cls) for cls in ("UniformTime", "LogitNormalTime", "ArgmaxAccuracyTime")}
+    if name not in known:
+        raise ConfigError(f"point {point.name!r} used the time grid {name!r}; this benchmark rebuilds "
+                          f"{', '.join(known)}")
+    config = point / ".hydra" / "config.yaml"
+    node = (yaml.safe_load(config.read_text()) or {}).get("sampler", {}).get("time") if config.is_file() else None
+    knobs = {k: v for k, v in (node or {}).items() if k != "_target_"}
+    if name != "UniformTime" and node is None:
+        raise ConfigError(f"point {point.name!r} used {name} but has no .hydra/config.yaml with its knobs")
+    return known[name](**knobs)
 
 
 def _sampler_of(row: dict):
     from textflow.samplers import Sampler
 
-    spec = json.loads((Path(row["report_dir"]) / row["run"] / "metrics.json").read_text())["sampler"]
-    spec = dict(spec)
-    if spec.pop("time", "UniformTime") != "UniformTime":
-        raise ConfigError(f"point {row['run']!r} used a non-uniform time grid; this benchmark rebuilds uniform "
-                          "grids only")
-    return Sampler(**spec)
+    point = Path(row["report_dir"]) / row["run"]
+    spec = dict(json.loads((point / "metrics.json").read_text())["sampler"])
+    return Sampler(time=_time_of(point, spec.pop("time", "UniformTime")), **spec)
 
 
-def run(*, reports: list[str], batch_size: int = 32, repeats: int = 3) -> list[dict]:
+def run(*, reports: list[str], batch_size: int = 32, repeats: int = 3, entropy_tolerance: float = 0.3) -> list[dict]:
     from textflow.checkpoint import load_run
     from textflow.noise import per_sample_generators
     from textflow.sampling.ar_twin import load_twin
@@ -94,7 +129,9 @@ def run(*, reports: list[str], batch_size: int = 32, repeats: int = 3) -> list[d
 
     rows, twin_row = read_reports(reports)
     twin_low, twin_high = _interval(twin_row["gen_ppl_ci95"])
-    picks = pick(rows, twin_high)
+    heldout = heldout_entropy(reports)
+    band = None if heldout is None else (heldout - entropy_tolerance, heldout + entropy_tolerance)
+    picks = pick(rows, twin_high, entropy_band=band)
     runs = {path: load_run(path) for path in dict.fromkeys(p["ckpt_path"] for p in picks)}
     loaded = runs[picks[0]["ckpt_path"]]
     seq_len = int(loaded.info["seq_len"])

@@ -8,7 +8,8 @@ with ``gen_ppl`` the samples' judge perplexity, ``H`` their unigram entropy (nat
 held-out text's unigram entropy from the same run (its ``reference/heldout`` row, same count and length).
 Inside the band ``H_heldout +- entropy_tolerance`` points are ranked by ln gen-PPL alone; every nat
 beyond it costs ``penalty`` (in units of ln gen-PPL), so a sampler cannot win by collapsing onto a few
-likely tokens (gen-PPL is only read with entropy: arXiv 2606.30705, section 5). The knobs are
+likely tokens (gen-PPL is only read with entropy: arXiv 2606.30705 reports ELF's K = 1 ODE at gen-PPL
+3.07 with entropy 2.01, a collapse; docs/evaluation.md). The knobs are
 ``objective.entropy_tolerance`` and ``objective.penalty`` in ``conf/sample.yaml``.
 
 Inside a study (``hydra/sweeper=sampler_study``, Hydra's Optuna sweeper) a point that stops with a user

@@ -1,16 +1,16 @@
 """Speed at matched quality: how much faster than its AR twin a flow sampler is at the twin's quality
 (docs/benchmarks.md, "Speed at matched quality").
 
-Quality comes from finished sampler sweeps (``python sample.py -m ...``, one of them with
-``ar_twin=TWIN``): their ``report.csv`` files hold every point's judge gen-PPL with its 95 % interval,
-the mode-collapse flag and the AR twin's and held-out text's reference rows. For each sampler family the
-benchmark picks the smallest K whose gen-PPL is at or below the upper end of the twin's interval, without
-mode collapse and with a unigram entropy within ``entropy_tolerance`` (0.3 nats) of held-out text's
-(**matched**: a gen-PPL bought by low entropy is not the twin's quality); a family that never gets there
-is represented by its best point inside the band (**best**, not matched), else its best non-collapsed
-point (**best (outside the entropy band)**), else its best point (**best (collapsed)**). Speed is then re-timed side by side, not read from the sweep: the
-picked sampler (rebuilt from the point's ``metrics.json`` and its time grid's knobs) on the sweep's flow checkpoint, and the twin's
-ancestral sampling, both at the same batch and length on this machine.
+Quality comes from finished sampler sweeps (``python sample.py -m ...``, one of them with ``ar_twin=TWIN``):
+their ``report.csv`` files hold every point's judge gen-PPL with its 95 % interval, the mode-collapse flag and
+the AR twin's and held-out text's reference rows. For each sampler family the benchmark picks the smallest K
+whose gen-PPL is at or below the upper end of the twin's interval, without mode collapse and with a unigram
+entropy within ``entropy_tolerance`` (0.3 nats) of held-out text's (**matched**: a gen-PPL bought by low
+entropy is not the twin's quality); a family that never gets there is represented by its best point inside the
+band (**best**, not matched), else its best non-collapsed point (**best (outside the entropy band)**), else
+its best point (**best (collapsed)**). Speed is then re-timed side by side, not read from the sweep: the
+picked sampler (rebuilt from the point's ``metrics.json`` and its time grid's knobs) on the sweep's flow
+checkpoint, and the twin's ancestral sampling, both at the same batch and length on this machine.
 """
 
 from __future__ import annotations

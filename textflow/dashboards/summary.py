@@ -3,8 +3,8 @@
 
 wandb gets the settings as the run config (filter and group the run table by sampler, K, gamma,
 checkpoint, seed) and the metrics as history and run summary (the run table's metric columns); an offline
-run keeps both in its ``run-<id>.wandb`` file until ``wandb sync``. TensorBoard gets both through ``log_hyperparams(params, metrics)``: the HParams
-tab lists one row per run with its settings and metrics. CSV writes ``hparams.yaml`` and the metrics row.
+run keeps both in its ``run-<id>.wandb`` file until ``wandb sync``. TensorBoard gets both through
+``log_hyperparams(params, metrics)``: the HParams tab lists one row per run with its settings and metrics. CSV writes ``hparams.yaml`` and the metrics row.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textflow.cli import in_multirun
 from textflow.dashboards import log_text_table
 from textflow.dashboards.images import log_image_files
 from textflow.dashboards.runs import close_loggers, open_loggers
@@ -44,13 +45,11 @@ def run_summary(report: SampleReport) -> dict[str, float]:
 def sweep_group() -> str | None:
     """The sweep folder's name when this run is a point of ``sample.py -m`` (read from Hydra's runtime;
     the same name :class:`textflow.sampling.report.ReportCallback` gives the report run); else None."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
+    if not in_multirun():
         return None
-    hydra = HydraConfig.get()
-    return Path(str(hydra.sweep.dir)).name if hydra.mode == RunMode.MULTIRUN else None
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(str(HydraConfig.get().sweep.dir)).name
 
 
 def publish(report: SampleReport, *, out_dir: Path, logger_cfg, label: str) -> None:

@@ -14,7 +14,7 @@ from textflow.errors import ConfigError
 from textflow.noise import per_sample_generators
 from textflow.paths import LinearPath, VPPath
 from textflow.samplers import Sampler
-from textflow.samplers.adaptive import token_closeness
+from textflow.samplers.adaptive import decidedness, token_closeness
 
 
 def _x0(seed=3, shape=(4, 8, 1)):
@@ -153,18 +153,96 @@ def test_default_scale_decided_tokens_get_exp_minus_one_over_scale_of_the_churn(
     assert torch.all(close[:, 3:] == 1.0)
 
 
+class LogitsReadout:
+    """A denoiser stand-in whose readout is the identity: its "latents" are the logits themselves."""
+
+    @staticmethod
+    def readout(x):
+        return x
+
+
+def _closeness(logits, closeness, scale=0.25, levels=None):
+    return token_closeness(decidedness(LogitsReadout(), logits, closeness=closeness), scale=scale, levels=levels)
+
+
 def test_closeness_mappings():
     logits = torch.tensor([[[0.0, 0.0, -1e9], [50.0, 0.0, 0.0], [math.log(3.0), 0.0, float("-inf")]]])
-    margin = token_closeness(logits, closeness="margin", scale=0.25)
+    margin = _closeness(logits, "margin")
     assert margin[0, 0] == 1.0 and margin[0, 1] == pytest.approx(math.exp(-4), rel=1e-5)
     assert margin[0, 2] == pytest.approx(math.exp(-0.5 / 0.25), rel=1e-5)  # p = (0.75, 0.25): margin 0.5
-    entropy = token_closeness(logits, closeness="entropy", scale=0.25)
+    entropy = _closeness(logits, "entropy")
     assert entropy[0, 0] == 1.0 and entropy[0, 1] == pytest.approx(math.exp(-4), rel=1e-4)
     h = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
     assert entropy[0, 2] == pytest.approx(math.exp(-(1 - h / math.log(2)) / 0.25), rel=1e-5)
     assert torch.all(torch.isfinite(entropy))  # a -inf logit contributes 0 entropy, not nan
-    uniform = token_closeness(torch.zeros(1, 1, 100), closeness="entropy", scale=0.25)
+    uniform = _closeness(torch.zeros(1, 1, 100), "entropy")
     assert uniform[0, 0] == 1.0  # more undecided than a two-way tie: full churn
+
+
+def test_levels_round_closeness_keeping_ties_and_decided_tokens_exact():
+    logits = torch.tensor([[[0.0, 0.0, -1e9], [50.0, 0.0, 0.0], [math.log(3.0), 0.0, float("-inf")]]])
+    rounded = _closeness(logits, "margin", levels=8)
+    assert rounded[0, 0] == 1.0 and rounded[0, 1] == 0.0  # a tie keeps full churn; exp(-4) < 1/16: none
+    assert rounded[0, 2] == 1 / 8  # exp(-2) = 0.135 rounds to the nearest eighth
+    fine = _closeness(logits, "margin", levels=1000)
+    assert torch.allclose(fine, _closeness(logits, "margin"), atol=5e-4)
+
+
+def test_closeness_is_the_same_over_chunks_and_refuses_a_non_categorical_readout():
+    from textflow.kernels import chunk_budget
+    logits = torch.randn(3, 5, 7, generator=torch.Generator().manual_seed(0)) * 3
+    for closeness in ("margin", "entropy"):
+        whole = _closeness(logits, closeness)
+        with chunk_budget(7):  # one position per chunk
+            assert torch.equal(_closeness(logits, closeness), whole)
+
+    class Pixels:
+        @staticmethod
+        def readout(x):
+            return x.flatten(1)
+
+    with pytest.raises(ConfigError, match=r"closeness='margin' needs per-token readout logits.*closeness=one"):
+        decidedness(Pixels(), logits, closeness="margin")
+
+
+@pytest.mark.parametrize("levels", [1, 4])
+def test_levels_keep_the_ode_and_sde_identities(levels):
+    den = SplitReadout(LinearPath(), decided=3)
+    x0, gens = _x0(shape=(2, 6, 1)), lambda: per_sample_generators(5, range(2))
+    ode = Sampler(name="ode", steps=4)(den, x0).latents
+    assert torch.equal(Sampler(name="adaptive", steps=4, gamma=0.0, levels=levels)(den, x0, generator=gens()).latents, ode)
+    sde = Sampler(name="sde", steps=4, gamma=1.5)(den, x0, generator=gens()).latents
+    one = Sampler(name="adaptive", steps=4, gamma=1.5, closeness="one", levels=levels)(den, x0, generator=gens())
+    assert torch.equal(one.latents, sde)
+
+
+class RecordingGaussian(GaussianDenoiser):
+    """The Gaussian denoiser (graded readout margins) recording the time of every call."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.times = []
+
+    def __call__(self, z, t):
+        self.times.append(t.clone())
+        return super().__call__(z, t)
+
+
+def test_levels_bound_the_distinct_times_per_step():
+    def distinct(levels):
+        den = RecordingGaussian(LinearPath())
+        Sampler(name="adaptive", steps=5, gamma=2.0, levels=levels)(den, _x0(shape=(2, 16, 1)),
+                                                                   generator=per_sample_generators(1, range(2)))
+        return max(t.unique().numel() for t in den.times)
+
+    assert distinct(None) > 3  # continuous closeness: a time per token
+    assert distinct(2) <= 3
+
+
+@pytest.mark.parametrize("levels", [0, -1, 1.5, "many"])
+def test_bad_levels_are_refused(levels):
+    with pytest.raises(ConfigError, match="sampler.levels"):
+        Sampler(name="adaptive", steps=4, levels=levels)
 
 
 # --------------------------------------------------------------------------------- seeding, batch invariance

@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from textflow.kernels import chunk_budget, linear_cross_entropy, readout_argmax, readout_token_stats, row_slices
+from textflow.kernels import (chunk_budget, linear_cross_entropy, readout_argmax, readout_entropy, readout_token_stats,
+                              readout_top2, row_slices, top2_probs)
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "readout_diagnostics.json"
 
@@ -88,6 +89,34 @@ def test_readout_chunks_equal_one_call_for_a_readout_that_mixes_positions():
     assert torch.equal(decoded, logits.argmax(-1))
     torch.testing.assert_close(ce, F.cross_entropy(logits.flatten(0, 1), tokens.flatten(), reduction="none")
                                .view(7, 5))
+
+
+@pytest.mark.parametrize("budget", [1, 90, 1 << 21])  # one position per chunk .. everything in one chunk
+def test_top2_and_entropy_through_the_head_equal_the_whole_logits(budget):
+    g = torch.Generator().manual_seed(2)
+    x, w, b = torch.randn(3, 6, 4, generator=g), torch.randn(30, 4, generator=g) * 2, torch.randn(30, generator=g)
+
+    def readout(z):
+        return z @ w.T + b
+
+    def head(z):
+        return z, w, b
+
+    logits = readout(x)
+    probs = logits.softmax(-1)
+    want_top2 = probs.topk(2, -1).values
+    want_entropy = -(probs * logits.log_softmax(-1)).sum(-1)
+    with chunk_budget(budget):
+        for h in (head, None):
+            top2, argmax = readout_top2(readout, x, head=h)
+            torch.testing.assert_close(top2, want_top2)
+            assert torch.equal(argmax, logits.argmax(-1))
+            torch.testing.assert_close(readout_entropy(readout, x, head=h), want_entropy)
+    one_token = top2_probs(torch.zeros(2, 1))[0]
+    assert torch.equal(one_token, torch.tensor([[1.0, 0.0], [1.0, 0.0]]))  # the second probability is 0
+    with chunk_budget(90), _LargestTensor() as seen:
+        readout_top2(readout, x, head=head)
+    assert seen.largest < logits.numel()  # positions x vocabulary never held at once
 
 
 def test_perturbation_stats_equal_reading_every_perturbed_latent():

@@ -53,7 +53,8 @@ from textflow.checkpoint import load_run  # noqa: E402
 from textflow.data.heldout import heldout_blocks  # noqa: E402
 from textflow.evaluation.judge import load_judge  # noqa: E402
 from textflow.noise import per_sample_generators, randn  # noqa: E402
-from textflow.samplers.commit import sample_commit, select_commits, top2_probs  # noqa: E402
+from textflow.kernels import top2_probs  # noqa: E402
+from textflow.samplers.commit import sample_commit, select_commits  # noqa: E402
 from textflow.samplers.steps import batch_time, churn_euler_step, euler_update  # noqa: E402
 from textflow.time.grids import UniformTime  # noqa: E402
 from textflow.types import SampleOutput  # noqa: E402

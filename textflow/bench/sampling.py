@@ -17,15 +17,24 @@ from textflow.samplers import Sampler
 
 
 class ReadoutCounter:
-    """Wraps a denoiser's ``readout`` and counts the positions it decodes."""
+    """Wraps a denoiser's ``readout`` and its linear ``readout_head`` and counts the positions they decode
+    (the chunked kernels of :mod:`textflow.kernels` score the logits from the head without ``readout``)."""
 
     def __init__(self, den):
-        self.positions, self._readout = 0, den.readout
+        self.positions, self._readout, self._head = 0, den.readout, getattr(den, "readout_head", None)
         den.readout = self
+        if self._head is not None:
+            den.readout_head = self.head
 
     def __call__(self, x):
         self.positions += x.shape[0] * x.shape[1]
         return self._readout(x)
+
+    def head(self, x):
+        parts = self._head(x)
+        if parts is not None:  # without a head the kernels fall back to ``readout``, counted there
+            self.positions += x.shape[0] * x.shape[1]
+        return parts
 
 
 def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 32, repeats: int = 3) -> list[dict]:

@@ -1,11 +1,12 @@
 """Memory-bounded numerical kernels for large vocabularies (docs/benchmarks.md, "Large vocabularies"):
 computations over (positions x vocabulary) logits done a chunk of rows at a time."""
 
-from textflow.kernels.chunking import chunk_budget, chunk_elements
+from textflow.kernels.chunking import cache_chunk_elements, chunk_budget, chunk_elements
 from textflow.kernels.cross_entropy import linear_cross_entropy
 from textflow.kernels.perturbations import perturbation_stats
-from textflow.kernels.readout_chunks import (readout_argmax, readout_chunks, readout_token_stats, readout_topk,
-                                            row_slices, selected_logits)
+from textflow.kernels.readout_chunks import (readout_argmax, readout_chunks, readout_entropy, readout_token_stats,
+                                            readout_top2, readout_topk, row_slices, selected_logits, top2_probs)
 
-__all__ = ["chunk_budget", "chunk_elements", "linear_cross_entropy", "perturbation_stats", "readout_argmax",
-           "readout_chunks", "readout_token_stats", "readout_topk", "row_slices", "selected_logits"]
+__all__ = ["cache_chunk_elements", "chunk_budget", "chunk_elements", "linear_cross_entropy", "perturbation_stats",
+           "readout_argmax", "readout_chunks", "readout_entropy", "readout_token_stats", "readout_top2", "readout_topk",
+           "row_slices", "selected_logits", "top2_probs"]

@@ -8,12 +8,20 @@ from typing import Iterator
 from textflow.checks import require_int
 
 DEFAULT_CHUNK_ELEMENTS = 1 << 22  # floats per chunk of logits (16 MiB in float32; docs/benchmarks.md)
+# floats per chunk for a reduction that reads its logits several times (top-2 with a log-sum-exp, an
+# entropy): 1 MiB in float32 stays in a core's cache between the passes (docs/benchmarks.md)
+CACHE_CHUNK_ELEMENTS = 1 << 18
 _budget = [DEFAULT_CHUNK_ELEMENTS]
 
 
 def chunk_elements() -> int:
     """The current budget of logits per chunk."""
     return _budget[0]
+
+
+def cache_chunk_elements() -> int:
+    """The budget of a multi-pass reduction: the cache-sized chunk, or less under :func:`chunk_budget`."""
+    return min(CACHE_CHUNK_ELEMENTS, _budget[0])
 
 
 @contextmanager

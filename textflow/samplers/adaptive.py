@@ -25,8 +25,17 @@ Closeness (``closeness``), an exponential in a *decidedness* ``d`` in [0, 1], ``
 * ``one``     – ``c = 1`` everywhere: the sampler is ``sde`` at the same gamma, bit for bit (no readout
   is called, so it runs on any autoencoder).
 
+Resolution (``levels``): ``None`` keeps ``c`` continuous, so every token has its own time and the
+backbone computes a time condition (adaLN) per token. An integer ``n`` rounds ``c`` to a multiple of
+``1 / n``: at most ``n + 1`` distinct times per step, so the condition is computed ``n + 1`` times per
+step and gathered (:class:`textflow.backbones.DiT`), the cost of ``sde``'s per-sequence time; ``alpha``
+moves by at most ``gamma h / (2 n)``, and a token with ``c < 1 / (2 n)`` gets no noise at all (it
+follows the ODE exactly). ``c = 1`` stays 1 and ``gamma = 0`` stays the ODE, so both identities
+below hold at every ``levels`` (docs/samplers.md, ``adaptive``; docs/benchmarks.md for its time).
+
 ``margin`` and ``entropy`` need per-token logits (B, L, V) from the readout (not the smooth image
-autoencoder's pixels). When every sequence gives all its tokens one ``alpha`` (step 0, ``one``) the
+autoencoder's pixels); they are read a cache-sized chunk at a time
+(:func:`textflow.kernels.readout_top2`, :func:`textflow.kernels.readout_entropy`). When every sequence gives all its tokens one ``alpha`` (step 0, ``one``) the
 times stay per-sequence (B,), exactly ``sde``'s computation. Noise is drawn (``textflow.noise.randn``,
 per-sample generators) only on a step where some ``alpha < 1``: ``gamma = 0`` draws nothing and equals
 ``ode`` bit for bit. NFE = K (plus one readout per non-final step with ``margin`` / ``entropy``).
@@ -35,7 +44,8 @@ Diagnostics: the callback's extras carry ``churn_alpha`` (B, L), ``closeness`` (
 ``injected_noise``; ``SampleOutput.extras["injected_noise"]`` is the total, the sum over steps of the
 mean over tokens of ``1 - alpha`` (for ``sde`` the same sum is ``sum_k (1 - alpha_k)``).
 
-Knobs: ``gamma >= 0`` (ELF's churn strength), ``closeness`` (above), ``scale > 0`` (decidedness width).
+Knobs: ``gamma >= 0`` (ELF's churn strength), ``closeness`` (above), ``scale > 0`` (decidedness width),
+``levels`` (None or an integer >= 1, the closeness resolution).
 """
 
 from __future__ import annotations
@@ -45,10 +55,10 @@ import math
 import torch
 from torch import Tensor
 
-from textflow.checks import require_number
+from textflow.checks import require_int, require_number
 from textflow.errors import ConfigError, check_choice
+from textflow.kernels import readout_entropy, readout_top2
 from textflow.noise import randn
-from textflow.samplers.commit import top2_probs
 from textflow.samplers.registry import register_sampler
 from textflow.samplers.steps import batch_time, emit, euler_update
 from textflow.types import SampleOutput
@@ -56,40 +66,42 @@ from textflow.types import SampleOutput
 CLOSENESS = ("margin", "entropy", "one")
 
 
-def check_adaptive(*, gamma: float = 1.5, closeness: str = "margin", scale: float = 0.25) -> None:
+def check_adaptive(*, gamma: float = 1.5, closeness: str = "margin", scale: float = 0.25,
+                   levels: int | None = None) -> None:
     require_number("sampler.gamma", gamma, low=0, hint=" (0 = the ODE)")
     check_choice("sampler.closeness", closeness, CLOSENESS)
     require_number("sampler.scale", scale, low=0, low_open=True, hint=" (the decidedness width)")
+    if levels is not None:
+        require_int("sampler.levels", levels, low=1, hint=" (null = continuous closeness)")
 
 
-def token_closeness(logits: Tensor, *, closeness: str, scale: float) -> Tensor:
-    """Each token's closeness to a decision boundary in [0, 1], (B, L), from readout logits (B, L, V)."""
-    if closeness == "margin":
-        top2, _ = top2_probs(logits)
-        decided = top2[..., 0] - top2[..., 1]
-    else:  # entropy in nats, from probabilities (xlogy: a -inf logit contributes 0, not nan)
-        logits = logits.float()
-        p = (logits - logits.logsumexp(-1, keepdim=True)).exp()
-        entropy = -torch.special.xlogy(p, p).sum(-1)
-        decided = (1.0 - entropy / math.log(2.0)).clamp_min(0.0)
-    return torch.exp(-decided / scale)
+def decidedness(denoiser, x_hat: Tensor, *, closeness: str) -> Tensor:
+    """Each token's decidedness in [0, 1], (B, L), from the readout of ``x_hat`` (module docstring)."""
+    head = getattr(denoiser, "readout_head", None)
+    try:
+        if closeness == "margin":
+            top2, _ = readout_top2(denoiser.readout, x_hat, head=head)
+            return top2[..., 0] - top2[..., 1]
+        entropy = readout_entropy(denoiser.readout, x_hat, head=head)
+    except ValueError as err:
+        raise ConfigError(f"sampler.closeness={closeness!r} needs per-token readout logits (B, L, V): {err} "
+                          f"(not a categorical readout); use sampler.closeness=one") from None
+    return (1.0 - entropy / math.log(2.0)).clamp_min(0.0)
 
 
-def _closeness_of(denoiser, x_hat: Tensor, *, closeness: str, scale: float) -> Tensor:
-    logits = denoiser.readout(x_hat)
-    if logits.dim() != 3 or logits.shape[:2] != x_hat.shape[:2]:
-        raise ConfigError(f"sampler.closeness={closeness!r} needs per-token readout logits (B, L, V); "
-                          f"got shape {tuple(logits.shape)} (not a categorical readout); "
-                          f"use sampler.closeness=one")
-    return token_closeness(logits, closeness=closeness, scale=scale)
+def token_closeness(decided: Tensor, *, scale: float, levels: int | None = None) -> Tensor:
+    """Closeness to a decision boundary in [0, 1], ``exp(-decided / scale)``, rounded to a multiple of
+    ``1 / levels`` when ``levels`` is set (module docstring)."""
+    close = torch.exp(-decided / scale)
+    return close if levels is None else torch.round(close * levels) / levels
 
 
 @register_sampler("adaptive", check=check_adaptive)
 @torch.no_grad()
 def sample_adaptive(denoiser, x_init, time_grid, *, generator=None, callback=None, gamma: float = 1.5,
-                    closeness: str = "margin", scale: float = 0.25) -> SampleOutput:
+                    closeness: str = "margin", scale: float = 0.25, levels: int | None = None) -> SampleOutput:
     """Per-token churn scaled by closeness to a decision boundary; see the module docstring."""
-    check_adaptive(gamma=gamma, closeness=closeness, scale=scale)
+    check_adaptive(gamma=gamma, closeness=closeness, scale=scale, levels=levels)
     nfe_start, z = denoiser.nfe, x_init
     close = torch.ones(z.shape[:2], device=z.device, dtype=torch.float32)  # step 0: the plain sde step
     injected, k = 0.0, len(time_grid) - 1
@@ -119,6 +131,6 @@ def sample_adaptive(denoiser, x_init, time_grid, *, generator=None, callback=Non
         emit(callback, denoiser, i, t_b, t_next, z_b, x_hat, churn_alpha=alpha, closeness=close,
              injected_noise=injected)
         if not last and closeness != "one":
-            close = _closeness_of(denoiser, x_hat, closeness=closeness, scale=scale)
+            close = token_closeness(decidedness(denoiser, x_hat, closeness=closeness), scale=scale, levels=levels)
     return SampleOutput(latents=z, nfe=denoiser.nfe - nfe_start, time_grid=time_grid,
                         extras={"injected_noise": injected})

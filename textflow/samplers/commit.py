@@ -32,6 +32,7 @@ import torch
 
 from textflow.checks import require_number
 from textflow.errors import check_choice
+from textflow.kernels import readout_argmax, readout_top2
 from textflow.samplers.registry import register_sampler
 from textflow.samplers.steps import batch_time, churn_euler_step, emit
 from textflow.types import SampleOutput
@@ -46,15 +47,6 @@ def check_commit(*, rule: str = "confidence", threshold: float = 0.9, gamma: flo
     else:
         require_number("sampler.threshold", threshold, low=0, high=1, hint=" (a probability)")
     require_number("sampler.gamma", gamma, low=0, hint=" (0 = ODE steps)")
-
-
-def top2_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-2 readout probabilities (B, L, 2) and the argmax token, without materialising the softmax."""
-    logits = logits.float()
-    values, index = logits.topk(min(2, logits.shape[-1]), dim=-1)
-    if values.shape[-1] == 1:
-        values = torch.cat([values, torch.full_like(values, float("-inf"))], -1)
-    return (values - logits.logsumexp(-1, keepdim=True)).exp(), index[..., 0]
 
 
 def select_commits(top2: torch.Tensor, committed: torch.Tensor, *, rule: str, threshold: float, step: int,
@@ -94,13 +86,13 @@ def sample_commit(denoiser, x_init, time_grid, *, generator=None, callback=None,
         committed, tokens = condition.mask.clone(), condition.ids.clone()
         held = condition.restore(held)
         pinned = condition.mask.sum(1)
-    k = len(time_grid) - 1
+    k, head = len(time_grid) - 1, getattr(denoiser, "readout_head", None)
     for i in range(k):
         t, t_next = batch_time(time_grid[i], z), batch_time(time_grid[i + 1], z)
         last = i == k - 1
         z, x_hat, t_b, z_b, alpha = churn_euler_step(denoiser, z, t, t_next, gamma=gamma, generator=generator,
                                                      last=last, hold=committed, held=held)
-        top2, argmax = top2_probs(denoiser.readout(x_hat))
+        top2, argmax = readout_top2(denoiser.readout, x_hat, head=head)
         new = select_commits(top2, committed, rule=rule, threshold=threshold, step=i, steps=k, pinned=pinned)
         if bool(new.any()):
             tokens = torch.where(new, argmax, tokens)
@@ -110,6 +102,6 @@ def sample_commit(denoiser, x_init, time_grid, *, generator=None, callback=None,
             z = torch.where(new.unsqueeze(-1), held, z)
         emit(callback, denoiser, i, t_b, t_next, z_b, x_hat, churn_alpha=alpha,
              committed=committed.clone(), newly_committed=new)
-    final = denoiser.readout(z).argmax(-1)
+    final = readout_argmax(denoiser.readout, z, head=head)
     return SampleOutput(latents=z, nfe=denoiser.nfe - nfe_start, time_grid=time_grid,
                         committed_step=committed_step, tokens=torch.where(committed, tokens, final))

@@ -10,6 +10,7 @@ import torch
 import train as train_entry
 from conftest import compose_config, tiny_train_overrides
 from textflow.bench.__main__ import main as bench_main
+from textflow.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,20 @@ def test_sampling_benchmark_runs(tiny_ckpt, tmp_path):
     readout = 2 * by[("ode", 1)]["gflop"] - by[("ode", 2)]["gflop"]  # the final decode, counted through the head
     assert readout > 0  # commit also reads the logits at each of its 2 steps:
     assert by[("commit", 2)]["gflop"] - by[("ode", 2)]["gflop"] == pytest.approx(2 * readout)
+
+
+def test_sampling_benchmark_takes_knobs_per_sampler(tiny_ckpt, tmp_path):
+    from textflow.bench.sampling import parse_sampler
+
+    bench_main(["sampling", "--ckpt", str(tiny_ckpt), "--samplers", "adaptive:levels=4:gamma=0.5", "--steps", "2",
+                "--batch-size", "2", "--repeats", "1", "--out", str(tmp_path)])
+    (row,) = json.loads(next(tmp_path.glob("sampling-*.json")).read_text())["rows"]
+    assert row["sampler"] == "adaptive:levels=4:gamma=0.5" and row["nfe"] == 2
+    with pytest.raises(ValueError, match="'levels' is not knob=value"):
+        parse_sampler("adaptive:levels")
+    with pytest.raises(ConfigError, match="sampler.levels"):
+        bench_main(["sampling", "--ckpt", str(tiny_ckpt), "--samplers", "adaptive:levels=0", "--steps", "2",
+                    "--batch-size", "2", "--repeats", "1", "--out", str(tmp_path)])
 
 
 def test_judge_benchmark_runs_with_a_local_judge_folder(tmp_path, cache_dir):

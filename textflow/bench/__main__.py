@@ -32,10 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     judge.add_argument("--repeats", type=int, default=3)
     sampling = sub.add_parser("sampling", help="tokens/s of samplers at several K on a checkpoint")
     sampling.add_argument("--ckpt", required=True)
-    sampling.add_argument("--samplers", default="ode,sde,commit")
+    sampling.add_argument("--samplers", default="ode,sde,commit",
+                          help="registry names, each with optional knobs: ode,adaptive:levels=16:gamma=0.5")
     sampling.add_argument("--steps", default="1,4,32")
     sampling.add_argument("--batch-size", type=int, default=32)
     sampling.add_argument("--repeats", type=int, default=3)
+    sampling.add_argument("--compile", action="store_true", help="torch.compile the backbone (untimed first call)")
     diag = sub.add_parser("diagnostics", help="cost of the training diagnostics callback vs training")
     diag.add_argument("--ckpt", required=True)
     diag.add_argument("--interval", type=int, default=200, help="validation interval in training steps")
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
 
         rows = bench.run(ckpt=args.ckpt, samplers=args.samplers.split(","),
                          steps=[int(k) for k in args.steps.split(",")], batch_size=args.batch_size,
-                         repeats=args.repeats)
+                         repeats=args.repeats, compile=args.compile)
     if not rows:  # a DDP worker (not the global rank): rank 0 reports
         return
     print_table(rows)

@@ -9,6 +9,8 @@ several large fp32 matmuls timed in the same run (:func:`textflow.bench.train.ma
 
 from __future__ import annotations
 
+import yaml
+
 from textflow.bench.runner import time_call
 from textflow.bench.train import backbone_forward_flops, matmul_peak, readout_forward_flops
 from textflow.checkpoint import load_run
@@ -37,27 +39,46 @@ class ReadoutCounter:
         return parts
 
 
-def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 32, repeats: int = 3) -> list[dict]:
+def parse_sampler(spec: str) -> tuple[str, dict]:
+    """``"adaptive:levels=16:gamma=0.5"`` -> ``("adaptive", {"levels": 16, "gamma": 0.5})``: a registry
+    name and its knobs (values read as YAML scalars, as on Hydra's command line)."""
+    name, *items = spec.split(":")
+    knobs = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"sampler spec {spec!r}: {item!r} is not knob=value (e.g. adaptive:levels=16)")
+        knobs[key] = yaml.safe_load(value)
+    return name, knobs
+
+
+def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 32, repeats: int = 3,
+        compile: bool = False) -> list[dict]:
+    """One row per sampler spec (:func:`parse_sampler`) and K. ``compile``: ``torch.compile`` the
+    backbone first (the first, untimed call pays the compilation)."""
     loaded = load_run(ckpt)
     seq_len = int(loaded.info["seq_len"])
     peak = matmul_peak()
     rows = []
-    for name in samplers:
+    for spec in samplers:
+        name, knobs = parse_sampler(spec)
         for k in steps:
-            sampler = Sampler(name=name, steps=k)
+            sampler = Sampler(name=name, steps=k, **knobs)
             den = sampler.denoiser(loaded, use_ema=True)
+            if compile:
+                den.backbone.compile()
 
             def once():
                 return generate(den, sampler, num_samples=batch_size, seq_len=seq_len, seed=0,
                                 batch_size=batch_size)
 
-            timing = time_call(once, warmup=1, repeats=repeats, desc=f"{name} K={k}")
+            timing = time_call(once, warmup=1, repeats=repeats, desc=f"{spec} K={k}")
             counter = ReadoutCounter(den)
             nfe = once().nfe
             backbone = backbone_forward_flops(den.backbone, batch=batch_size, seq_len=seq_len)
             flops = nfe * backbone + readout_forward_flops(den.autoencoder, tokens=counter.positions)
             achieved = flops / timing["median_s"]
-            rows.append({"sampler": name, "K": k, "nfe": nfe, "batch": batch_size, "seq_len": seq_len, **timing,
+            rows.append({"sampler": spec, "K": k, "compile": compile, "nfe": nfe, "batch": batch_size, "seq_len": seq_len, **timing,
                          "tokens_per_s": batch_size * seq_len / timing["median_s"],
                          "s_per_call": timing["median_s"] / max(nfe, 1), "gflop": flops / 1e9,
                          "achieved_gflops": achieved / 1e9, "peak_gflops": peak / 1e9,

@@ -119,6 +119,29 @@ def test_top2_and_entropy_through_the_head_equal_the_whole_logits(budget):
     assert seen.largest < logits.numel()  # positions x vocabulary never held at once
 
 
+@pytest.mark.parametrize("columns", [1, 3, 7, 64])  # tiles of one column .. the whole vocabulary
+def test_online_logits_over_column_tiles_equal_the_whole_row(columns):
+    from textflow.kernels.online import OnlineLogits
+
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(5, 20, generator=g) * 4
+    logits[0, :7] = float("-inf")  # a whole leading tile masked: nothing may turn nan
+    logits[1, 3] = logits[1, 11] = logits[1].max() + 1  # a tie across tiles: the earlier column wins
+    tokens = torch.tensor([9, 0, 19, 5, 12])
+    stats = [OnlineLogits(topk=k, tokens=tokens, entropy=True) for k in (1, 3)]
+    for start in range(0, 20, columns):
+        for st in stats:
+            st.update(start, logits[:, start:start + columns].clone())
+    lsm = logits.log_softmax(-1)
+    for st in stats:
+        torch.testing.assert_close(st.lse(), logits.logsumexp(-1))
+        torch.testing.assert_close(st.cross_entropy(), -lsm.gather(1, tokens[:, None]).squeeze(1))
+        torch.testing.assert_close(st.entropy(), -torch.special.xlogy(lsm.exp(), lsm.exp()).sum(-1))
+        torch.testing.assert_close(st.values, logits.topk(st.k, -1).values)
+    assert torch.equal(stats[0].indices[:, 0], logits.argmax(-1)) and stats[0].indices[1, 0] == 3
+    assert torch.equal(stats[1].indices[2:], logits[2:].topk(3, -1).indices)  # rows without ties
+
+
 def test_perturbation_stats_equal_reading_every_perturbed_latent():
     from textflow.kernels import perturbation_stats
 

@@ -1,10 +1,13 @@
-"""Readout logits a chunk at a time (docs/benchmarks.md, "Large vocabularies").
+"""Per-position numbers of readout logits without the (B, L, V) logits tensor (docs/benchmarks.md,
+"Large vocabularies").
 
-A diagnostic that needs only per-position numbers (the decoded token, the cross-entropy of a token, the
-top-k tokens) never needs the whole (B, L, V) logits tensor: these helpers compute logits for a chunk of
-about ``chunk_elements()`` floats and reduce it before the next. Any readout works: without its linear
-head they call it on whole sequences (a readout may mix positions, like the transformer VAE's decoder);
-with the head they chunk positions.
+A diagnostic or a sampler that needs only per-position numbers (the decoded token, the cross-entropy of
+a token, the top-k tokens and probabilities, the entropy) never needs the whole logits tensor. With the
+readout's linear head (``head(x) = (features, W, b)``) the logits come a cache-sized tile of positions x
+vocabulary columns at a time and are reduced by :class:`~textflow.kernels.online.OnlineLogits` before
+the next tile, at any vocabulary size. Without a head (a readout that may mix positions, like the
+transformer VAE's decoder) whole sequences go through the readout, about ``chunk_elements()`` logits
+per call, each call one tile.
 """
 
 from __future__ import annotations
@@ -15,112 +18,98 @@ import torch
 from torch import Tensor
 
 from textflow.kernels.chunking import cache_chunk_elements, chunk_elements
+from textflow.kernels.online import OnlineLogits, column_tiles, tile_shape
 
 Readout = Callable[[Tensor], Tensor]
 
 
-def row_slices(readout: Readout, x: Tensor, *, elements: int | None = None) -> list[slice]:
-    """Consecutive row ranges of ``x`` (B, L, D) whose logits hold about ``elements`` floats each
-    (default ``chunk_elements()``); the vocabulary size comes from one readout call on a single position."""
+def row_slices(readout: Readout, x: Tensor) -> list[slice]:
+    """Consecutive row ranges of ``x`` (B, L, D) whose logits hold about ``chunk_elements()`` floats each;
+    the vocabulary size comes from one readout call on a single position."""
     with torch.no_grad():
         vocab = readout(x[:1, :1].detach()).shape[-1]
-    step = max(1, (elements or chunk_elements()) // max(x.shape[1] * vocab, 1))
+    step = max(1, chunk_elements() // max(x.shape[1] * vocab, 1))
     return [slice(start, min(start + step, x.shape[0])) for start in range(0, x.shape[0], step)]
 
 
-def readout_chunks(readout: Readout, x: Tensor, *, head: "Head | None" = None,
-                   elements: int | None = None) -> Iterator[tuple[slice, Tensor]]:
-    """``(positions, float32 logits (n, V))`` over ``x`` (B, L, D) flattened to B * L positions.
+def readout_chunks(readout: Readout, x: Tensor) -> Iterator[tuple[slice, Tensor]]:
+    """``(positions, float32 logits (n, V))`` over ``x`` (B, L, D) flattened to B * L positions, whole
+    sequences through ``readout`` a few at a time (:func:`row_slices`). A readout that does not return
+    per-position logits (B, L, V) raises ValueError."""
+    length = x.shape[1]
+    for rows in (row_slices(readout, x) if x.shape[0] else []):
+        logits = readout(x[rows])
+        if logits.dim() != 3 or logits.shape[:2] != x[rows].shape[:2]:
+            raise ValueError(f"the readout returned shape {tuple(logits.shape)} for latents "
+                             f"{tuple(x[rows].shape)}, not per-token logits (B, L, V)")
+        yield slice(rows.start * length, rows.stop * length), logits.float().flatten(0, 1)
 
-    Without ``head``, whole sequences go through ``readout`` a few at a time (:func:`row_slices`). With
-    the readout's linear ``head`` (``head(x) = (features, W, b)``, :func:`selected_logits`), the features
-    and ``W`` are computed once and the chunks are any ``elements / V`` positions (default
-    ``chunk_elements()``), each one ``addmm`` (the positions are independent after the head). A readout
-    that does not return per-position logits (B, L, V) raises ValueError."""
-    if x.shape[0] == 0:
-        return
-    parts = None if head is None else head(x)
-    if parts is None:
-        length = x.shape[1]
-        for rows in row_slices(readout, x, elements=elements):
-            logits = readout(x[rows])
-            if logits.dim() != 3 or logits.shape[:2] != x[rows].shape[:2]:
-                raise ValueError(f"the readout returned shape {tuple(logits.shape)} for latents "
-                                 f"{tuple(x[rows].shape)}, not per-token logits (B, L, V)")
-            yield slice(rows.start * length, rows.stop * length), logits.float().flatten(0, 1)
-        return
-    features, weight, bias = (None if p is None else p.detach().float() for p in parts)
-    flat = features.reshape(-1, features.shape[-1])
-    step = max(1, (elements or chunk_elements()) // weight.shape[0])
-    for start in range(0, flat.shape[0], step):
-        rows = slice(start, min(start + step, flat.shape[0]))
-        yield rows, flat[rows] @ weight.T if bias is None else torch.addmm(bias, flat[rows], weight.T)
+
+def position_stats(readout: Readout, x: Tensor, *, head: "Head | None" = None, topk: int = 1,
+                   tokens: Tensor | None = None, entropy: bool = False) -> Iterator[OnlineLogits]:
+    """:class:`~textflow.kernels.online.OnlineLogits` of consecutive blocks of the B * L positions of
+    ``x`` (B, L, D), in order, each complete (``tokens`` (B, L): also their logits)."""
+    flat_tokens = None if tokens is None else tokens.reshape(-1)
+
+    def fresh(rows: slice) -> OnlineLogits:
+        return OnlineLogits(topk=topk, tokens=None if flat_tokens is None else flat_tokens[rows], entropy=entropy)
+
+    with torch.no_grad():
+        parts = None if head is None or x.shape[0] == 0 else head(x)
+        if parts is None:
+            for rows, logits in readout_chunks(readout, x):
+                stats = fresh(rows)
+                stats.update(0, logits, owned=False)  # a readout may return (a view of) its input
+                yield stats
+            return
+        features, weight, bias = (None if p is None else p.detach().float() for p in parts)
+        flat = features.reshape(-1, features.shape[-1])
+        block, columns = tile_shape(weight.shape[0], cache_chunk_elements())
+        for start in range(0, flat.shape[0], block):
+            rows = slice(start, min(start + block, flat.shape[0]))
+            stats = fresh(rows)
+            for column, logits in column_tiles(flat[rows], weight, bias, columns):
+                stats.update(column, logits)
+            yield stats
 
 
 def readout_argmax(readout: Readout, x: Tensor, *, head: "Head | None" = None) -> Tensor:
     """The decoded tokens (B, L) of latents ``x`` (B, L, D)."""
-    with torch.no_grad():
-        return torch.cat([logits.argmax(-1) for _, logits in readout_chunks(readout, x, head=head)]).view(x.shape[:2])
+    return torch.cat([s.indices[:, 0] for s in position_stats(readout, x, head=head)]).view(x.shape[:2])
 
 
 def readout_token_stats(readout: Readout, x: Tensor, tokens: Tensor, *,
                         head: "Head | None" = None) -> tuple[Tensor, Tensor]:
-    """``(decoded tokens (B, L), cross-entropy of ``tokens`` at every position (B, L))``: a max pass, an
-    in-place exp and a sum per chunk (no log-softmax tensor)."""
-    decoded, ce = [], []
-    flat_tokens = tokens.reshape(-1)
-    with torch.no_grad():
-        for rows, logits in readout_chunks(readout, x, head=head):
-            picked = logits.gather(1, flat_tokens[rows, None]).squeeze(1)
-            top = logits.max(dim=-1)  # argmax and the stable shift, one pass
-            decoded.append(top.indices)
-            norm = logits.sub_(top.values[:, None]).exp_().sum(-1)  # the chunk is ours: in place
-            ce.append(top.values + norm.log() - picked)
-    return torch.cat(decoded).view(tokens.shape), torch.cat(ce).view(tokens.shape)
+    """``(decoded tokens (B, L), cross-entropy of ``tokens`` at every position (B, L))``."""
+    blocks = list(position_stats(readout, x, head=head, tokens=tokens))
+    return (torch.cat([s.indices[:, 0] for s in blocks]).view(tokens.shape),
+            torch.cat([s.cross_entropy() for s in blocks]).view(tokens.shape))
 
 
 def readout_top2(readout: Readout, x: Tensor, *, head: "Head | None" = None) -> tuple[Tensor, Tensor]:
-    """``(top-2 probabilities (B, L, 2) best first, argmax tokens (B, L))`` of latents ``x`` (B, L, D).
-
-    A top-2 and a log-sum-exp per chunk of :func:`~textflow.kernels.chunking.cache_chunk_elements` logits,
-    so both passes read a chunk still in cache (docs/benchmarks.md, "Sampling at the machine's limit");
-    per position the arithmetic is the whole-tensor ``exp(topk(logits) - logsumexp(logits))``. With a
-    one-token vocabulary the second probability is 0."""
-    probs, tokens = [], []
-    with torch.no_grad():
-        for _, logits in readout_chunks(readout, x, head=head, elements=cache_chunk_elements()):
-            top2, argmax = top2_probs(logits)
-            probs.append(top2)
-            tokens.append(argmax)
-    return torch.cat(probs).view(*x.shape[:2], 2), torch.cat(tokens).view(x.shape[:2])
+    """``(top-2 probabilities (B, L, 2) best first, argmax tokens (B, L))`` of latents ``x`` (B, L, D);
+    with a one-token vocabulary the second probability is 0."""
+    blocks = list(position_stats(readout, x, head=head, topk=2))
+    return (torch.cat([s.top_probs() for s in blocks]).view(*x.shape[:2], 2),
+            torch.cat([s.indices[:, 0] for s in blocks]).view(x.shape[:2]))
 
 
 def top2_probs(logits: Tensor) -> tuple[Tensor, Tensor]:
-    """Top-2 probabilities (..., 2) and the argmax token (...) of logits (..., V), without materialising
-    the softmax: ``exp(topk(logits) - logsumexp(logits))``."""
-    logits = logits.float()
-    values, index = logits.topk(min(2, logits.shape[-1]), dim=-1)
-    if values.shape[-1] == 1:
-        values = torch.cat([values, torch.full_like(values, float("-inf"))], -1)
-    return (values - logits.logsumexp(-1, keepdim=True)).exp(), index[..., 0]
+    """:func:`readout_top2` of a logits tensor (..., V) already in hand: ``(probabilities (..., 2), argmax (...))``."""
+    stats = OnlineLogits(topk=2)
+    stats.update(0, logits.detach().float().reshape(-1, logits.shape[-1]), owned=False)
+    return stats.top_probs().view(*logits.shape[:-1], 2), stats.indices[:, 0].view(logits.shape[:-1])
 
 
 def readout_entropy(readout: Readout, x: Tensor, *, head: "Head | None" = None) -> Tensor:
-    """The readout distribution's entropy in nats (B, L) at latents ``x`` (B, L, D), a cache-sized chunk
-    of logits at a time (a ``-inf`` logit contributes 0, not nan)."""
-    entropy = []
-    with torch.no_grad():
-        for _, logits in readout_chunks(readout, x, head=head, elements=cache_chunk_elements()):
-            p = (logits - logits.logsumexp(-1, keepdim=True)).exp()
-            entropy.append(-torch.special.xlogy(p, p).sum(-1))
-    return torch.cat(entropy).view(x.shape[:2])
+    """The readout distribution's entropy in nats (B, L) at latents ``x`` (B, L, D) (a ``-inf`` logit
+    contributes 0, not nan)."""
+    return torch.cat([s.entropy() for s in position_stats(readout, x, head=head, entropy=True)]).view(x.shape[:2])
 
 
 def readout_topk(readout: Readout, x: Tensor, k: int, *, head: "Head | None" = None) -> Tensor:
     """Indices (B, L, k) of the ``k`` largest logits at every position, best first."""
-    with torch.no_grad():
-        chunks = [logits.topk(k, dim=-1).indices for _, logits in readout_chunks(readout, x, head=head)]
-    return torch.cat(chunks).view(*x.shape[:2], k)
+    return torch.cat([s.indices for s in position_stats(readout, x, head=head, topk=k)]).view(*x.shape[:2], k)
 
 
 Head = Callable[[Tensor], "tuple[Tensor, Tensor, Tensor | None] | None"]

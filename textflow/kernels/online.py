@@ -1,0 +1,111 @@
+"""Per-position statistics of readout logits seen one vocabulary tile at a time (docs/benchmarks.md,
+"Large vocabularies").
+
+A linear readout ``x W^T + b`` gives each position's logits over V tokens. Every diagnostic and sampler
+needs only a few numbers per position from them: the best ``k`` tokens, the log-sum-exp (hence the
+cross-entropy of a given token and the top probabilities), the entropy. :class:`OnlineLogits` keeps
+those numbers for a block of positions while the logits arrive in column tiles, so a tile of
+``rows x columns`` logits (:func:`tile_shape`, about :func:`~textflow.kernels.chunking.cache_chunk_elements`
+floats) is produced by one ``addmm``, read by every reduction while it is still in cache, and
+discarded. Nothing of size positions x V is ever held, at any V. The running log-sum-exp is the
+usual streaming form: on a new maximum ``m'`` the running sum is rescaled by ``exp(m - m')``; the
+entropy keeps ``u = sum e (l - m)`` beside ``s = sum e`` (``e = exp(l - m)``), so ``H = log s - u / s``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+VOCAB_TILE = 4096  # vocabulary columns per tile at most (docs/benchmarks.md, "Large vocabularies")
+
+
+def tile_shape(vocab: int, elements: int) -> tuple[int, int]:
+    """``(rows, columns)`` of a logits tile holding about ``elements`` floats, columns at most
+    :data:`VOCAB_TILE`."""
+    columns = max(1, min(vocab, VOCAB_TILE, elements))
+    return max(1, elements // columns), columns
+
+
+def column_tiles(features: Tensor, weight: Tensor, bias: Tensor | None, columns: int) -> Iterator[tuple[int, Tensor]]:
+    """``(first column, logits (n, c))`` of ``features (n, D) W^T + b`` over column tiles of ``columns``."""
+    for start in range(0, weight.shape[0], columns):
+        cols = slice(start, start + columns)
+        w = weight[cols]
+        yield start, features @ w.T if bias is None else torch.addmm(bias[cols], features, w.T)
+
+
+class OnlineLogits:
+    """Running statistics of the logits of ``n`` positions, fed a column tile at a time by :meth:`update`.
+
+    Always: the best ``topk`` logits and their tokens (best first; on a tie across tiles the earlier
+    column wins for ``topk = 1``) and the log-sum-exp. ``tokens`` (n,): also the logit of each position's
+    given token (its cross-entropy is ``lse - picked``). ``entropy``: also the entropy of the softmax
+    (a ``-inf`` logit contributes 0).
+    """
+
+    def __init__(self, *, topk: int = 1, tokens: Tensor | None = None, entropy: bool = False):
+        self.k, self.tokens, self.track_entropy = topk, tokens, entropy
+        self.values = self.indices = self.m = self.s = self.u = self.picked = None
+
+    def update(self, start: int, logits: Tensor, *, owned: bool = True) -> None:
+        """Fold in the logits (n, c) of columns ``[start, start + c)``. An ``owned`` tile (made for this
+        call) is overwritten; pass ``owned=False`` for logits someone else still reads."""
+        if self.tokens is not None:
+            local = self.tokens - start
+            inside = (local >= 0) & (local < logits.shape[1])
+            got = logits.gather(1, local.clamp(0, logits.shape[1] - 1)[:, None]).squeeze(1)
+            self.picked = torch.where(inside, got, self.picked if self.picked is not None else got)
+        tile_max = self._merge_top(start, logits)
+        new_m = tile_max if self.m is None else torch.maximum(self.m, tile_max)
+        shift = torch.where(torch.isfinite(new_m), new_m, torch.zeros_like(new_m))  # all -inf so far: e = 0
+        e = (logits.sub_(shift[:, None]) if owned else logits - shift[:, None]).exp_()
+        ue = torch.special.xlogy(e, e).sum(-1) if self.track_entropy else None  # sum e (l - shift)
+        se = e.sum(-1)
+        if self.m is None:
+            self.s, self.u = se, ue
+        else:  # rows that saw a finite logit before summed against their old maximum; the others hold 0
+            seen = torch.isfinite(self.m)
+            old = torch.where(seen, self.m, shift)
+            shrink = torch.where(seen, torch.exp(old - shift), torch.zeros_like(shift))
+            if self.track_entropy:
+                self.u = shrink * (self.u + self.s * (old - shift)) + ue
+            self.s = self.s * shrink + se
+        self.m = new_m
+
+    def _merge_top(self, start: int, logits: Tensor) -> Tensor:
+        """Merge the tile's best tokens into the running ones; returns the tile's maximum (n,)."""
+        k = min(self.k, logits.shape[1])
+        if k == 1:
+            best = logits.max(dim=-1, keepdim=True)
+            values, indices = best.values, best.indices + start
+        else:
+            values, indices = logits.topk(k, dim=-1)
+            indices = indices + start
+        tile_max = values[:, 0]
+        if self.values is None:
+            self.values, self.indices = values, indices
+        elif self.k == 1:
+            better = values > self.values
+            self.values, self.indices = torch.where(better, values, self.values), torch.where(better, indices, self.indices)
+        else:
+            values, indices = torch.cat([self.values, values], 1), torch.cat([self.indices, indices], 1)
+            top = values.topk(min(self.k, values.shape[1]), dim=-1)
+            self.values, self.indices = top.values, indices.gather(1, top.indices)
+        return tile_max
+
+    def lse(self) -> Tensor:
+        return self.m + self.s.log()
+
+    def cross_entropy(self) -> Tensor:
+        return self.lse() - self.picked
+
+    def entropy(self) -> Tensor:
+        return self.s.log() - self.u / self.s
+
+    def top_probs(self) -> Tensor:
+        """The best ``topk`` probabilities; columns past the vocabulary are 0."""
+        probs = (self.values - self.lse()[:, None]).exp()
+        return torch.nn.functional.pad(probs, (0, self.k - probs.shape[1]))

@@ -8,9 +8,9 @@ from typing import Iterator
 from textflow.checks import require_int
 
 DEFAULT_CHUNK_ELEMENTS = 1 << 22  # floats per chunk of logits (16 MiB in float32; docs/benchmarks.md)
-# floats per chunk for a reduction that reads its logits several times (top-2 with a log-sum-exp, an
-# entropy): 1 MiB in float32 stays in a core's cache between the passes (docs/benchmarks.md)
-CACHE_CHUNK_ELEMENTS = 1 << 18
+# floats per tile for a reduction that reads its logits several times (max, exp, sum; top-2 with a
+# log-sum-exp): 4 MiB in float32 stays in the CPU's cache between the passes (docs/benchmarks.md)
+CACHE_CHUNK_ELEMENTS = 1 << 20
 _budget = [DEFAULT_CHUNK_ELEMENTS]
 
 

@@ -116,7 +116,7 @@ def collect(root: Path) -> tuple[list[dict], dict | None]:
     return rows, references
 
 
-KNOBS = ["gamma", "rule", "threshold", "closeness", "scale", "sc_scale", "cfg_scale", "time"]
+KNOBS = ["gamma", "rule", "threshold", "closeness", "scale", "levels", "sc_scale", "cfg_scale", "time"]
 MARKDOWN_EXTRA = ["injected_noise", "diag/cci", "diag/cci_readout", "gen_ppl_ci95", "unigram_entropy_ci95", "mauve",
                   "cont_ppl_conditional", "cont_ppl_conditional_ci95", "cont_ppl_unconditional", "cont_ppl_true",
                   "cont_mauve_conditional", "cont_mauve_unconditional", "judge", "num_samples", "error"]

@@ -28,15 +28,16 @@ Closeness (``closeness``), an exponential in a *decidedness* ``d`` in [0, 1], ``
 Resolution (``levels``): ``None`` keeps ``c`` continuous, so every token has its own time and the
 backbone computes a time condition (adaLN) per token. An integer ``n`` rounds ``c`` to a multiple of
 ``1 / n``: at most ``n + 1`` distinct times per step, so the condition is computed ``n + 1`` times per
-step and gathered (:class:`textflow.backbones.DiT`), the cost of ``sde``'s per-sequence time; ``alpha``
-moves by at most ``gamma h / (2 n)``, and a token with ``c < 1 / (2 n)`` gets no noise at all (it
-follows the ODE exactly). ``c = 1`` stays 1 and ``gamma = 0`` stays the ODE, so both identities
+step and gathered per token (:class:`textflow.backbones.DiT`), about what a ``commit`` call costs;
+``alpha`` moves by at most ``gamma h / (2 n)``, and a token with ``c < 1 / (2 n)`` gets no noise at all
+(it follows the ODE exactly). ``c = 1`` stays 1 and ``gamma = 0`` stays the ODE, so both identities
 below hold at every ``levels`` (docs/samplers.md, ``adaptive``; docs/benchmarks.md for its time).
 
 ``margin`` and ``entropy`` need per-token logits (B, L, V) from the readout (not the smooth image
-autoencoder's pixels); they are read a cache-sized chunk at a time
-(:func:`textflow.kernels.readout_top2`, :func:`textflow.kernels.readout_entropy`). When every sequence gives all its tokens one ``alpha`` (step 0, ``one``) the
-times stay per-sequence (B,), exactly ``sde``'s computation. Noise is drawn (``textflow.noise.randn``,
+autoencoder's pixels); they are read a cache-sized tile of logits at a time
+(:func:`textflow.kernels.readout_top2`, :func:`textflow.kernels.readout_entropy`). When every
+sequence gives all its tokens one ``alpha`` (step 0, ``one``) the times stay per-sequence (B,),
+exactly ``sde``'s computation. Noise is drawn (``textflow.noise.randn``,
 per-sample generators) only on a step where some ``alpha < 1``: ``gamma = 0`` draws nothing and equals
 ``ode`` bit for bit. NFE = K (plus one readout per non-final step with ``margin`` / ``entropy``).
 

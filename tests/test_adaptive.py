@@ -144,12 +144,14 @@ def test_decided_latents_enter_the_network_unchurned(path):
     assert not torch.allclose(z_in[:, 2:], z_after[:, 2:])
 
 
-def test_default_scale_decided_tokens_get_exp_minus_one_over_scale_of_the_churn():
-    den = SplitReadout(LinearPath(), decided=3)
-    _, records = _records(Sampler(name="adaptive", steps=4, gamma=2.0), den, _x0(shape=(2, 6, 1)),
+@pytest.mark.parametrize("levels,expected", [(None, math.exp(-1 / 0.25)), ("default", 5 / 256)])
+def test_default_scale_decided_tokens_get_exp_minus_one_over_scale_of_the_churn(levels, expected):
+    den = SplitReadout(LinearPath(), decided=3)  # the default resolution 1/256 rounds exp(-4) = 0.0183 to 5/256
+    knobs = {} if levels == "default" else {"levels": levels}
+    _, records = _records(Sampler(name="adaptive", steps=4, gamma=2.0, **knobs), den, _x0(shape=(2, 6, 1)),
                           per_sample_generators(1, range(2)))
     close = records[1].extras["closeness"]
-    assert torch.allclose(close[:, :3], torch.full((2, 3), math.exp(-1 / 0.25)), rtol=1e-4)
+    assert torch.allclose(close[:, :3], torch.full((2, 3), expected), rtol=1e-4)
     assert torch.all(close[:, 3:] == 1.0)
 
 
@@ -205,7 +207,7 @@ def test_closeness_is_the_same_over_chunks_and_refuses_a_non_categorical_readout
         decidedness(Pixels(), logits, closeness="margin")
 
 
-@pytest.mark.parametrize("levels", [1, 4])
+@pytest.mark.parametrize("levels", [None, 1, 4])
 def test_levels_keep_the_ode_and_sde_identities(levels):
     den = SplitReadout(LinearPath(), decided=3)
     x0, gens = _x0(shape=(2, 6, 1)), lambda: per_sample_generators(5, range(2))
@@ -303,3 +305,14 @@ def test_a_non_categorical_readout_is_refused_unless_closeness_is_one():
         Sampler(name="adaptive", steps=3)(den, _x0(), generator=torch.Generator().manual_seed(0))
     assert "\n" not in str(err.value)
     Sampler(name="adaptive", steps=3, closeness="one")(den, _x0(), generator=torch.Generator().manual_seed(0))
+
+
+def test_a_record_from_before_levels_existed_rebuilds_continuous_closeness():
+    from textflow.samplers.spec import recorded_knobs
+
+    old = {"name": "adaptive", "steps": 8, "time": "UniformTime", "gamma": 0.75, "closeness": "margin", "scale": 0.25}
+    assert recorded_knobs(old) == ("adaptive", {**{k: v for k, v in old.items() if k != "name"}, "levels": None})
+    assert recorded_knobs({**old, "levels": 16})[1]["levels"] == 16  # a recorded value wins
+    assert recorded_knobs({"name": "ode", "steps": 4}) == ("ode", {"steps": 4})
+    made_in_code = Sampler(name="adaptive", steps=4).describe()  # the default written down, not left out
+    assert made_in_code["levels"] == 256 and recorded_knobs(made_in_code)[1]["levels"] == 256

@@ -37,7 +37,7 @@ def test_sampling_benchmark_runs(tiny_ckpt, tmp_path):
 
 
 def test_sampling_benchmark_takes_knobs_per_sampler(tiny_ckpt, tmp_path):
-    from textflow.bench.sampling import parse_sampler
+    from textflow.samplers.spec import parse_sampler
 
     bench_main(["sampling", "--ckpt", str(tiny_ckpt), "--samplers", "adaptive:levels=4:gamma=0.5", "--steps", "2",
                 "--batch-size", "2", "--repeats", "1", "--out", str(tmp_path)])

@@ -219,6 +219,28 @@ def test_fidelity_scores_the_teacher_ode_against_itself_as_exact_and_a_student_a
     assert "token agreement" in (tmp_path / "fidelity.md").read_text()
 
 
+def test_fidelity_compares_two_sampler_specs_at_the_same_k(flow_mapped, tmp_path):
+    from textflow.checkpoint import load_run
+    from textflow.errors import ConfigError
+    from textflow.sampling.fidelity import fidelity_rows, main
+
+    loaded = load_run(flow_mapped[1]["checkpoint"])
+    (same,) = fidelity_rows(loaded, sampler="adaptive:gamma=0", reference="ode", reference_steps=None, steps=[3],
+                            num_samples=3, batch_size=2)  # gamma = 0 is the ODE bit for bit
+    assert same["reference"] == "ode K=3" and same["latent_mse"] == 0.0 and same["sequences_identical"] == 1.0
+    (churned,) = fidelity_rows(loaded, sampler="adaptive:gamma=1.5:levels=2", reference="adaptive:gamma=1.5:levels=null",
+                               reference_steps=None, steps=[3], num_samples=3, batch_size=2)
+    assert churned["reference"] == "adaptive:gamma=1.5:levels=null K=3" and churned["latent_mse"] > 0
+    main([str(flow_mapped[1]["checkpoint"]), "--sampler", "sde:gamma=0.5", "--reference", "sde:gamma=0.5",
+          "--reference-steps", "same", "--steps", "2", "--num-samples", "2", "--out", str(tmp_path)])
+    (row,) = json.loads((tmp_path / "fidelity.json").read_text())
+    assert row["token_agreement"] == 1.0 and row["reference"] == "sde:gamma=0.5 K=2"  # same noise, same samples
+    with pytest.raises(ConfigError, match="--reference-steps=0"):
+        fidelity_rows(loaded, sampler="ode", steps=[1], reference_steps=0, num_samples=1, batch_size=1)
+    with pytest.raises(SystemExit):
+        main([str(flow_mapped[1]["checkpoint"]), "--reference-steps", "half"])
+
+
 def test_the_export_refuses_a_non_finite_student(flow_mapped, tmp_path):
     from textflow.callbacks.finite import DivergedError
     from textflow.training.teacher import TeacherExport

@@ -119,7 +119,8 @@ SAMPLER_CASES = {
     "commit_schedule": dict(name="commit", rule="schedule", gamma=1.5),
     "student": dict(name="student", gamma=0.0),
     "elf": dict(name="elf", gamma=1.0),  # ELF-exact: its own random grid per batch (docs/elf.md)
-    "adaptive_margin": dict(name="adaptive", closeness="margin", gamma=1.5, scale=0.25),
+    "adaptive_margin": dict(name="adaptive", closeness="margin", gamma=1.5, scale=0.25, levels=None),  # continuous
+    "adaptive_levels": dict(name="adaptive", closeness="margin", gamma=1.5, scale=0.25),  # the default resolution
     "flow_map": dict(name="flow_map", gamma=0.5),  # jumps with churn between them (its own two-time network)
 }
 # per-autoencoder thresholds (the readouts differ in sharpness), chosen so that commits fire at several
@@ -139,7 +140,7 @@ CASES = [f"{ae}-{s}" for ae in TEXT_KINDS for s in SAMPLER_CASES
 # commit and adaptive (margin) need a categorical readout: the smooth image autoencoder runs the others
 CASES += [f"smooth-{s}" for s in SAMPLER_CASES if not s.startswith(("commit", "adaptive"))]
 CASES += ["embed_tied_vp-ode", "embed_tied_vp-sde", "embed_tied_vp-commit_schedule"]  # the VP path
-CASES += ["embed_tied_vp-adaptive_margin"]  # per-token re-noising on the VP path
+CASES += ["embed_tied_vp-adaptive_margin", "embed_tied_vp-adaptive_levels"]  # per-token re-noising on the VP path
 
 
 def split_case(case: str) -> tuple[str, str, str]:
@@ -725,6 +726,98 @@ GOLDEN.update({   'ar-flow_map': {   'ids': [   [2, 2, 18, 18, 18, 18, 2, 7],
                         'latent_sum': 39.17588477674872,
                         'nfe': 4}})
 
+
+# Recorded when adaptive's default closeness resolution became 256 levels (issue #17): the adaptive_margin
+# cases above keep continuous closeness (levels=None); these run the default. Identical across runs; with
+# 2 threads the token ids are the same and the latent sums move by ~2e-7 relative.
+GOLDEN.update({   'embed_linear-adaptive_levels': {   'ids': [   [   31,
+                                                       20,
+                                                       22,
+                                                       23,
+                                                       30,
+                                                       30,
+                                                       30,
+                                                       7],
+                                                   [   47,
+                                                       47,
+                                                       38,
+                                                       31,
+                                                       23,
+                                                       30,
+                                                       30,
+                                                       30],
+                                                   [   35,
+                                                       31,
+                                                       38,
+                                                       38,
+                                                       30,
+                                                       31,
+                                                       35,
+                                                       30]],
+                                        'latent_mean': 0.17627326974373622,
+                                        'latent_ramp_sum': -2.894753786623089,
+                                        'latent_sq_sum': 250.43204147441082,
+                                        'latent_sum': 33.84446779079735,
+                                        'nfe': 4},
+    'embed_tied-adaptive_levels': {   'ids': [   [32, 7, 29, 29, 25, 29, 45, 7],
+                                                 [   7,
+                                                     25,
+                                                     21,
+                                                     46,
+                                                     38,
+                                                     38,
+                                                     38,
+                                                     16],
+                                                 [   43,
+                                                     36,
+                                                     29,
+                                                     32,
+                                                     38,
+                                                     35,
+                                                     10,
+                                                     38]],
+                                      'latent_mean': 0.1346451391776403,
+                                      'latent_ramp_sum': -13.48603468368815,
+                                      'latent_sq_sum': 279.18084295188044,
+                                      'latent_sum': 25.851866722106934,
+                                      'nfe': 4},
+    'embed_tied_vp-adaptive_levels': {   'ids': [   [   14,
+                                                        38,
+                                                        9,
+                                                        27,
+                                                        14,
+                                                        4,
+                                                        7,
+                                                        16],
+                                                    [   6,
+                                                        28,
+                                                        8,
+                                                        39,
+                                                        7,
+                                                        30,
+                                                        7,
+                                                        15],
+                                                    [   14,
+                                                        14,
+                                                        8,
+                                                        8,
+                                                        15,
+                                                        15,
+                                                        8,
+                                                        1]],
+                                         'latent_mean': 0.11455944221233949,
+                                         'latent_ramp_sum': 15.372654651452578,
+                                         'latent_sq_sum': 710.7074283604717,
+                                         'latent_sum': 21.995412904769182,
+                                         'nfe': 4},
+    'vae-adaptive_levels': {   'ids': [   [38, 38, 39, 31, 46, 25, 25, 4],
+                                          [38, 37, 10, 31, 25, 46, 10, 46],
+                                          [8, 38, 25, 16, 25, 8, 23, 46]],
+                               'latent_mean': 0.0830060848093126,
+                               'latent_ramp_sum': -6.527824630687764,
+                               'latent_sq_sum': 245.9860989333855,
+                               'latent_sum': 15.937168283388019,
+                               'nfe': 4}})
 
 # ------------------------------------------------------------------------------------------------- tests
 @pytest.fixture(autouse=True, scope="module")

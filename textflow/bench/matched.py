@@ -115,10 +115,11 @@ def _time_of(point: Path, name: str):
 
 def _sampler_of(row: dict):
     from textflow.samplers import Sampler
+    from textflow.samplers.spec import recorded_knobs
 
     point = Path(row["report_dir"]) / row["run"]
-    spec = dict(json.loads((point / "metrics.json").read_text())["sampler"])
-    return Sampler(time=_time_of(point, spec.pop("time", "UniformTime")), **spec)
+    name, knobs = recorded_knobs(json.loads((point / "metrics.json").read_text())["sampler"])
+    return Sampler(name=name, time=_time_of(point, knobs.pop("time", "UniformTime")), **knobs)
 
 
 def run(*, reports: list[str], batch_size: int = 32, repeats: int = 3, entropy_tolerance: float = 0.3) -> list[dict]:

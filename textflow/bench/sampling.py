@@ -9,13 +9,12 @@ several large fp32 matmuls timed in the same run (:func:`textflow.bench.train.ma
 
 from __future__ import annotations
 
-import yaml
-
 from textflow.bench.runner import time_call
 from textflow.bench.train import backbone_forward_flops, matmul_peak, readout_forward_flops
 from textflow.checkpoint import load_run
 from textflow.sampling.generate import generate
 from textflow.samplers import Sampler
+from textflow.samplers.spec import parse_sampler
 
 
 class ReadoutCounter:
@@ -39,22 +38,9 @@ class ReadoutCounter:
         return parts
 
 
-def parse_sampler(spec: str) -> tuple[str, dict]:
-    """``"adaptive:levels=16:gamma=0.5"`` -> ``("adaptive", {"levels": 16, "gamma": 0.5})``: a registry
-    name and its knobs (values read as YAML scalars, as on Hydra's command line)."""
-    name, *items = spec.split(":")
-    knobs = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise ValueError(f"sampler spec {spec!r}: {item!r} is not knob=value (e.g. adaptive:levels=16)")
-        knobs[key] = yaml.safe_load(value)
-    return name, knobs
-
-
 def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 32, repeats: int = 3,
         compile: bool = False) -> list[dict]:
-    """One row per sampler spec (:func:`parse_sampler`) and K. ``compile``: ``torch.compile`` the
+    """One row per sampler spec (:func:`textflow.samplers.spec.parse_sampler`) and K. ``compile``: ``torch.compile`` the
     backbone first (the first, untimed call pays the compilation)."""
     loaded = load_run(ckpt)
     seq_len = int(loaded.info["seq_len"])

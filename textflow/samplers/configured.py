@@ -130,10 +130,17 @@ class Sampler:
         scales = {"sc_scale": self.sc_scale, "cfg_scale": self.cfg_scale}
         return {key: value for key, value in scales.items() if value != 1.0}
 
+    def resolved_knobs(self) -> dict:
+        """Every knob the sampler function runs with: the given ones over its signature's defaults."""
+        defaults = {name: p.default for name, p in inspect.signature(self.fn).parameters.items()
+                    if name not in _FIXED and p.default is not inspect.Parameter.empty}
+        return {**defaults, **self.knobs}
+
     def describe(self) -> dict:
-        """Settings recorded next to every sample (samples.jsonl, metrics.json); ``sc_scale`` and
-        ``cfg_scale`` only when they are not 1."""
-        return {"name": self.name, "steps": self.steps, "time": type(self.time).__name__, **self.knobs,
+        """Settings recorded next to every sample (samples.jsonl, metrics.json): every knob, defaults included,
+        so a record rebuilds the sampler it ran even after a default changes
+        (:func:`textflow.samplers.spec.recorded_knobs`); ``sc_scale`` and ``cfg_scale`` only when not 1."""
+        return {"name": self.name, "steps": self.steps, "time": type(self.time).__name__, **self.resolved_knobs(),
                 **self._guidance()}
 
     @property

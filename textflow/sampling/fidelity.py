@@ -1,15 +1,20 @@
-"""Distillation fidelity: how far a few-step sampler lands from its teacher's fine ODE from the same noise
-(docs/samplers.md, "The few-step frontier").
+"""Sampler fidelity: how far a sampler lands from a reference sampler started from the same noise
+(docs/samplers.md, "The few-step frontier" and ``adaptive``'s resolution).
 
 ``python -m textflow.sampling.fidelity CKPT --sampler flow_map --steps 1 2 4 8`` draws ``--num-samples``
 noises (the seeds of ``sample.py``, so sample ``i`` starts from the same noise as there), runs the
-teacher's ``ode`` at ``--reference-steps`` (64 by default: the flow's own answer, nearly free of
-discretisation error) and the chosen sampler at every K, and reports per K the mean squared distance of
-the final latents to the reference's and the share of tokens whose readout agrees. A student that
-matches its teacher's ODE scores near the teacher's fine-grid values; a gen-PPL that improves while the
-agreement falls means the student has learned another distribution, not a faster route to the
-teacher's. Writes ``fidelity.json`` and ``fidelity.md`` into ``--out``.
-"""
+reference (by default the teacher's ``ode`` at ``--reference-steps 64``: the flow's own answer, nearly
+free of discretisation error) and the chosen sampler at every K, and reports per K the mean squared
+distance of the final latents to the reference's and the share of tokens whose readout agrees. A
+student that matches its teacher's ODE scores near the teacher's fine-grid values; a gen-PPL that
+improves while the agreement falls means the student has learned another distribution, not a faster
+route to the teacher's.
+
+Both samplers are specs with knobs (:func:`textflow.samplers.spec.parse_sampler`), so the same tool asks
+how much a cheaper setting changes the samples: ``--sampler adaptive:levels=16:gamma=0.75 --reference
+adaptive:levels=null:gamma=0.75 --reference-steps same`` compares the two at every K from the same noise
+(stochastic samplers draw the same per-sample noise; ``textflow.noise``). Writes ``fidelity.json`` and
+``fidelity.md`` into ``--out``."""
 
 from __future__ import annotations
 
@@ -18,38 +23,61 @@ from pathlib import Path
 
 import torch
 
+from textflow.checks import require_int
 from textflow.io import atomic_write_json, atomic_write_text
 from textflow.samplers import Sampler
+from textflow.samplers.spec import parse_sampler
 from textflow.sampling.generate import generate
 
 
-def fidelity_rows(loaded, *, sampler: str, steps: list[int], reference_steps: int = 64, num_samples: int = 64,
-                  batch_size: int = 32, seed: int = 0, gamma: float | None = None) -> list[dict]:
-    """One row per K: ``latent_mse`` and ``token_agreement`` against the teacher's ``ode`` at
-    ``reference_steps`` from the same noise (``loaded``: a :class:`textflow.checkpoint.LoadedRun`)."""
+def fidelity_rows(loaded, *, sampler: str, steps: list[int], reference: str = "ode", reference_steps: int | None = 64,
+                  num_samples: int = 64, batch_size: int = 32, seed: int = 0, gamma: float | None = None) -> list[dict]:
+    """One row per K: ``latent_mse`` and ``token_agreement`` of ``sampler`` against ``reference`` (both
+    specs, :func:`textflow.samplers.spec.parse_sampler`) at ``reference_steps`` (None: the same K) from the
+    same noise. ``gamma`` is a shortcut for the sampler's ``gamma`` knob. ``loaded``: a
+    :class:`textflow.checkpoint.LoadedRun`."""
     seq_len = int(loaded.info["seq_len"])
+    if reference_steps is not None:
+        require_int("--reference-steps", reference_steps, low=1, hint=" (or 'same': the sampler's K)")
 
-    def run(name: str, k: int, **knobs):
-        s = Sampler(name=name, steps=k, **knobs)
+    def run(spec: str, k: int, **extra):
+        name, knobs = parse_sampler(spec)
+        s = Sampler(name=name, steps=k, **{**knobs, **extra})
         return generate(s.denoiser(loaded), s, num_samples=num_samples, seq_len=seq_len, seed=seed,
                         batch_size=batch_size)
 
-    ref = run("ode", reference_steps)
+    fixed = None if reference_steps is None else run(reference, reference_steps)
     knobs = {} if gamma is None else {"gamma": gamma}
     rows = []
     for k in steps:
         got = run(sampler, k, **knobs)
-        rows.append({"sampler": sampler, "steps": k, **knobs, "reference": f"ode K={reference_steps}",
+        ref = fixed if fixed is not None else run(reference, k)
+        rows.append({"sampler": sampler, "steps": k, **knobs,
+                     "reference": f"{reference} K={k if reference_steps is None else reference_steps}",
                      "latent_mse": float((got.latents - ref.latents).pow(2).mean()),
                      "reference_latent_sq": float(ref.latents.pow(2).mean()),
-                     "token_agreement": float((got.ids == ref.ids).float().mean()), "num_samples": num_samples})
+                     "token_agreement": float((got.ids == ref.ids).float().mean()),
+                     "sequences_identical": float((got.ids == ref.ids).all(dim=-1).float().mean()),
+                     "num_samples": num_samples})
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| sampler | K | latent MSE to the reference | token agreement |", "|---|---|---|---|"]
-    lines += [f"| {r['sampler']} | {r['steps']} | {r['latent_mse']:.5f} | {r['token_agreement']:.3f} |" for r in rows]
-    return "\n".join(lines) + f"\n\nreference: the teacher's {rows[0]['reference']} from the same noise\n"
+    lines = ["| sampler | K | reference | latent MSE to the reference | token agreement | identical sequences |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['sampler']} | {r['steps']} | {r['reference']} | {r['latent_mse']:.5f} | {r['token_agreement']:.4f} "
+              f"| {r['sequences_identical']:.3f} |" for r in rows]
+    return "\n".join(lines) + "\n\nboth from the same noise (the seeds of sample.py)\n"
+
+
+def reference_steps_arg(value: str) -> int | None:
+    """``--reference-steps``: a positive integer, or ``same`` (None: the sampler's own K)."""
+    if value == "same":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither an integer K nor 'same'") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,19 +85,23 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m textflow.sampling.fidelity", description=__doc__.splitlines()[0])
     parser.add_argument("ckpt", help="a checkpoint with the sampler's weights (distilled.ckpt, flow_map.ckpt, ...)")
-    parser.add_argument("--sampler", default="ode", help="a registered sampler (ode, student, flow_map, ...)")
+    parser.add_argument("--sampler", default="ode",
+                        help="a registered sampler with optional knobs (ode, flow_map, adaptive:levels=16:gamma=0.75, ...)")
+    parser.add_argument("--reference", default="ode", help="the reference sampler, a spec like --sampler (default: ode)")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--gamma", type=float, default=None, help="the sampler's gamma (default: its own)")
-    parser.add_argument("--reference-steps", type=int, default=64)
+    parser.add_argument("--reference-steps", type=reference_steps_arg, default=64,
+                        help="the reference's K, or 'same' for the sampler's own K (default: 64)")
     parser.add_argument("--num-samples", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="folder for fidelity.json / .md (default: beside CKPT)")
     args = parser.parse_args(argv)
     loaded = load_run(args.ckpt)
-    rows = fidelity_rows(loaded, sampler=args.sampler, steps=args.steps, reference_steps=args.reference_steps,
+    rows = fidelity_rows(loaded, sampler=args.sampler, steps=args.steps, reference=args.reference,
+                        reference_steps=args.reference_steps,
                          num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed, gamma=args.gamma)
-    out = Path(args.out) if args.out else Path(args.ckpt).parent / f"fidelity_{args.sampler}"
+    out = Path(args.out) if args.out else Path(args.ckpt).parent / f"fidelity_{args.sampler.replace(':', '_')}"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "fidelity.json", rows)
     atomic_write_text(out / "fidelity.md", markdown(rows))

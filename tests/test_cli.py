@@ -83,3 +83,26 @@ def test_empty_corpus(tmp_path, cache_dir):
     proc = run_cli("train.py", "debug=fast", "data=local", f"data.corpus.train_glob={tmp_path}/empty/*.txt",
                    f"dirs.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}/run")
     assert_one_line_error(proc, "empty")
+
+
+def test_sample_py_answers_a_bad_command_line_without_importing_lightning():
+    """Lightning costs seconds to import; sample.py's checks (and its output-folder lock) run without it."""
+    code = ("import atexit, runpy, sys; atexit.register(lambda: print('lightning loaded:', 'lightning' in sys.modules)); "
+            "sys.argv = ['sample.py', 'ckpt_path=/nonexistent.ckpt']; runpy.run_path('sample.py', run_name='__main__')")
+    proc = run_cli("-c", code)
+    assert proc.returncode == 2 and "ckpt_path='/nonexistent.ckpt' does not exist" in proc.stderr
+    assert "lightning loaded: False" in proc.stdout
+
+
+def test_global_rank_reads_the_launcher_environment_in_lightnings_order():
+    """Without Lightning loaded, global_rank reads RANK, LOCAL_RANK, SLURM_PROCID, JSM_NAMESPACE_RANK in
+    that order (lightning.fabric's _get_rank), so the run-folder lock is taken by rank 0 alone."""
+    code = ("import os, sys; from textflow.runs.lock import RANK_VARIABLES, global_rank\n"
+            "cases = [{}, {'RANK': '3'}, {'LOCAL_RANK': '1', 'SLURM_PROCID': '5'}, {'SLURM_PROCID': '5'},\n"
+            "         {'JSM_NAMESPACE_RANK': '2'}]\n"
+            "for case in cases:\n"
+            "    [os.environ.pop(k, None) for k in RANK_VARIABLES]; os.environ.update(case); print(global_rank())\n"
+            "print('lightning' in sys.modules)")
+    proc = run_cli("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "3", "1", "5", "2", "False"]

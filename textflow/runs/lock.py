@@ -114,8 +114,18 @@ class RunFolderLock:
         self.release()
 
 
-def global_rank() -> int:
-    """This process's global rank from the launcher's environment (0 outside DDP)."""
-    from lightning.pytorch.utilities import rank_zero_only
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")  # Lightning's order
 
-    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+def global_rank() -> int:
+    """This process's global rank (0 outside DDP): Lightning's ``rank_zero_only.rank`` once Lightning is
+    loaded (a strategy may have set it), else the launcher's environment read as Lightning reads it, so
+    ``sample.py`` can check its output folder without importing Lightning (3 s on a small CPU)."""
+    if "lightning.pytorch" in sys.modules:
+        from lightning.pytorch.utilities import rank_zero_only
+
+        return int(getattr(rank_zero_only, "rank", 0) or 0)
+    for key in RANK_VARIABLES:
+        if os.environ.get(key) is not None:
+            return int(os.environ[key])
+    return 0

@@ -235,6 +235,7 @@ def test_fidelity_compares_two_sampler_specs_at_the_same_k(flow_mapped, tmp_path
           "--reference-steps", "same", "--steps", "2", "--num-samples", "2", "--out", str(tmp_path)])
     (row,) = json.loads((tmp_path / "fidelity.json").read_text())
     assert row["token_agreement"] == 1.0 and row["reference"] == "sde:gamma=0.5 K=2"  # same noise, same samples
+    assert (tmp_path / "fidelity.png").stat().st_size > 0
     with pytest.raises(ConfigError, match="--reference-steps=0"):
         fidelity_rows(loaded, sampler="ode", steps=[1], reference_steps=0, num_samples=1, batch_size=1)
     with pytest.raises(SystemExit):

@@ -13,8 +13,8 @@ route to the teacher's.
 Both samplers are specs with knobs (:func:`textflow.samplers.spec.parse_sampler`), so the same tool asks
 how much a cheaper setting changes the samples: ``--sampler adaptive:levels=16:gamma=0.75 --reference
 adaptive:levels=null:gamma=0.75 --reference-steps same`` compares the two at every K from the same noise
-(stochastic samplers draw the same per-sample noise; ``textflow.noise``). Writes ``fidelity.json`` and
-``fidelity.md`` into ``--out``."""
+(stochastic samplers draw the same per-sample noise; ``textflow.noise``). Writes ``fidelity.json``,
+``fidelity.md`` and ``fidelity.png`` (token agreement and latent distance against K) into ``--out``."""
 
 from __future__ import annotations
 
@@ -70,6 +70,25 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n\nboth from the same noise (the seeds of sample.py)\n"
 
 
+def plot(rows: list[dict], path: Path) -> Path:
+    """Token agreement (left axis) and latent MSE (right axis, log scale) of the sampler against K."""
+    from textflow.plots import finish, new_axes
+
+    fig, ax = new_axes()
+    ks = [r["steps"] for r in rows]
+    ax.plot(ks, [r["token_agreement"] for r in rows], "o-", label=f"{rows[0]['sampler']}: token agreement")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("K (steps)")
+    ax.set_ylabel("share of tokens equal to the reference's")
+    mse = ax.twinx()
+    mse.plot(ks, [max(r["latent_mse"], 1e-12) for r in rows], "s--", color="tab:red", label="latent MSE")
+    mse.set_yscale("log")
+    mse.set_ylabel("latent MSE to the reference")
+    ax.set_title(f"against {rows[0]['reference'].rsplit(' K=', 1)[0]}, same noise", fontsize=9)
+    mse.legend(fontsize=7, loc="lower right")
+    return finish(fig, ax, path)
+
+
 def reference_steps_arg(value: str) -> int | None:
     """``--reference-steps``: a positive integer, or ``same`` (None: the sampler's own K)."""
     if value == "same":
@@ -105,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "fidelity.json", rows)
     atomic_write_text(out / "fidelity.md", markdown(rows))
+    plot(rows, out / "fidelity.png")
     print(markdown(rows) + f"\nwritten to {out}")
 
 

@@ -12,21 +12,16 @@ import sys
 from pathlib import Path
 
 import hydra
-import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
-from textflow.callbacks.finite import FiniteGuard
 from textflow.checks import require_int
 from textflow.allocator import keep_freed_memory
 from textflow.cli import guarded, instantiate_dict
 from textflow.cli.preflight import launcher_folder_error, preflight
 from textflow.io import atomic_write_json
 from textflow.runs.lock import RunFolderLock, global_rank
-from textflow.training.distributed import DistributedChecks
-from textflow.training.resume import resume_checkpoint
 
 
 def link_latest(run_dir: Path) -> None:
@@ -49,6 +44,13 @@ def run(cfg: DictConfig) -> tuple[dict, dict]:
 
 
 def train_run(cfg: DictConfig) -> tuple[dict, dict]:
+    import lightning as L  # loaded after the command line is checked (__main__ below)
+    from lightning.pytorch.utilities import rank_zero_info
+
+    from textflow.callbacks.finite import FiniteGuard
+    from textflow.training.distributed import DistributedChecks
+    from textflow.training.resume import resume_checkpoint
+
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
     datamodule = instantiate(cfg.data)
@@ -94,4 +96,7 @@ if __name__ == "__main__":
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
     keep_freed_memory()  # glibc keeps freed tensors' pages (textflow/allocator.py)
+    # Lightning takes seconds to import, so a bad command line is answered before it; it must be imported
+    # before Hydra sets up logging in main(), or its messages print twice (its own handler and Hydra's)
+    import lightning  # noqa: F401
     main()

@@ -85,12 +85,16 @@ def test_empty_corpus(tmp_path, cache_dir):
     assert_one_line_error(proc, "empty")
 
 
-def test_sample_py_answers_a_bad_command_line_without_importing_lightning():
-    """Lightning costs seconds to import; sample.py's checks (and its output-folder lock) run without it."""
+@pytest.mark.parametrize("script,override,needle", [
+    ("sample.py", "ckpt_path=/nonexistent.ckpt", "ckpt_path='/nonexistent.ckpt' does not exist"),
+    ("train.py", "autoencoder=nope", "autoencoder='nope' is not valid")])
+def test_a_bad_command_line_is_answered_without_importing_lightning(script, override, needle):
+    """Lightning costs seconds to import: the entry points check their command line (sample.py also its
+    checkpoint path and output-folder lock) before it is loaded."""
     code = ("import atexit, runpy, sys; atexit.register(lambda: print('lightning loaded:', 'lightning' in sys.modules)); "
-            "sys.argv = ['sample.py', 'ckpt_path=/nonexistent.ckpt']; runpy.run_path('sample.py', run_name='__main__')")
+            f"sys.argv = ['{script}', '{override}']; runpy.run_path('{script}', run_name='__main__')")
     proc = run_cli("-c", code)
-    assert proc.returncode == 2 and "ckpt_path='/nonexistent.ckpt' does not exist" in proc.stderr
+    assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
     assert "lightning loaded: False" in proc.stdout
 
 

@@ -36,6 +36,15 @@ def test_sampling_benchmark_runs(tiny_ckpt, tmp_path):
     assert by[("commit", 2)]["gflop"] - by[("ode", 2)]["gflop"] == pytest.approx(2 * readout)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusals of a machine without CUDA")
+def test_sampling_benchmark_refuses_cuda_settings_without_cuda(tiny_ckpt, tmp_path):
+    args = ["sampling", "--ckpt", str(tiny_ckpt), "--steps", "1", "--batch-size", "1", "--repeats", "1", "--out", str(tmp_path)]
+    with pytest.raises(ConfigError, match="--bf16 samples under CUDA autocast; it needs --device cuda, not 'cpu'"):
+        bench_main([*args, "--bf16"])
+    with pytest.raises(ConfigError, match="device='cuda' was asked for but no CUDA device is available"):
+        bench_main([*args, "--device", "cuda"])
+
+
 def test_sampling_benchmark_takes_knobs_per_sampler(tiny_ckpt, tmp_path):
     from textflow.samplers.spec import parse_sampler
 
@@ -43,6 +52,7 @@ def test_sampling_benchmark_takes_knobs_per_sampler(tiny_ckpt, tmp_path):
                 "--batch-size", "2", "--repeats", "1", "--out", str(tmp_path)])
     (row,) = json.loads(next(tmp_path.glob("sampling-*.json")).read_text())["rows"]
     assert row["sampler"] == "adaptive:levels=4:gamma=0.5" and row["nfe"] == 2
+    assert row["device"] == "cpu" and row["bf16"] is False
     with pytest.raises(ValueError, match="'levels' is not knob=value"):
         parse_sampler("adaptive:levels")
     with pytest.raises(ConfigError, match="sampler.levels"):

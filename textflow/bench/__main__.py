@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     sampling.add_argument("--batch-size", type=int, default=32)
     sampling.add_argument("--repeats", type=int, default=3)
     sampling.add_argument("--compile", action="store_true", help="torch.compile the backbone (untimed first call)")
+    sampling.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
+    sampling.add_argument("--bf16", action="store_true", help="bf16 autocast, as sample.py precision=bf16 (CUDA)")
     diag = sub.add_parser("diagnostics", help="cost of the training diagnostics callback vs training")
     diag.add_argument("--ckpt", required=True)
     diag.add_argument("--interval", type=int, default=200, help="validation interval in training steps")
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
 
         rows = bench.run(ckpt=args.ckpt, samplers=args.samplers.split(","),
                          steps=[int(k) for k in args.steps.split(",")], batch_size=args.batch_size,
-                         repeats=args.repeats, compile=args.compile)
+                         repeats=args.repeats, compile=args.compile, device=args.device, bf16=args.bf16)
     if not rows:  # a DDP worker (not the global rank): rank 0 reports
         return
     print_table(rows)

@@ -9,9 +9,13 @@ several large fp32 matmuls timed in the same run (:func:`textflow.bench.train.ma
 
 from __future__ import annotations
 
+import torch
+
 from textflow.bench.runner import time_call
 from textflow.bench.train import backbone_forward_flops, matmul_peak, readout_forward_flops
 from textflow.checkpoint import load_run
+from textflow.cli import pick_device
+from textflow.errors import ConfigError
 from textflow.sampling.generate import generate
 from textflow.samplers import Sampler
 from textflow.samplers.spec import parse_sampler
@@ -39,24 +43,33 @@ class ReadoutCounter:
 
 
 def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 32, repeats: int = 3,
-        compile: bool = False) -> list[dict]:
+        compile: bool = False, device: str = "cpu", bf16: bool = False) -> list[dict]:
     """One row per sampler spec (:func:`textflow.samplers.spec.parse_sampler`) and K. ``compile``: ``torch.compile`` the
-    backbone first (the first, untimed call pays the compilation)."""
+    backbone first (the first, untimed call pays the compilation). ``device``: ``cpu``, ``cuda``, ``cuda:N`` or
+    ``auto``; on CUDA the peak is an 8192³ matmul in the sampling dtype, and ``bf16`` samples under bf16
+    autocast as ``sample.py precision=bf16`` does (CUDA only)."""
+    dev = pick_device(device)
+    if bf16 and dev.type != "cuda":
+        raise ConfigError(f"--bf16 samples under CUDA autocast; it needs --device cuda, not {device!r}")
     loaded = load_run(ckpt)
+    loaded.module.to(dev)
     seq_len = int(loaded.info["seq_len"])
-    peak = matmul_peak()
+    peak = matmul_peak(n=8192 if dev.type == "cuda" else 2048, dtype=torch.bfloat16 if bf16 else torch.float32,
+                       device=dev)
     rows = []
     for spec in samplers:
         name, knobs = parse_sampler(spec)
         for k in steps:
             sampler = Sampler(name=name, steps=k, **knobs)
             den = sampler.denoiser(loaded, use_ema=True)
+            if bf16:
+                den.autocast_dtype = torch.bfloat16
             if compile:
                 den.backbone.compile()
 
             def once():
                 return generate(den, sampler, num_samples=batch_size, seq_len=seq_len, seed=0,
-                                batch_size=batch_size)
+                                batch_size=batch_size, device=dev)
 
             timing = time_call(once, warmup=1, repeats=repeats, desc=f"{spec} K={k}")
             counter = ReadoutCounter(den)
@@ -64,7 +77,7 @@ def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 3
             backbone = backbone_forward_flops(den.backbone, batch=batch_size, seq_len=seq_len)
             flops = nfe * backbone + readout_forward_flops(den.autoencoder, tokens=counter.positions)
             achieved = flops / timing["median_s"]
-            rows.append({"sampler": spec, "K": k, "compile": compile, "nfe": nfe, "batch": batch_size, "seq_len": seq_len, **timing,
+            rows.append({"sampler": spec, "K": k, "device": str(dev), "bf16": bf16, "compile": compile, "nfe": nfe, "batch": batch_size, "seq_len": seq_len, **timing,
                          "tokens_per_s": batch_size * seq_len / timing["median_s"],
                          "s_per_call": timing["median_s"] / max(nfe, 1), "gflop": flops / 1e9,
                          "achieved_gflops": achieved / 1e9, "peak_gflops": peak / 1e9,

@@ -15,3 +15,6 @@ B="python -m textflow.bench sampling --ckpt $CKPT --device cuda --steps 4,16 --b
 $B --samplers ode,sde,commit,adaptive,adaptive:levels=null
 $B --samplers ode,sde,commit,adaptive,adaptive:levels=null --bf16
 $B --samplers ode,sde,commit,adaptive --bf16 --compile
+# Speed at matched quality (needs the sweeps of docs/bench/quickstart_onehot_cpu.sh and its twin; their
+# checkpoints are larger than a device call carries, so this line runs where they exist):
+#   python -m textflow.bench matched --report SWEEP/report.csv --report GAMMA/report.csv --device cuda --out $OUT

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
                          help="report.csv of a sample.py -m sweep (repeatable; one run with ar_twin=)")
     matched.add_argument("--batch-size", type=int, default=32)
     matched.add_argument("--repeats", type=int, default=3)
+    matched.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (both models and the twin's draws)")
     matched.add_argument("--entropy-tolerance", type=float, default=0.3,
                          help="a match needs unigram entropy within this many nats of held-out text's")
     train = sub.add_parser("train", help="training tokens/s and MFU through the Lightning loop")
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         from textflow.bench import matched as bench
 
         rows = bench.run(reports=args.report, batch_size=args.batch_size, repeats=args.repeats,
-                         entropy_tolerance=args.entropy_tolerance)
+                         entropy_tolerance=args.entropy_tolerance, device=args.device)
     elif args.name == "parallel-sampling":
         from textflow.bench import parallel_sampling as bench
 

@@ -122,8 +122,12 @@ def _sampler_of(row: dict):
     return Sampler(name=name, time=_time_of(point, knobs.pop("time", "UniformTime")), **knobs)
 
 
-def run(*, reports: list[str], batch_size: int = 32, repeats: int = 3, entropy_tolerance: float = 0.3) -> list[dict]:
+def run(*, reports: list[str], batch_size: int = 32, repeats: int = 3, entropy_tolerance: float = 0.3,
+        device: str = "cpu") -> list[dict]:
+    """``device``: where both models sample (``cpu``, ``cuda``, ``cuda:N``, ``auto``). The twin's per-sample
+    generators live there too, so its ancestral draws stay on the device."""
     from textflow.checkpoint import load_run
+    from textflow.cli import pick_device
     from textflow.noise import per_sample_generators
     from textflow.sampling.ar_twin import load_twin
     from textflow.sampling.generate import generate
@@ -133,13 +137,17 @@ def run(*, reports: list[str], batch_size: int = 32, repeats: int = 3, entropy_t
     heldout = heldout_entropy(reports)
     band = None if heldout is None else (heldout - entropy_tolerance, heldout + entropy_tolerance)
     picks = pick(rows, twin_high, entropy_band=band)
+    dev = pick_device(device)
     runs = {path: load_run(path) for path in dict.fromkeys(p["ckpt_path"] for p in picks)}
+    for loaded_run in runs.values():
+        loaded_run.module.to(dev)
     loaded = runs[picks[0]["ckpt_path"]]
     seq_len = int(loaded.info["seq_len"])
     twin, bos_id, _ = load_twin(twin_row["ckpt_path"], flow_info=loaded.info)
+    twin.to(dev)
 
     def twin_once():
-        generators = per_sample_generators(0, range(batch_size))
+        generators = per_sample_generators(0, range(batch_size), device=dev)
         return twin.sample(batch_size, seq_len, bos_id=bos_id, generators=generators)
 
     with torch.no_grad():
@@ -149,14 +157,14 @@ def run(*, reports: list[str], batch_size: int = 32, repeats: int = 3, entropy_t
         sampler = _sampler_of(choice)
         den = sampler.denoiser(runs[choice["ckpt_path"]], use_ema=True)
         flow_s = time_call(lambda: generate(den, sampler, num_samples=batch_size, seq_len=seq_len, seed=0,
-                                            batch_size=batch_size),
+                                            batch_size=batch_size, device=dev),
                            warmup=1, repeats=repeats, desc=sampler.label)["median_s"]
         low, high = _interval(choice["gen_ppl_ci95"])
         out.append({"family": choice["sampler"], "K": int(choice["steps"]), "label": sampler.label,
                     "status": choice["status"], "gen_ppl": float(choice["gen_ppl"]), "gen_ppl_low": low,
                     "gen_ppl_high": high, "unigram_entropy": float(choice["unigram_entropy"]),
                     "twin_gen_ppl": float(twin_row["gen_ppl"]), "twin_low": twin_low, "twin_high": twin_high,
-                    "batch": batch_size, "seq_len": seq_len,
+                    "batch": batch_size, "seq_len": seq_len, "device": str(dev),
                     "tokens_per_s": batch_size * seq_len / flow_s,
                     "twin_tokens_per_s": batch_size * seq_len / twin_s, "speedup": twin_s / flow_s})
     return out

@@ -32,3 +32,23 @@ done; done
 python -m textflow.bench sampling --ckpt "${CKPT:-outputs/reproduce/fast/distill/checkpoints/distilled.ckpt}" \
   --samplers ode,adaptive:levels=null,adaptive:levels=16,adaptive:levels=64,adaptive:levels=256 --steps 4,16 \
   --repeats 3 --out "${BENCH_OUT:-outputs/bench}"
+# one figure of the agreement per resolution (docs/figures/adaptive_levels_agreement.png)
+python - "$OUT/fidelity_levels" <<'PY'
+import json, sys
+from pathlib import Path
+
+from textflow.plots import finish, new_axes
+
+root = Path(sys.argv[1])
+fig, ax = new_axes()
+for n, marker in (("16", "o"), ("64", "s"), ("256", "^")):
+    for gamma, style in (("0.75", "-"), ("1.5", "--")):
+        rows = json.loads((root / f"levels{n}_gamma{gamma}" / "fidelity.json").read_text())
+        ax.plot([r["steps"] for r in rows], [100 * r["token_agreement"] for r in rows], marker + style,
+                label=f"{n} levels, γ = {gamma}")
+ax.set_xscale("log", base=2)
+ax.set_xlabel("K (steps)")
+ax.set_ylabel("% of tokens equal to continuous closeness's")
+ax.set_title("adaptive: closeness levels against continuous closeness, same noise", fontsize=9)
+print(finish(fig, ax, "docs/figures/adaptive_levels_agreement.png"))
+PY

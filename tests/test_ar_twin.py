@@ -204,3 +204,6 @@ def test_the_matched_benchmark_times_a_reports_point_beside_its_twin(twin, flow_
     assert (row["family"], row["K"], row["status"], row["device"]) == ("sde", 2, "best", "cpu")
     assert row["label"] == "sde_gamma0.5_K2" and row["tokens_per_s"] > 0 and row["twin_tokens_per_s"] > 0
     assert row["speedup"] == pytest.approx(row["tokens_per_s"] / row["twin_tokens_per_s"])
+    from textflow.bench.matched import plot
+
+    assert plot([row], tmp_path / "matched.png").stat().st_size > 0

@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--cache-dir", default=os.environ.get("TEXTFLOW_CACHE", os.path.expanduser("~/.cache/textflow")))
     args = parser.parse_args(argv)
     settings = {k: v for k, v in vars(args).items() if k not in ("out",)}
+    figure = None  # a benchmark whose rows read better as a picture: drawn beside its JSON
     if args.name == "judge":
         from textflow.bench import judge as bench
 
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
 
         rows = bench.run(reports=args.report, batch_size=args.batch_size, repeats=args.repeats,
                          entropy_tolerance=args.entropy_tolerance, device=args.device)
+        figure = bench.plot
     elif args.name == "parallel-sampling":
         from textflow.bench import parallel_sampling as bench
 
@@ -178,6 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     print_table(rows)
     path = write_result(args.name, rows, args.out, settings)
     print(f"wrote {path}", file=sys.stderr)
+    if figure is not None:
+        print(f"wrote {figure(rows, path.with_suffix('.png'))}", file=sys.stderr)
 
 
 if __name__ == "__main__":

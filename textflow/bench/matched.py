@@ -168,3 +168,23 @@ def run(*, reports: list[str], batch_size: int = 32, repeats: int = 3, entropy_t
                     "tokens_per_s": batch_size * seq_len / flow_s,
                     "twin_tokens_per_s": batch_size * seq_len / twin_s, "speedup": twin_s / flow_s})
     return out
+
+
+def plot(rows: list[dict], path: str | Path) -> Path:
+    """Speed against quality: each family's pick (gen-PPL with its 95 % interval, tokens/s) beside the twin
+    (its interval shaded), so a matched point reads as one that sits inside the band and above the twin."""
+    from textflow.plots import finish, new_axes
+
+    fig, ax = new_axes()
+    twin = rows[0]
+    ax.axvspan(twin["twin_low"], twin["twin_high"], color="tab:gray", alpha=0.2, label="AR twin's 95 % interval")
+    ax.plot([twin["twin_gen_ppl"]], [twin["twin_tokens_per_s"]], "k*", markersize=12, label="AR twin")
+    for row in rows:
+        ax.errorbar([row["gen_ppl"]], [row["tokens_per_s"]], capsize=3, fmt="o",
+                    xerr=[[row["gen_ppl"] - row["gen_ppl_low"]], [row["gen_ppl_high"] - row["gen_ppl"]]],
+                    label=f"{row['family']} K = {row['K']} ({row['status']})")
+    ax.set_xscale("log")
+    ax.set_xlabel("judge gen-PPL (lower is better)")
+    ax.set_ylabel(f"tokens/s (batch {twin['batch']} x {twin['seq_len']}, {twin.get('device', 'cpu')})")
+    ax.set_title("speed at matched quality: each family's pick against the AR twin", fontsize=9)
+    return finish(fig, ax, path)

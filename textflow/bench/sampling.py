@@ -77,7 +77,8 @@ def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 3
             backbone = backbone_forward_flops(den.backbone, batch=batch_size, seq_len=seq_len)
             flops = nfe * backbone + readout_forward_flops(den.autoencoder, tokens=counter.positions)
             achieved = flops / timing["median_s"]
-            rows.append({"sampler": spec, "K": k, "device": str(dev), "bf16": bf16, "compile": compile, "nfe": nfe, "batch": batch_size, "seq_len": seq_len, **timing,
+            rows.append({"sampler": spec, "K": k, "device": str(dev), "bf16": bf16, "compile": compile, "nfe": nfe,
+                         "batch": batch_size, "seq_len": seq_len, **timing,
                          "tokens_per_s": batch_size * seq_len / timing["median_s"],
                          "s_per_call": timing["median_s"] / max(nfe, 1), "gflop": flops / 1e9,
                          "achieved_gflops": achieved / 1e9, "peak_gflops": peak / 1e9,

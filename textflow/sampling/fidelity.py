@@ -31,28 +31,27 @@ from textflow.sampling.generate import generate
 
 
 def fidelity_rows(loaded, *, sampler: str, steps: list[int], reference: str = "ode", reference_steps: int | None = 64,
-                  num_samples: int = 64, batch_size: int = 32, seed: int = 0, gamma: float | None = None) -> list[dict]:
+                  num_samples: int = 64, batch_size: int = 32, seed: int = 0) -> list[dict]:
     """One row per K: ``latent_mse`` and ``token_agreement`` of ``sampler`` against ``reference`` (both
     specs, :func:`textflow.samplers.spec.parse_sampler`) at ``reference_steps`` (None: the same K) from the
-    same noise. ``gamma`` is a shortcut for the sampler's ``gamma`` knob. ``loaded``: a
+    same noise (knobs such as ``gamma`` go in the spec: ``sde:gamma=0.5``). ``loaded``: a
     :class:`textflow.checkpoint.LoadedRun`."""
     seq_len = int(loaded.info["seq_len"])
     if reference_steps is not None:
         require_int("--reference-steps", reference_steps, low=1, hint=" (or 'same': the sampler's K)")
 
-    def run(spec: str, k: int, **extra):
+    def run(spec: str, k: int):
         name, knobs = parse_sampler(spec)
-        s = Sampler(name=name, steps=k, **{**knobs, **extra})
+        s = Sampler(name=name, steps=k, **knobs)
         return generate(s.denoiser(loaded), s, num_samples=num_samples, seq_len=seq_len, seed=seed,
                         batch_size=batch_size)
 
     fixed = None if reference_steps is None else run(reference, reference_steps)
-    knobs = {} if gamma is None else {"gamma": gamma}
     rows = []
     for k in steps:
-        got = run(sampler, k, **knobs)
+        got = run(sampler, k)
         ref = fixed if fixed is not None else run(reference, k)
-        rows.append({"sampler": sampler, "steps": k, **knobs,
+        rows.append({"sampler": sampler, "steps": k,
                      "reference": f"{reference} K={k if reference_steps is None else reference_steps}",
                      "latent_mse": float((got.latents - ref.latents).pow(2).mean()),
                      "reference_latent_sq": float(ref.latents.pow(2).mean()),
@@ -108,7 +107,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="a registered sampler with optional knobs (ode, flow_map, adaptive:levels=16:gamma=0.75, ...)")
     parser.add_argument("--reference", default="ode", help="the reference sampler, a spec like --sampler (default: ode)")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--gamma", type=float, default=None, help="the sampler's gamma (default: its own)")
     parser.add_argument("--reference-steps", type=reference_steps_arg, default=64,
                         help="the reference's K, or 'same' for the sampler's own K (default: 64)")
     parser.add_argument("--num-samples", type=int, default=64)
@@ -119,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     loaded = load_run(args.ckpt)
     rows = fidelity_rows(loaded, sampler=args.sampler, steps=args.steps, reference=args.reference,
                         reference_steps=args.reference_steps,
-                         num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed, gamma=args.gamma)
+                         num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed)
     out = Path(args.out) if args.out else Path(args.ckpt).parent / f"fidelity_{args.sampler.replace(':', '_')}"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "fidelity.json", rows)

@@ -28,6 +28,9 @@ def test_sampling_benchmark_runs(tiny_ckpt, tmp_path):
     assert [(r["sampler"], r["K"], r["nfe"]) for r in rows] == [("ode", 1, 1), ("ode", 2, 2), ("sde", 1, 1),
                                                                 ("sde", 2, 2), ("commit", 1, 1), ("commit", 2, 2)]
     assert all(r["tokens_per_s"] > 0 and 0 < r["fraction_of_peak"] for r in rows) and "machine" in result
+    # the peak is the fastest GEMM timed (PyTorch's own and, where available, oneDNN's): never below PyTorch's
+    assert all(r["fraction_of_peak"] <= r["fraction_of_aten_peak"] and r["cpu_linear"] == "onednn" for r in rows)
+    assert rows[0]["peak_kernel"] in ("aten", "onednn")
     by = {(r["sampler"], r["K"]): r for r in rows}
     call = by[("ode", 2)]["gflop"] - by[("ode", 1)]["gflop"]  # one more network call, same final decode
     assert call > 0 and by[("sde", 2)]["gflop"] == pytest.approx(by[("ode", 2)]["gflop"])
@@ -49,10 +52,10 @@ def test_sampling_benchmark_takes_knobs_per_sampler(tiny_ckpt, tmp_path):
     from textflow.samplers.spec import parse_sampler
 
     bench_main(["sampling", "--ckpt", str(tiny_ckpt), "--samplers", "adaptive:levels=4:gamma=0.5", "--steps", "2",
-                "--batch-size", "2", "--repeats", "1", "--out", str(tmp_path)])
+                "--batch-size", "2", "--repeats", "1", "--cpu-linear", "aten", "--out", str(tmp_path)])
     (row,) = json.loads(next(tmp_path.glob("sampling-*.json")).read_text())["rows"]
     assert row["sampler"] == "adaptive:levels=4:gamma=0.5" and row["nfe"] == 2
-    assert row["device"] == "cpu" and row["bf16"] is False
+    assert row["device"] == "cpu" and row["bf16"] is False and row["cpu_linear"] == "aten"
     with pytest.raises(ValueError, match="'levels' is not knob=value"):
         parse_sampler("adaptive:levels")
     with pytest.raises(ConfigError, match="sampler.levels"):

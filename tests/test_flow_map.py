@@ -219,6 +219,25 @@ def test_fidelity_scores_the_teacher_ode_against_itself_as_exact_and_a_student_a
     assert "token agreement" in (tmp_path / "fidelity.md").read_text()
 
 
+def test_fidelity_measures_what_the_cpu_linear_kernel_changes(flow_mapped, monkeypatch):
+    """The same sampler against itself on PyTorch's linears: oneDNN (forced onto the tiny model's small
+    matmuls) moves latents by float32 rounding only, and the default reference is bit-identical."""
+    from textflow.checkpoint import load_run
+    from textflow.kernels import linear as kl
+    from textflow.sampling.fidelity import fidelity_rows
+
+    if not kl.onednn_available():
+        pytest.skip("this torch build has no oneDNN fused linear")
+    monkeypatch.setattr(kl, "MIN_MACS", 0)
+    loaded = load_run(flow_mapped[1]["checkpoint"])
+    (row,) = fidelity_rows(loaded, sampler="ode", steps=[4], reference_steps=None, num_samples=3, batch_size=2,
+                           reference_cpu_linear="aten")
+    assert row["reference"] == "ode (aten linears) K=4"
+    assert 0 < row["latent_mse"] < 1e-8 * row["reference_latent_sq"] and row["token_agreement"] > 0.9
+    (same,) = fidelity_rows(loaded, sampler="ode", steps=[4], reference_steps=None, num_samples=3, batch_size=2)
+    assert same["latent_mse"] == 0.0
+
+
 def test_fidelity_compares_two_sampler_specs_at_the_same_k(flow_mapped, tmp_path):
     from textflow.checkpoint import load_run
     from textflow.errors import ConfigError

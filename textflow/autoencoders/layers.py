@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from textflow.kernels.linear import GeluMLP, Linear
+
 
 class KVCache:
     """Per-layer keys and values of the positions decoded so far (B, H, T, Dh)."""
@@ -33,11 +35,11 @@ class Block(nn.Module):
         super().__init__()
         self.heads = heads
         self.norm1 = nn.LayerNorm(width)
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
+        self.qkv = Linear(width, 3 * width)
+        self.proj = Linear(width, width)
         self.norm2 = nn.LayerNorm(width)
         hidden = int(width * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
+        self.mlp = GeluMLP(width, hidden)
 
     def forward(self, x: Tensor, *, causal: bool = False, cache: KVCache | None = None, layer: int = 0) -> Tensor:
         q, k, v = rearrange(self.qkv(self.norm1(x)), "b l (three h d) -> three b h l d", three=3, h=self.heads)

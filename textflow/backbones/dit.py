@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from textflow.checks import require_int
 from textflow.errors import ConfigError
+from textflow.kernels.linear import GeluMLP, Linear
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
@@ -71,8 +72,8 @@ class Attention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
+        self.qkv = Linear(width, 3 * width)
+        self.proj = Linear(width, width)
 
     def forward(self, x: Tensor) -> Tensor:
         # views into the qkv projection (no copy): SDPA takes (b, h, l, d) with any strides
@@ -90,7 +91,7 @@ class DiTBlock(nn.Module):
         self.attn = Attention(width, heads)
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         hidden = int(width * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
+        self.mlp = GeluMLP(width, hidden)
         self.ada = nn.Linear(width, 6 * width)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)

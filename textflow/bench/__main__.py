@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     sampling.add_argument("--compile", action="store_true", help="torch.compile the backbone (untimed first call)")
     sampling.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     sampling.add_argument("--bf16", action="store_true", help="bf16 autocast, as sample.py precision=bf16 (CUDA)")
+    sampling.add_argument("--cpu-linear", choices=["onednn", "aten"], default=None,
+                          help="CPU inference linears: oneDNN with fused GELU (default) or PyTorch's own")
     diag = sub.add_parser("diagnostics", help="cost of the training diagnostics callback vs training")
     diag.add_argument("--ckpt", required=True)
     diag.add_argument("--interval", type=int, default=200, help="validation interval in training steps")
@@ -174,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
 
         rows = bench.run(ckpt=args.ckpt, samplers=args.samplers.split(","),
                          steps=[int(k) for k in args.steps.split(",")], batch_size=args.batch_size,
-                         repeats=args.repeats, compile=args.compile, device=args.device, bf16=args.bf16)
+                         repeats=args.repeats, compile=args.compile, device=args.device, bf16=args.bf16,
+                         cpu_linear=args.cpu_linear)
     if not rows:  # a DDP worker (not the global rank): rank 0 reports
         return
     print_table(rows)

@@ -3,19 +3,21 @@ batch), with NFE read from the denoiser, and the FLOP/s it achieves against the 
 
 Model FLOPs of a generation: ``nfe`` backbone forward passes (:func:`textflow.bench.train.backbone_forward_flops`)
 plus one readout matmul per readout call, counted by wrapping the denoiser's readout (the final decode;
-``commit`` and ``adaptive`` also read the logits of ``x_hat`` at every step). The peak is the best of
-several large fp32 matmuls timed in the same run (:func:`textflow.bench.train.matmul_peak`), so
-``fraction_of_peak`` is a ratio of two numbers measured side by side (docs/benchmarks.md)."""
+``commit`` and ``adaptive`` also read the logits of ``x_hat`` at every step). The peak is the fastest GEMM
+the machine offers, each timed as the best of several large fp32 matmuls in the same run
+(:func:`textflow.bench.train.matmul_peaks`: PyTorch's and, on a CPU, oneDNN's), so ``fraction_of_peak`` is
+a ratio of two numbers measured side by side (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
 import torch
 
 from textflow.bench.runner import time_call
-from textflow.bench.train import backbone_forward_flops, matmul_peak, readout_forward_flops
+from textflow.bench.train import backbone_forward_flops, matmul_peaks, readout_forward_flops
 from textflow.checkpoint import load_run
 from textflow.cli import pick_device
 from textflow.errors import ConfigError
+from textflow.kernels.linear import cpu_linear_backend, use_cpu_linear
 from textflow.sampling.generate import generate
 from textflow.samplers import Sampler
 from textflow.samplers.spec import parse_sampler
@@ -43,44 +45,53 @@ class ReadoutCounter:
 
 
 def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 32, repeats: int = 3,
-        compile: bool = False, device: str = "cpu", bf16: bool = False) -> list[dict]:
+        compile: bool = False, device: str = "cpu", bf16: bool = False, cpu_linear: str | None = None) -> list[dict]:
     """One row per sampler spec (:func:`textflow.samplers.spec.parse_sampler`) and K. ``compile``: ``torch.compile`` the
     backbone first (the first, untimed call pays the compilation). ``device``: ``cpu``, ``cuda``, ``cuda:N`` or
     ``auto``; on CUDA the peak is an 8192³ matmul in the sampling dtype, and ``bf16`` samples under bf16
-    autocast as ``sample.py precision=bf16`` does (CUDA only)."""
+    autocast as ``sample.py precision=bf16`` does (CUDA only). ``cpu_linear``: ``onednn`` or ``aten``, the
+    CPU inference linears (:mod:`textflow.kernels.linear`; default: ``TEXTFLOW_CPU_LINEAR``, else oneDNN)."""
     dev = pick_device(device)
     if bf16 and dev.type != "cuda":
         raise ConfigError(f"--bf16 samples under CUDA autocast; it needs --device cuda, not {device!r}")
     loaded = load_run(ckpt)
     loaded.module.to(dev)
     seq_len = int(loaded.info["seq_len"])
-    peak = matmul_peak(n=8192 if dev.type == "cuda" else 2048, dtype=torch.bfloat16 if bf16 else torch.float32,
-                       device=dev)
-    rows = []
-    for spec in samplers:
-        name, knobs = parse_sampler(spec)
-        for k in steps:
-            sampler = Sampler(name=name, steps=k, **knobs)
-            den = sampler.denoiser(loaded, use_ema=True)
-            if bf16:
-                den.autocast_dtype = torch.bfloat16
-            if compile:
-                den.backbone.compile()
+    peaks = matmul_peaks(n=8192 if dev.type == "cuda" else 2048, dtype=torch.bfloat16 if bf16 else torch.float32,
+                         device=dev)
+    peak_kernel = max(peaks, key=peaks.get)
+    with use_cpu_linear(cpu_linear or cpu_linear_backend()):
+        return [_time_spec(loaded, spec, k, dev=dev, seq_len=seq_len, batch_size=batch_size, repeats=repeats,
+                           compile=compile, bf16=bf16, peaks=peaks, peak_kernel=peak_kernel)
+                for spec in samplers for k in steps]
 
-            def once():
-                return generate(den, sampler, num_samples=batch_size, seq_len=seq_len, seed=0,
-                                batch_size=batch_size, device=dev)
 
-            timing = time_call(once, warmup=1, repeats=repeats, desc=f"{spec} K={k}")
-            counter = ReadoutCounter(den)
-            nfe = once().nfe
-            backbone = backbone_forward_flops(den.backbone, batch=batch_size, seq_len=seq_len)
-            flops = nfe * backbone + readout_forward_flops(den.autoencoder, tokens=counter.positions)
-            achieved = flops / timing["median_s"]
-            rows.append({"sampler": spec, "K": k, "device": str(dev), "bf16": bf16, "compile": compile, "nfe": nfe,
-                         "batch": batch_size, "seq_len": seq_len, **timing,
-                         "tokens_per_s": batch_size * seq_len / timing["median_s"],
-                         "s_per_call": timing["median_s"] / max(nfe, 1), "gflop": flops / 1e9,
-                         "achieved_gflops": achieved / 1e9, "peak_gflops": peak / 1e9,
-                         "fraction_of_peak": achieved / peak})
-    return rows
+def _time_spec(loaded, spec: str, k: int, *, dev, seq_len: int, batch_size: int, repeats: int, compile: bool,
+               bf16: bool, peaks: dict, peak_kernel: str) -> dict:
+    """One row: ``spec`` at K = ``k``, timed, with its FLOP/s against the fastest GEMM (``peak_kernel``) and
+    against PyTorch's own (``fraction_of_aten_peak``, the reference of rows written before both were timed)."""
+    name, knobs = parse_sampler(spec)
+    sampler = Sampler(name=name, steps=k, **knobs)
+    den = sampler.denoiser(loaded, use_ema=True)
+    if bf16:
+        den.autocast_dtype = torch.bfloat16
+    if compile:
+        den.backbone.compile()
+
+    def once():
+        return generate(den, sampler, num_samples=batch_size, seq_len=seq_len, seed=0,
+                        batch_size=batch_size, device=dev)
+
+    timing = time_call(once, warmup=1, repeats=repeats, desc=f"{spec} K={k}")
+    counter = ReadoutCounter(den)
+    nfe = once().nfe
+    backbone = backbone_forward_flops(den.backbone, batch=batch_size, seq_len=seq_len)
+    flops = nfe * backbone + readout_forward_flops(den.autoencoder, tokens=counter.positions)
+    achieved = flops / timing["median_s"]
+    return {"sampler": spec, "K": k, "device": str(dev), "bf16": bf16, "compile": compile,
+            "cpu_linear": cpu_linear_backend() if dev.type == "cpu" else None, "nfe": nfe,
+            "batch": batch_size, "seq_len": seq_len, **timing,
+            "tokens_per_s": batch_size * seq_len / timing["median_s"],
+            "s_per_call": timing["median_s"] / max(nfe, 1), "gflop": flops / 1e9,
+            "achieved_gflops": achieved / 1e9, "peak_gflops": peaks[peak_kernel] / 1e9, "peak_kernel": peak_kernel,
+            "fraction_of_peak": achieved / peaks[peak_kernel], "fraction_of_aten_peak": achieved / peaks["aten"]}

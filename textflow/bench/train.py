@@ -19,13 +19,25 @@ from hydra import compose, initialize_config_dir
 from lightning.pytorch.callbacks import Callback
 
 from textflow.bench.runner import time_call
+from textflow.kernels.linear import onednn_available, onednn_linear
+
+
+def matmul_peaks(n: int = 2048, dtype=torch.float32, device: str = "cpu") -> dict[str, float]:
+    """FLOP/s of the best of 5 timed ``n``³ matmuls per GEMM this machine offers: PyTorch's own (``aten``;
+    MKL's sgemm on an fp32 CPU) and, on an fp32 CPU with oneDNN, oneDNN's (``onednn``), which is the
+    faster one on this project's CPU (docs/benchmarks.md, "Sampling at the machine's limit")."""
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    gemms = {"aten": lambda: a @ b}
+    if torch.device(device).type == "cpu" and dtype == torch.float32 and onednn_available():
+        gemms["onednn"] = lambda: onednn_linear(a, b)  # a @ b.T: the same FLOPs on random operands
+    return {name: 2 * n**3 / time_call(gemm, warmup=2, repeats=5, desc=f"matmul peak ({name})")["min_s"]
+            for name, gemm in gemms.items()}
 
 
 def matmul_peak(n: int = 2048, dtype=torch.float32, device: str = "cpu") -> float:
-    a = torch.randn(n, n, dtype=dtype, device=device)
-    b = torch.randn(n, n, dtype=dtype, device=device)
-    t = time_call(lambda: a @ b, warmup=2, repeats=5, desc="matmul peak")
-    return 2 * n**3 / t["min_s"]
+    """The machine's matmul peak: the fastest GEMM of :func:`matmul_peaks`."""
+    return max(matmul_peaks(n, dtype, device).values())
 
 
 def backbone_forward_flops(backbone, *, batch: int, seq_len: int) -> float:

@@ -13,7 +13,9 @@ route to the teacher's.
 Both samplers are specs with knobs (:func:`textflow.samplers.spec.parse_sampler`), so the same tool asks
 how much a cheaper setting changes the samples: ``--sampler adaptive:levels=16:gamma=0.75 --reference
 adaptive:levels=null:gamma=0.75 --reference-steps same`` compares the two at every K from the same noise
-(stochastic samplers draw the same per-sample noise; ``textflow.noise``). Writes ``fidelity.json``,
+(stochastic samplers draw the same per-sample noise; ``textflow.noise``), and ``--sampler ode --reference
+ode --reference-steps same --reference-cpu-linear aten`` what the oneDNN CPU linears
+(:mod:`textflow.kernels.linear`) change against PyTorch's own. Writes ``fidelity.json``,
 ``fidelity.md`` and ``fidelity.png`` (token agreement and latent distance against K) into ``--out``."""
 
 from __future__ import annotations
@@ -25,34 +27,40 @@ import torch
 
 from textflow.checks import require_int
 from textflow.io import atomic_write_json, atomic_write_text
+from textflow.kernels.linear import cpu_linear_backend, use_cpu_linear
 from textflow.samplers import Sampler
 from textflow.samplers.spec import parse_sampler
 from textflow.sampling.generate import generate
 
 
 def fidelity_rows(loaded, *, sampler: str, steps: list[int], reference: str = "ode", reference_steps: int | None = 64,
-                  num_samples: int = 64, batch_size: int = 32, seed: int = 0) -> list[dict]:
+                  num_samples: int = 64, batch_size: int = 32, seed: int = 0,
+                  reference_cpu_linear: str | None = None) -> list[dict]:
     """One row per K: ``latent_mse`` and ``token_agreement`` of ``sampler`` against ``reference`` (both
     specs, :func:`textflow.samplers.spec.parse_sampler`) at ``reference_steps`` (None: the same K) from the
-    same noise (knobs such as ``gamma`` go in the spec: ``sde:gamma=0.5``). ``loaded``: a
+    same noise (knobs such as ``gamma`` go in the spec: ``sde:gamma=0.5``). ``reference_cpu_linear``
+    (``onednn`` | ``aten``): run the reference on those CPU inference linears (:mod:`textflow.kernels.linear`),
+    which measures what the kernel alone changes when ``reference`` is ``sampler``. ``loaded``: a
     :class:`textflow.checkpoint.LoadedRun`."""
     seq_len = int(loaded.info["seq_len"])
     if reference_steps is not None:
         require_int("--reference-steps", reference_steps, low=1, hint=" (or 'same': the sampler's K)")
 
-    def run(spec: str, k: int):
+    def run(spec: str, k: int, cpu_linear: str | None = None):
         name, knobs = parse_sampler(spec)
         s = Sampler(name=name, steps=k, **knobs)
-        return generate(s.denoiser(loaded), s, num_samples=num_samples, seq_len=seq_len, seed=seed,
-                        batch_size=batch_size)
+        with use_cpu_linear(cpu_linear or cpu_linear_backend()):
+            return generate(s.denoiser(loaded), s, num_samples=num_samples, seq_len=seq_len, seed=seed,
+                            batch_size=batch_size)
 
-    fixed = None if reference_steps is None else run(reference, reference_steps)
+    label = reference if reference_cpu_linear is None else f"{reference} ({reference_cpu_linear} linears)"
+    fixed = None if reference_steps is None else run(reference, reference_steps, reference_cpu_linear)
     rows = []
     for k in steps:
         got = run(sampler, k)
-        ref = fixed if fixed is not None else run(reference, k)
+        ref = fixed if fixed is not None else run(reference, k, reference_cpu_linear)
         rows.append({"sampler": sampler, "steps": k,
-                     "reference": f"{reference} K={k if reference_steps is None else reference_steps}",
+                     "reference": f"{label} K={k if reference_steps is None else reference_steps}",
                      "latent_mse": float((got.latents - ref.latents).pow(2).mean()),
                      "reference_latent_sq": float(ref.latents.pow(2).mean()),
                      "token_agreement": float((got.ids == ref.ids).float().mean()),
@@ -112,12 +120,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-samples", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference-cpu-linear", choices=["onednn", "aten"], default=None,
+                        help="run the reference on these CPU inference linears (default: the sampler's)")
     parser.add_argument("--out", default=None, help="folder for fidelity.json / .md (default: beside CKPT)")
     args = parser.parse_args(argv)
     loaded = load_run(args.ckpt)
     rows = fidelity_rows(loaded, sampler=args.sampler, steps=args.steps, reference=args.reference,
-                        reference_steps=args.reference_steps,
-                         num_samples=args.num_samples, batch_size=args.batch_size, seed=args.seed)
+                         reference_steps=args.reference_steps, num_samples=args.num_samples,
+                         batch_size=args.batch_size, seed=args.seed, reference_cpu_linear=args.reference_cpu_linear)
     out = Path(args.out) if args.out else Path(args.ckpt).parent / f"fidelity_{args.sampler.replace(':', '_')}"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "fidelity.json", rows)

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Issue #17 on this CPU: the oneDNN inference linears (textflow/kernels/linear.py) against PyTorch's own.
+# 0. ode K = 4, batch 32 x 64, in fresh processes alternating TEXTFLOW_CPU_LINEAR=aten / onednn, three
+#    rounds of 12 batches each (median of the last 10);
+# 1. bench sampling with --cpu-linear aten and onednn, alternated twice at K = 4 (every sampler) and once
+#    at K = 16, each row against both matmul peaks (PyTorch's GEMM and oneDNN's, timed in the same run);
+# 2. what the kernel changes in the samples: the same sampler from the same noise on both kernels, on the
+#    Muon quickstart and the one-hot quickstart (fidelity, --reference-cpu-linear aten).
+# Run on an idle machine; docs/benchmarks.md, "Sampling at the machine's limit".
+#   bash docs/bench/cpu_linear.sh
+set -euo pipefail
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
+CKPT=${CKPT:-outputs/reproduce/fast/distill/checkpoints/distilled.ckpt}
+OUT=${BENCH_OUT:-outputs/bench}
+for round in 1 2 3; do
+  for kernel in aten onednn; do
+    CKPT="$CKPT" TEXTFLOW_CPU_LINEAR=$kernel python - <<'PY'
+import os, statistics, time
+import torch
+from textflow.allocator import keep_freed_memory
+from textflow.checkpoint import load_run
+from textflow.samplers import Sampler
+from textflow.sampling.generate import generate
+
+keep_freed_memory()
+torch.set_num_threads(2)
+sampler = Sampler(name="ode", steps=4)
+den = sampler.denoiser(load_run(os.environ["CKPT"]), use_ema=True)
+times = []
+for _ in range(12):
+    start = time.perf_counter()
+    generate(den, sampler, num_samples=32, seq_len=64, seed=0, batch_size=32)
+    times.append(time.perf_counter() - start)
+print(f"{os.environ['TEXTFLOW_CPU_LINEAR']}: ode K=4 median {statistics.median(times[2:]):.3f} s, min {min(times):.3f} s")
+PY
+  done
+done
+for round in 1 2; do
+  for kernel in aten onednn; do
+    python -m textflow.bench sampling --ckpt "$CKPT" --samplers ode,sde,student,commit,adaptive --steps 4 \
+      --repeats 5 --cpu-linear "$kernel" --out "$OUT"
+  done
+done
+for kernel in aten onednn; do
+  python -m textflow.bench sampling --ckpt "$CKPT" --samplers ode,sde,commit,adaptive --steps 16 --repeats 3 \
+    --cpu-linear "$kernel" --out "$OUT"
+done
+for run in quickstart quickstart_onehot; do
+  for spec in ode sde:gamma=0.25; do
+    python -m textflow.sampling.fidelity "outputs/$run/run/checkpoints/final.ckpt" --sampler "$spec" \
+      --reference "$spec" --reference-steps same --reference-cpu-linear aten --steps 4 16 \
+      --out "outputs/$run/cpu_linear_${spec/:/_}"
+  done
+done

@@ -1,0 +1,135 @@
+"""CPU inference linears through oneDNN (textflow/kernels/linear.py): when they take the fused path, that
+they agree with ``F.linear`` (+ tanh-GELU) to float32 rounding, and that training, small matmuls and the
+``aten`` backend run PyTorch's own kernels bit for bit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from textflow.backbones import DiT
+from textflow.errors import ConfigError
+from textflow.kernels import linear as kl
+
+pytestmark = pytest.mark.skipif(not kl.onednn_available(), reason="this torch build has no oneDNN fused linear")
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Count the calls that reach oneDNN's fused op."""
+    calls = []
+    real = kl._fused_op()
+
+    def counting(*args):
+        calls.append(args[3])
+        return real(*args)
+
+    monkeypatch.setattr(kl, "_fused_op", lambda: counting)
+    return calls
+
+
+def big(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("gelu", [False, True])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_fused_path_matches_pytorch(spy, gelu, with_bias):
+    x, w, b = big(8, 64, 128), big(256, 128, seed=1) / 12, big(256, seed=2) if with_bias else None
+    want = F.linear(x, w, b)
+    want = F.gelu(want, approximate="tanh") if gelu else want
+    with torch.no_grad():
+        got = kl.linear(x, w, b, gelu=gelu)
+    assert spy == ["gelu" if gelu else "none"]
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_non_contiguous_input_is_read_correctly(spy):
+    x, w, b = big(128, 8, 64).transpose(0, 1), big(512, 64, seed=1) / 8, big(512, seed=2)
+    assert not x.is_contiguous()
+    with torch.no_grad():
+        got = kl.linear(x, w, b)
+    assert spy == ["none"]
+    torch.testing.assert_close(got, F.linear(x, w, b), rtol=1e-5, atol=1e-5)
+
+
+def test_training_small_matmuls_and_aten_backend_are_pytorch_bit_for_bit(spy):
+    layer = kl.Linear(128, 256)
+    x = big(8, 64, 128)
+    out = layer(x)  # parameters need gradients: PyTorch's kernel, and the gradient flows
+    assert torch.equal(out, F.linear(x, layer.weight, layer.bias))
+    out.sum().backward()
+    assert layer.weight.grad is not None
+    with torch.no_grad():
+        small = big(2, 128)
+        assert torch.equal(layer(small), F.linear(small, layer.weight, layer.bias))  # below MIN_MACS
+        with kl.use_cpu_linear("aten"):
+            assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
+        assert kl.cpu_linear_backend() == "onednn"
+    assert spy == []
+    with torch.no_grad():
+        layer(x)
+    assert spy == ["none"]
+
+
+def test_autocast_and_other_dtypes_keep_pytorch(spy):
+    layer = kl.Linear(128, 256)
+    with torch.no_grad():
+        layer.double()(big(8, 64, 128).double())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            layer.float()(big(8, 64, 128))
+    assert spy == []
+
+
+def test_gelu_mlp_keeps_the_sequential_state_dict():
+    mlp = kl.GeluMLP(32, 128)
+    old = nn.Sequential(nn.Linear(32, 128), nn.GELU(approximate="tanh"), nn.Linear(128, 32))
+    assert list(mlp.state_dict()) == list(old.state_dict())
+    mlp.load_state_dict(old.state_dict())
+    x = big(4, 32)
+    assert torch.equal(mlp(x), old(x))  # training mode with grads: identical computation
+
+
+def test_dit_forward_agrees_across_backends(spy):
+    torch.manual_seed(0)
+    net = DiT(latent_dim=16, max_len=32, width=128, depth=2, heads=4).eval()
+    for p in net.parameters():
+        nn.init.normal_(p, std=0.05)
+    z, t = big(16, 32, 16), torch.rand(16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        with kl.use_cpu_linear("aten"):
+            ref = net(z, t)
+        assert spy == []
+        got = net(z, t)
+    assert "gelu" in spy
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_backend_names_the_value_and_the_choices(monkeypatch):
+    with pytest.raises(ConfigError, match=r"'mkl'.*onednn, aten"):
+        with kl.use_cpu_linear("mkl"):
+            pass
+    monkeypatch.setitem(kl._state, "backend", None)
+    monkeypatch.setenv("TEXTFLOW_CPU_LINEAR", "fast")
+    with pytest.raises(ConfigError, match=r"TEXTFLOW_CPU_LINEAR='fast'.*onednn, aten"):
+        kl.cpu_linear_backend()
+
+
+def test_environment_selects_aten(monkeypatch, spy):
+    monkeypatch.setitem(kl._state, "backend", None)
+    monkeypatch.setenv("TEXTFLOW_CPU_LINEAR", "aten")
+    x, w = big(8, 64, 128), big(256, 128, seed=1)
+    with torch.no_grad():
+        assert torch.equal(kl.linear(x, w), F.linear(x, w))
+    assert spy == []
+
+
+def test_a_build_whose_probe_fails_falls_back(monkeypatch, spy):
+    monkeypatch.setitem(kl._state, "available", False)
+    x, w = big(8, 64, 128), big(256, 128, seed=1)
+    with torch.no_grad():
+        assert torch.equal(kl.linear(x, w, gelu=True), F.gelu(F.linear(x, w), approximate="tanh"))
+    assert spy == []

@@ -1,0 +1,136 @@
+"""Inference linears on a CPU through oneDNN, with the MLP's tanh-GELU fused into its first matmul
+(docs/benchmarks.md, "Sampling at the machine's limit").
+
+On this project's 2-core CPU, PyTorch's fp32 ``F.linear`` runs MKL's sgemm and then, as a separate pass,
+the GELU; oneDNN's fp32 GEMM is 10-20 % faster at the DiT's shapes (its 2048³ matmul reaches about
+217 GFLOP/s against MKL's 180) and applies the bias and the GELU while the output tile is still in cache.
+:func:`linear` takes that path when nothing needs a gradient (sampling, validation, ``torch.no_grad``),
+on a float32 CPU tensor, outside ``torch.compile`` (inductor fuses on its own) and CPU autocast, and
+when the matmul is large enough (``MIN_MACS``) that oneDNN's fixed cost of about 15 µs per call is
+paid back. Everything else, training included, runs ``F.linear`` exactly as before.
+
+The two paths agree to float32 rounding (a different summation order; the test suite checks ``allclose``),
+not bit for bit. ``TEXTFLOW_CPU_LINEAR=aten`` in the environment, or :func:`use_cpu_linear`, selects
+PyTorch's own kernels, which reproduce samples drawn before this path existed exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from textflow.errors import ConfigError
+
+BACKENDS = ("onednn", "aten")
+MIN_MACS = 1 << 22  # rows x in x out below this: oneDNN's per-call overhead outweighs its faster GEMM
+_state = {"backend": None, "available": None}
+
+
+def _check_backend(name: str, source: str) -> str:
+    if name not in BACKENDS:
+        raise ConfigError(f"{source}={name!r} is not a CPU linear backend; choose one of {', '.join(BACKENDS)}")
+    return name
+
+
+def cpu_linear_backend() -> str:
+    """The backend in force: :func:`use_cpu_linear`'s, else ``TEXTFLOW_CPU_LINEAR``, else ``onednn``."""
+    if _state["backend"] is None:
+        _state["backend"] = _check_backend(os.environ.get("TEXTFLOW_CPU_LINEAR", "onednn"), "TEXTFLOW_CPU_LINEAR")
+    return _state["backend"]
+
+
+@contextlib.contextmanager
+def use_cpu_linear(name: str) -> Iterator[None]:
+    """Run the block with CPU inference linears on ``name`` (``onednn`` or ``aten``)."""
+    before = cpu_linear_backend()
+    _state["backend"] = _check_backend(name, "cpu linear backend")
+    try:
+        yield
+    finally:
+        _state["backend"] = before
+
+
+def _fused_op():
+    return torch.ops.mkldnn._linear_pointwise
+
+
+def onednn_available() -> bool:
+    """True when this torch build has oneDNN's fused linear and it agrees with ``F.linear`` on a probe.
+
+    Checked once per process. The op is the one inductor's CPU backend emits for fused linears; a build
+    without it, or one whose results disagree, falls back to ``F.linear`` everywhere."""
+    if _state["available"] is None:
+        _state["available"] = _probe()
+    return _state["available"]
+
+
+def _probe() -> bool:
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(4, 16, 64, generator=gen)
+        w, b = torch.randn(96, 64, generator=gen) / 8, torch.randn(96, generator=gen)
+        with torch.no_grad():
+            plain = _fused_op()(x, w, b, "none", [], "")
+            gelu = _fused_op()(x, w, b, "gelu", [], "tanh")
+        want = F.linear(x, w, b)
+        return (torch.allclose(plain, want, rtol=1e-4, atol=1e-5)
+                and torch.allclose(gelu, F.gelu(want, approximate="tanh"), rtol=1e-4, atol=1e-5))
+    except (RuntimeError, AttributeError):
+        return False
+
+
+def _takes_onednn(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
+    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return False
+    if bias is not None and bias.dtype != torch.float32:
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                    or (bias is not None and bias.requires_grad)):
+        return False
+    if x.numel() * weight.shape[0] < MIN_MACS:  # rows x in x out
+        return False
+    if torch.compiler.is_compiling() or torch.is_autocast_enabled("cpu"):
+        return False
+    return cpu_linear_backend() == "onednn" and onednn_available()
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, gelu: bool = False) -> Tensor:
+    """``F.linear(x, weight, bias)``, followed by the tanh-approximate GELU when ``gelu``; through oneDNN
+    with the bias and GELU fused where the module docstring says, through ``F.linear`` elsewhere."""
+    if _takes_onednn(x, weight, bias):
+        return _fused_op()(x.contiguous(), weight.contiguous(), bias, "gelu" if gelu else "none", [],
+                           "tanh" if gelu else "")
+    out = F.linear(x, weight, bias)
+    return F.gelu(out, approximate="tanh") if gelu else out
+
+
+def onednn_linear(x: Tensor, weight: Tensor) -> Tensor:
+    """``F.linear(x, weight)`` on float32 CPU tensors through oneDNN's GEMM, whatever the size and backend
+    (the benchmarks time it as the machine's matmul peak beside PyTorch's own)."""
+    return _fused_op()(x, weight, None, "none", [], "")
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` whose forward is :func:`linear` (same parameters and state-dict keys)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(x, self.weight, self.bias)
+
+
+class GeluMLP(nn.Sequential):
+    """The transformer MLP, ``Linear -> tanh-GELU -> Linear``, with the GELU fused into the first matmul
+    by :func:`linear`. An ``nn.Sequential`` so its state-dict keys stay ``0.weight``, ``2.weight``, ..."""
+
+    def __init__(self, width: int, hidden: int):
+        super().__init__(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        up, _, down = self
+        return linear(linear(x, up.weight, up.bias, gelu=True), down.weight, down.bias)

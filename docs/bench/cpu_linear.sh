@@ -52,3 +52,8 @@ for run in quickstart quickstart_onehot; do
       --out "outputs/$run/cpu_linear_${spec/:/_}"
   done
 done
+# 3. the compiled path (inductor: PyTorch's GEMM, its own fusions) and training (PyTorch's kernels, which
+#    need gradients), both against the same two-GEMM peak
+python -m textflow.bench sampling --ckpt "$CKPT" --samplers ode,sde,student,commit,adaptive --steps 4 --repeats 5 \
+  --compile --out "$OUT"
+python -m textflow.bench train --preset dit_small --steps 30 --out "$OUT"

@@ -133,3 +133,22 @@ def test_a_build_whose_probe_fails_falls_back(monkeypatch, spy):
     with torch.no_grad():
         assert torch.equal(kl.linear(x, w, gelu=True), F.gelu(F.linear(x, w), approximate="tanh"))
     assert spy == []
+
+
+def test_every_linear_of_the_models_goes_through_the_kernel():
+    """The DiT (with a flow map around it), the transformer VAE, the AR decoder and the causal LM build no
+    plain ``nn.Linear`` outside a ``GeluMLP`` (whose forward routes both of its linears)."""
+    from textflow.autoencoders import LatentARAutoencoder, TransformerVAE
+    from textflow.backbones.flow_map import FlowMapNetwork
+    from textflow.baselines.causal_lm import CausalLM
+
+    models = [FlowMapNetwork(backbone=DiT(latent_dim=8, max_len=8, width=32, depth=1, heads=2)),
+              TransformerVAE(vocab_size=16, latent_dim=8, width=32, depth=1, decoder_depth=1, heads=2, max_len=8,
+                             repa_weight=0.1, repa_dim=16),
+              LatentARAutoencoder(vocab_size=16, latent_dim=8, width=32, encoder_depth=1, decoder_depth=1, heads=2,
+                                  max_len=8),
+              CausalLM(vocab_size=16, width=32, depth=1, heads=2, max_len=8)]
+    for model in models:
+        inside_mlps = {id(m) for mlp in model.modules() if isinstance(mlp, kl.GeluMLP) for m in mlp}
+        plain = [name for name, m in model.named_modules() if type(m) is nn.Linear and id(m) not in inside_mlps]
+        assert plain == [], f"{type(model).__name__}: {plain}"

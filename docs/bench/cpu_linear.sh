@@ -6,6 +6,7 @@
 #    at K = 16, each row against both matmul peaks (PyTorch's GEMM and oneDNN's, timed in the same run);
 # 2. what the kernel changes in the samples: the same sampler from the same noise on both kernels, on the
 #    Muon quickstart and the one-hot quickstart (fidelity, --reference-cpu-linear aten).
+# 3. the compiled path and dit_small training against the same peak; 4. bench matched on both kernels.
 # Run on an idle machine; docs/benchmarks.md, "Sampling at the machine's limit".
 #   bash docs/bench/cpu_linear.sh
 set -euo pipefail
@@ -57,3 +58,11 @@ done
 python -m textflow.bench sampling --ckpt "$CKPT" --samplers ode,sde,student,commit,adaptive --steps 4 --repeats 5 \
   --compile --out "$OUT"
 python -m textflow.bench train --preset dit_small --steps 30 --out "$OUT"
+# 4. speed at matched quality on the one-hot quickstart's sweeps (the sweeps of
+#    docs/bench/quickstart_onehot_cpu.sh), the flow's picks and the AR twin on each kernel, alternated twice
+for round in 1 2; do
+  for kernel in aten onednn; do
+    TEXTFLOW_CPU_LINEAR=$kernel python -m textflow.bench matched --report outputs/quickstart_onehot/sweep/report.csv \
+      --report outputs/quickstart_onehot/gamma/report.csv --out "$OUT/matched-$kernel"
+  done
+done

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from textflow.autoencoders.base import LatentAutoencoder
 from textflow.autoencoders.layers import KVCache, Transformer
 from textflow.errors import ConfigError, check_choice
+from textflow.kernels.linear import Linear
 from textflow.noise import GeneratorArg, rand, randn
 from textflow.readouts.autoregressive import AutoregressiveReadout
 
@@ -60,14 +61,14 @@ class LatentARAutoencoder(LatentAutoencoder):
         self.feed = feed
         self.embedding = nn.Embedding(self.vocab_size, width)
         self.encoder = Transformer(width=width, depth=encoder_depth, heads=heads, max_len=max_len)
-        self.to_latent = nn.Linear(width, self.latent_dim)
-        self.from_latent = nn.Linear(self.latent_dim, width)
+        self.to_latent = Linear(width, self.latent_dim)
+        self.from_latent = Linear(self.latent_dim, width)
         self.token_embedding = nn.Embedding(self.vocab_size, width)
         self.start = nn.Parameter(torch.zeros(1, 1, width))
         self.direct_latent = bool(direct_latent)
-        self.latent_at_token = nn.Linear(self.latent_dim, width) if self.direct_latent else None
+        self.latent_at_token = Linear(self.latent_dim, width) if self.direct_latent else None
         self.decoder = Transformer(width=width, depth=decoder_depth, heads=heads, max_len=2 * max_len)
-        self.to_logits = nn.Linear(width, self.vocab_size)
+        self.to_logits = Linear(width, self.vocab_size)
 
     def encode(self, ids: Tensor) -> Tensor:
         z = self.to_latent(self.encoder(self.embedding(ids)))

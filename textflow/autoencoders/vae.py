@@ -23,6 +23,7 @@ from textflow.autoencoders.base import LatentAutoencoder
 from textflow.autoencoders.layers import Transformer
 from textflow.autoencoders.repa import MINILM, TeacherStates, alignment_cosine
 from textflow.errors import ConfigError
+from textflow.kernels.linear import Linear
 from textflow.noise import GeneratorArg, randn
 
 
@@ -59,15 +60,15 @@ class TransformerVAE(LatentAutoencoder):
         self.repa_batch = None if repa_batch is None else int(repa_batch)
         self.embedding = nn.Embedding(self.vocab_size, width)
         self.encoder = Transformer(width=width, depth=depth, heads=heads, max_len=max_len)
-        self.to_posterior = nn.Linear(width, 2 * self.latent_dim)
-        self.from_latent = nn.Linear(self.latent_dim, width)
+        self.to_posterior = Linear(width, 2 * self.latent_dim)
+        self.from_latent = Linear(self.latent_dim, width)
         self.decoder = Transformer(width=width, depth=decoder_depth, heads=heads, max_len=max_len)
-        self.to_logits = nn.Linear(width, self.vocab_size)
+        self.to_logits = Linear(width, self.vocab_size)
         self.teacher = None
         if repa_weight > 0 or repa_probe:
             self.teacher = TeacherStates(name_or_path=repa_teacher, layer=repa_teacher_layer, cache_dir=cache_dir)
             self.repa_dim = int(repa_dim)
-            self.repa_head = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, self.repa_dim))
+            self.repa_head = nn.Sequential(Linear(width, width), nn.SiLU(), Linear(width, self.repa_dim))
 
     def bind_tokenizer(self, tokenizer) -> None:
         if self.teacher is not None:

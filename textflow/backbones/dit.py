@@ -92,7 +92,7 @@ class DiTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         hidden = int(width * mlp_ratio)
         self.mlp = GeluMLP(width, hidden)
-        self.ada = nn.Linear(width, 6 * width)
+        self.ada = Linear(width, 6 * width)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
 
@@ -133,16 +133,16 @@ class DiT(nn.Module):
             raise ConfigError(f"backbone.scale_tokens={scale_tokens} needs backbone.self_condition=true "
                               f"(they carry the self-conditioning guidance scale)")
         self.scale_range = check_scale_range(scale_range)
-        self.proj_in = nn.Linear(2 * latent_dim if self_condition else latent_dim, width)
+        self.proj_in = Linear(2 * latent_dim if self_condition else latent_dim, width)
         self.pos = nn.Parameter(torch.randn(1, max_len, width) * 0.02)
-        self.time_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.time_mlp = nn.Sequential(Linear(width, width), nn.SiLU(), Linear(width, width))
         self.blocks = nn.ModuleList(DiTBlock(width, heads, mlp_ratio) for _ in range(depth))
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.ada_out = nn.Linear(width, 2 * width)
-        self.proj_out = nn.Linear(width, latent_dim)
+        self.ada_out = Linear(width, 2 * width)
+        self.proj_out = Linear(width, latent_dim)
         if self.scale_tokens:
             self.scale_base = nn.Parameter(torch.randn(1, self.scale_tokens, width) * 0.02)
-            self.scale_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+            self.scale_mlp = nn.Sequential(Linear(width, width), nn.SiLU(), Linear(width, width))
         for layer in (self.ada_out, self.proj_out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)

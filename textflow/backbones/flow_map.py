@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from textflow.backbones.dit import DiT, timestep_embedding
 from textflow.errors import ConfigError
+from textflow.kernels.linear import Linear
 
 
 class FlowMapNetwork(nn.Module):
@@ -42,7 +43,7 @@ class FlowMapNetwork(nn.Module):
                               "supported; distill it with stage=distill (progressive) instead")
         self.backbone = backbone
         width = backbone.width
-        self.gap_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.gap_mlp = nn.Sequential(Linear(width, width), nn.SiLU(), Linear(width, width))
         nn.init.zeros_(self.gap_mlp[-1].weight)
         nn.init.zeros_(self.gap_mlp[-1].bias)
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from textflow.autoencoders.layers import KVCache, Transformer
 from textflow.checks import require_int, require_number
 from textflow.errors import ConfigError
+from textflow.kernels.linear import Linear
 
 SPEC_KEYS = ("vocab_size", "width", "depth", "heads", "mlp_ratio", "max_len")
 
@@ -43,7 +44,7 @@ class CausalLM(nn.Module):
                      "heads": int(heads), "mlp_ratio": float(mlp_ratio), "max_len": int(max_len)}
         self.embedding = nn.Embedding(vocab_size, width)
         self.body = Transformer(width=width, depth=depth, heads=heads, max_len=max_len, mlp_ratio=mlp_ratio)
-        self.to_logits = nn.Linear(width, vocab_size)
+        self.to_logits = Linear(width, vocab_size)
 
     @classmethod
     def from_spec(cls, spec: Mapping) -> CausalLM:

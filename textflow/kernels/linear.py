@@ -9,6 +9,10 @@ on a float32 CPU tensor, outside ``torch.compile`` (inductor fuses on its own) a
 when the matmul is large enough (``MIN_MACS``) that oneDNN's fixed cost of about 15 µs per call is
 paid back. Everything else, training included, runs ``F.linear`` exactly as before.
 
+Every linear of the DiT (and a flow map's gap MLP), the transformer VAE, the latent AR decoder and the
+causal LM (the AR twin) is a :class:`Linear`, and their MLPs are :class:`GeluMLP`; the chunked readout
+kernels of :mod:`textflow.kernels` read the heads' weights directly.
+
 The two paths agree to float32 rounding (a different summation order; the test suite checks ``allclose``),
 not bit for bit. ``TEXTFLOW_CPU_LINEAR=aten`` in the environment, or :func:`use_cpu_linear`, selects
 PyTorch's own kernels, which reproduce samples drawn before this path existed exactly.

@@ -60,7 +60,7 @@ def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 3
     peaks = matmul_peaks(n=8192 if dev.type == "cuda" else 2048, dtype=torch.bfloat16 if bf16 else torch.float32,
                          device=dev)
     peak_kernel = max(peaks, key=peaks.get)
-    with use_cpu_linear(cpu_linear or cpu_linear_backend()):
+    with use_cpu_linear(cpu_linear):
         return [_time_spec(loaded, spec, k, dev=dev, seq_len=seq_len, batch_size=batch_size, repeats=repeats,
                            compile=compile, bf16=bf16, peaks=peaks, peak_kernel=peak_kernel)
                 for spec in samplers for k in steps]

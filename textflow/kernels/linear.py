@@ -49,10 +49,10 @@ def cpu_linear_backend() -> str:
 
 
 @contextlib.contextmanager
-def use_cpu_linear(name: str) -> Iterator[None]:
-    """Run the block with CPU inference linears on ``name`` (``onednn`` or ``aten``)."""
+def use_cpu_linear(name: str | None) -> Iterator[None]:
+    """Run the block with CPU inference linears on ``name`` (``onednn`` or ``aten``; None: as they are)."""
     before = cpu_linear_backend()
-    _state["backend"] = _check_backend(name, "cpu linear backend")
+    _state["backend"] = before if name is None else _check_backend(name, "cpu linear backend")
     try:
         yield
     finally:

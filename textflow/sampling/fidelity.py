@@ -27,7 +27,7 @@ import torch
 
 from textflow.checks import require_int
 from textflow.io import atomic_write_json, atomic_write_text
-from textflow.kernels.linear import cpu_linear_backend, use_cpu_linear
+from textflow.kernels.linear import use_cpu_linear
 from textflow.samplers import Sampler
 from textflow.samplers.spec import parse_sampler
 from textflow.sampling.generate import generate
@@ -49,7 +49,7 @@ def fidelity_rows(loaded, *, sampler: str, steps: list[int], reference: str = "o
     def run(spec: str, k: int, cpu_linear: str | None = None):
         name, knobs = parse_sampler(spec)
         s = Sampler(name=name, steps=k, **knobs)
-        with use_cpu_linear(cpu_linear or cpu_linear_backend()):
+        with use_cpu_linear(cpu_linear):
             return generate(s.denoiser(loaded), s, num_samples=num_samples, seq_len=seq_len, seed=seed,
                             batch_size=batch_size)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from textflow.bench.runner import time_call
-from textflow.bench.train import backbone_forward_flops, matmul_peaks, readout_forward_flops
+from textflow.bench.train import backbone_forward_flops, fastest, matmul_peaks, readout_forward_flops
 from textflow.checkpoint import load_run
 from textflow.cli import pick_device
 from textflow.errors import ConfigError
@@ -59,7 +59,7 @@ def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 3
     seq_len = int(loaded.info["seq_len"])
     peaks = matmul_peaks(n=8192 if dev.type == "cuda" else 2048, dtype=torch.bfloat16 if bf16 else torch.float32,
                          device=dev)
-    peak_kernel = max(peaks, key=peaks.get)
+    peak_kernel, _ = fastest(peaks)
     with use_cpu_linear(cpu_linear):
         return [_time_spec(loaded, spec, k, dev=dev, seq_len=seq_len, batch_size=batch_size, repeats=repeats,
                            compile=compile, bf16=bf16, peaks=peaks, peak_kernel=peak_kernel)

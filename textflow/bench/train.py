@@ -35,9 +35,10 @@ def matmul_peaks(n: int = 2048, dtype=torch.float32, device: str = "cpu") -> dic
             for name, gemm in gemms.items()}
 
 
-def matmul_peak(n: int = 2048, dtype=torch.float32, device: str = "cpu") -> float:
-    """The machine's matmul peak: the fastest GEMM of :func:`matmul_peaks`."""
-    return max(matmul_peaks(n, dtype, device).values())
+def fastest(peaks: dict[str, float]) -> tuple[str, float]:
+    """The machine's matmul peak: the fastest GEMM of :func:`matmul_peaks`, as ``(name, FLOP/s)``."""
+    name = max(peaks, key=peaks.get)
+    return name, peaks[name]
 
 
 def backbone_forward_flops(backbone, *, batch: int, seq_len: int) -> float:
@@ -116,8 +117,8 @@ def run(*, preset: str = "dit_small", steps: int = 30, batch: int = 64, seq_len:
     tok = dm.setup_tokenizer()
     module = build_module(cfg, vocab_size=tok.vocab_size, seq_len=seq_len)
     bf16 = device == "cuda" and precision.startswith("bf16")
-    peak = matmul_peak(n=8192 if device == "cuda" else 2048, dtype=torch.bfloat16 if bf16 else torch.float32,
-                       device=device)
+    peak_kernel, peak = fastest(matmul_peaks(n=8192 if device == "cuda" else 2048,
+                                             dtype=torch.bfloat16 if bf16 else torch.float32, device=device))
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     clock = StepClock(skip=2 if steps > 4 else 0)
@@ -136,6 +137,6 @@ def run(*, preset: str = "dit_small", steps: int = 30, batch: int = 64, seq_len:
     return [{"preset": preset, "device": device, "devices": devices, "precision": precision, "compile": compile,
              "batch": batch, "seq_len": seq_len, "steps": steps, "step_s": per_step, "fit_wall_s": elapsed,
              "tokens_per_s": devices * batch * seq_len / per_step, "model_tflop_per_step": devices * flops / 1e12,
-             "peak_gflops": peak / 1e9, "mfu": flops / per_step / peak,
+             "peak_gflops": peak / 1e9, "peak_kernel": peak_kernel, "mfu": flops / per_step / peak,
              "loader_share": clock.gap_s / max(clock.step_s + clock.gap_s, 1e-9),
              "peak_memory_mb": peak_memory_mb(device)}]

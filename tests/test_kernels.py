@@ -141,6 +141,23 @@ def test_online_logits_over_column_tiles_equal_the_whole_row(columns):
     assert torch.equal(stats[0].indices[:, 0], logits.argmax(-1)) and stats[0].indices[1, 0] == 3
     assert torch.equal(stats[1].indices[2:], logits[2:].topk(3, -1).indices)  # rows without ties
 
+    best_only = OnlineLogits(logsumexp=False)  # the argmax decode: one max pass per tile
+    for start in range(0, 20, columns):
+        tile = logits[:, start:start + columns].clone()
+        best_only.update(start, tile)
+        assert torch.equal(tile, logits[:, start:start + columns])  # read, never overwritten
+    assert torch.equal(best_only.indices, stats[0].indices) and torch.equal(best_only.values, stats[0].values)
+    with pytest.raises(ValueError, match="logsumexp=False"):
+        best_only.lse()
+
+
+def test_online_logits_refuse_statistics_that_need_the_logsumexp_without_it():
+    from textflow.kernels.online import OnlineLogits
+
+    for kwargs in ({"tokens": torch.tensor([1])}, {"entropy": True}):
+        with pytest.raises(ValueError, match="need logsumexp=True"):
+            OnlineLogits(logsumexp=False, **kwargs)
+
 
 def test_perturbation_stats_equal_reading_every_perturbed_latent():
     from textflow.kernels import perturbation_stats

@@ -65,7 +65,9 @@ def gather_rows(table: Tensor, index: Tensor) -> Tensor:
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    return x * (1 + scale) + shift
+    """adaLN's ``x (1 + scale) + shift`` in one pass over ``x`` (``addcmul``; docs/benchmarks.md, "Sampling
+    at the machine's limit")."""
+    return torch.addcmul(shift, x, 1 + scale)
 
 
 class Attention(nn.Module):
@@ -100,8 +102,9 @@ class DiTBlock(nn.Module):
         """``c`` is (B, 1, W), or (U, W) distinct conditions gathered per token by ``index`` (B, L)."""
         mod = self.ada(F.silu(c))
         sh1, sc1, g1, sh2, sc2, g2 = (mod if index is None else gather_rows(mod, index)).chunk(6, dim=-1)
-        x = x + g1 * self.attn(modulate(self.norm1(x), sh1, sc1))
-        return x + g2 * self.mlp(modulate(self.norm2(x), sh2, sc2))
+        # gated residuals ``x + g * f(x)`` as one ``addcmul`` pass each (docs/benchmarks.md)
+        x = torch.addcmul(x, g1, self.attn(modulate(self.norm1(x), sh1, sc1)))
+        return torch.addcmul(x, g2, self.mlp(modulate(self.norm2(x), sh2, sc2)))
 
 
 class DiT(nn.Module):

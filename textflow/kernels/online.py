@@ -41,13 +41,17 @@ class OnlineLogits:
     """Running statistics of the logits of ``n`` positions, fed a column tile at a time by :meth:`update`.
 
     Always: the best ``topk`` logits and their tokens (best first; on a tie across tiles the earlier
-    column wins for ``topk = 1``) and the log-sum-exp. ``tokens`` (n,): also the logit of each position's
-    given token (its cross-entropy is ``lse - picked``). ``entropy``: also the entropy of the softmax
-    (a ``-inf`` logit contributes 0).
+    column wins for ``topk = 1``). ``logsumexp`` (default): also the log-sum-exp; without it (the argmax
+    decode) a tile costs one max pass instead of a max and an ``exp`` pass. ``tokens`` (n,): also the logit
+    of each position's given token (its cross-entropy is ``lse - picked``). ``entropy``: also the entropy
+    of the softmax (a ``-inf`` logit contributes 0). Both need the log-sum-exp.
     """
 
-    def __init__(self, *, topk: int = 1, tokens: Tensor | None = None, entropy: bool = False):
-        self.k, self.tokens, self.track_entropy = topk, tokens, entropy
+    def __init__(self, *, topk: int = 1, tokens: Tensor | None = None, entropy: bool = False,
+                 logsumexp: bool = True):
+        if not logsumexp and (tokens is not None or entropy):
+            raise ValueError("OnlineLogits: a token's cross-entropy and the entropy need logsumexp=True")
+        self.k, self.tokens, self.track_entropy, self.track_lse = topk, tokens, entropy, logsumexp
         self.values = self.indices = self.m = self.s = self.u = self.picked = None
 
     def update(self, start: int, logits: Tensor, *, owned: bool = True) -> None:
@@ -59,6 +63,8 @@ class OnlineLogits:
             got = logits.gather(1, local.clamp(0, logits.shape[1] - 1)[:, None]).squeeze(1)
             self.picked = torch.where(inside, got, self.picked if self.picked is not None else got)
         tile_max = self._merge_top(start, logits)
+        if not self.track_lse:
+            return
         new_m = tile_max if self.m is None else torch.maximum(self.m, tile_max)
         shift = torch.where(torch.isfinite(new_m), new_m, torch.zeros_like(new_m))  # all -inf so far: e = 0
         e = (logits.sub_(shift[:, None]) if owned else logits - shift[:, None]).exp_()
@@ -97,6 +103,8 @@ class OnlineLogits:
         return tile_max
 
     def lse(self) -> Tensor:
+        if not self.track_lse:
+            raise ValueError("OnlineLogits was built with logsumexp=False; it keeps only the best tokens")
         return self.m + self.s.log()
 
     def cross_entropy(self) -> Tensor:

@@ -46,13 +46,16 @@ def readout_chunks(readout: Readout, x: Tensor) -> Iterator[tuple[slice, Tensor]
 
 
 def position_stats(readout: Readout, x: Tensor, *, head: "Head | None" = None, topk: int = 1,
-                   tokens: Tensor | None = None, entropy: bool = False) -> Iterator[OnlineLogits]:
+                   tokens: Tensor | None = None, entropy: bool = False,
+                   logsumexp: bool = True) -> Iterator[OnlineLogits]:
     """:class:`~textflow.kernels.online.OnlineLogits` of consecutive blocks of the B * L positions of
-    ``x`` (B, L, D), in order, each complete (``tokens`` (B, L): also their logits)."""
+    ``x`` (B, L, D), in order, each complete (``tokens`` (B, L): also their logits; ``logsumexp=False``:
+    only the best tokens)."""
     flat_tokens = None if tokens is None else tokens.reshape(-1)
 
     def fresh(rows: slice) -> OnlineLogits:
-        return OnlineLogits(topk=topk, tokens=None if flat_tokens is None else flat_tokens[rows], entropy=entropy)
+        return OnlineLogits(topk=topk, tokens=None if flat_tokens is None else flat_tokens[rows], entropy=entropy,
+                            logsumexp=logsumexp)
 
     with torch.no_grad():
         parts = None if head is None or x.shape[0] == 0 else head(x)
@@ -75,7 +78,8 @@ def position_stats(readout: Readout, x: Tensor, *, head: "Head | None" = None, t
 
 def readout_argmax(readout: Readout, x: Tensor, *, head: "Head | None" = None) -> Tensor:
     """The decoded tokens (B, L) of latents ``x`` (B, L, D)."""
-    return torch.cat([s.indices[:, 0] for s in position_stats(readout, x, head=head)]).view(x.shape[:2])
+    stats = position_stats(readout, x, head=head, logsumexp=False)
+    return torch.cat([s.indices[:, 0] for s in stats]).view(x.shape[:2])
 
 
 def readout_token_stats(readout: Readout, x: Tensor, tokens: Tensor, *,

@@ -152,3 +152,66 @@ def test_every_linear_of_the_models_goes_through_the_kernel():
         inside_mlps = {id(m) for mlp in model.modules() if isinstance(mlp, kl.GeluMLP) for m in mlp}
         plain = [name for name, m in model.named_modules() if type(m) is nn.Linear and id(m) not in inside_mlps]
         assert plain == [], f"{type(model).__name__}: {plain}"
+
+
+@pytest.fixture
+def reorders(monkeypatch):
+    """Count the weight reorders into oneDNN's blocked layout."""
+    calls = []
+    real = kl._reorder
+
+    def counting(w, rows):
+        calls.append(tuple(w.shape))
+        return real(w, rows)
+
+    monkeypatch.setattr(kl, "_reorder", counting)
+    return calls
+
+
+def test_packed_weights_are_reused_inside_the_block_and_follow_in_place_updates(spy, reorders):
+    if not kl._state["packable"]:
+        pytest.skip("this torch build cannot reorder linear weights for oneDNN")
+    layer, x = kl.Linear(128, 256), big(8, 64, 128)
+    with torch.no_grad():
+        plain = layer(x)
+        assert reorders == []  # outside the block: oneDNN reads the plain weight
+        with kl.reuse_packed_weights():
+            first, second = layer(x), layer(x)
+            with kl.reuse_packed_weights():  # nested: the same cache
+                third = layer(x)
+            assert reorders == [(256, 128)]
+            layer.weight.mul_(2)  # an in-place update bumps the version: repacked, never stale
+            doubled = layer(x)
+            assert reorders == [(256, 128)] * 2
+        after = layer(x)
+    assert spy == ["none"] * 6
+    for got in (first, second, third):
+        torch.testing.assert_close(got, plain, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(doubled, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(after, doubled, rtol=1e-6, atol=1e-6)
+    assert kl._state["packed"] is None  # the cache ends with the block
+
+
+def test_generate_packs_each_weight_once(monkeypatch, reorders):
+    if not kl._state["packable"]:
+        pytest.skip("this torch build cannot reorder linear weights for oneDNN")
+    from textflow.autoencoders import EmbeddingAutoencoder
+    from textflow.denoiser import FlowDenoiser
+    from textflow.paths import LinearPath
+    from textflow.samplers import Sampler
+    from textflow.sampling.generate import generate
+
+    monkeypatch.setattr(kl, "MIN_MACS", 0)  # the tiny model's matmuls take the oneDNN path too
+    torch.manual_seed(0)
+    backbone = DiT(latent_dim=8, max_len=8, width=32, depth=2, heads=2).eval()
+    den = FlowDenoiser(backbone=backbone, path=LinearPath(), autoencoder=EmbeddingAutoencoder(vocab_size=16, latent_dim=8))
+    sampler = Sampler(name="ode", steps=3)
+    with kl.use_cpu_linear("aten"):
+        want = generate(den, sampler, num_samples=4, seq_len=8, seed=0, batch_size=2)
+    got = generate(den, sampler, num_samples=4, seq_len=8, seed=0, batch_size=2)
+    packed_per_call = len(reorders)
+    generate(den, sampler, num_samples=4, seq_len=8, seed=0, batch_size=2)
+    # two batches x three steps reuse one packing of each linear's weight; the next call packs afresh
+    linears = [m for m in backbone.modules() if isinstance(m, nn.Linear)]
+    assert packed_per_call == len(linears) and len(reorders) == 2 * packed_per_call
+    torch.testing.assert_close(got.latents, want.latents, rtol=1e-4, atol=1e-5)

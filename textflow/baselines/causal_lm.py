@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from textflow.autoencoders.layers import KVCache, Transformer
 from textflow.checks import require_int, require_number
 from textflow.errors import ConfigError
-from textflow.kernels.linear import Linear
+from textflow.kernels.linear import Linear, reuse_packed_weights
 
 SPEC_KEYS = ("vocab_size", "width", "depth", "heads", "mlp_ratio", "max_len")
 
@@ -67,6 +67,7 @@ class CausalLM(nn.Module):
         return F.cross_entropy(logits.flatten(0, 1).float(), ids[:, 1:].flatten(), reduction=reduction)
 
     @torch.no_grad()
+    @reuse_packed_weights()  # each CPU weight reordered for oneDNN once per call (textflow.kernels.linear)
     def generate(self, prompt: Tensor, length: int, *, use_cache: bool = True) -> Tensor:
         """Greedy continuation of ``prompt`` (B, P) by ``length`` tokens (B, length)."""
         cache = KVCache(len(self.body.blocks)) if use_cache else None
@@ -80,6 +81,7 @@ class CausalLM(nn.Module):
         return torch.cat(out, dim=1)
 
     @torch.no_grad()
+    @reuse_packed_weights()
     def sample(self, num: int, length: int, *, bos_id: int, generators: Sequence[torch.Generator],
                temperature: float = 1.0) -> Tensor:
         """Ancestral samples (num, length): ``bos_id`` at position 0, then ``length`` tokens, each drawn

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
+from textflow.kernels.linear import reuse_packed_weights
 from textflow.noise import per_sample_generators, randn
 
 
@@ -36,6 +37,7 @@ class Generation:
 
 
 @torch.no_grad()
+@reuse_packed_weights()  # each CPU weight reordered for oneDNN once per call (textflow.kernels.linear)
 def generate(denoiser, sampler, *, num_samples: int, seq_len: int, seed: int, batch_size: int,
              device: str | torch.device = "cpu", callback: Optional[Callable] = None,
              progress: Optional[Callable] = None, prompts=None) -> Generation:

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Issue #17 on this CPU, the fourth block of docs/benchmarks.md ("Sampling at the machine's limit"): adaLN's
-# modulation and the gated residuals as single addcmul passes (textflow/backbones/dit.py), and the argmax
-# decode without the log-sum-exp pass (textflow/kernels/online.py, logsumexp=False).
+# modulation and the gated residuals as single addcmul passes (textflow/backbones/dit.py), the argmax
+# decode without the log-sum-exp pass (textflow/kernels/online.py, logsumexp=False), and weights reordered
+# for oneDNN once per generate call (textflow/kernels/linear.py, reuse_packed_weights).
 # 0. ode K = 4, batch 32 x 64, in fresh processes alternating BASE (a worktree of the commit before the
 #    change) and this tree, three rounds of 12 batches each (median of the last 10);
 # 1. the tokens both versions draw from the same noise: ode and sde (gamma = 0.25) at K = 4 and 16, 64
 #    samples, on the Muon quickstart and the one-hot quickstart;
 # 2. bench sampling, every sampler at K = 4 twice, and K = 16 once, against the two-GEMM peak.
 # Run on an idle machine, from the repository root:
-#   bash docs/bench/fused_elementwise.sh
+#   bash docs/bench/sampling_passes.sh
 set -euo pipefail
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 BASE=${BASE:-9409e83}
@@ -20,7 +21,8 @@ trap 'git worktree remove --force "$TREE"' EXIT
 IDS=$(mktemp -d)
 
 version() {  # run stdin's python with textflow from $1 (this tree's, or the worktree's)
-  if [ "$1" = base ]; then PYTHONPATH="$TREE" python -; else PYTHONPATH="$PWD" python -; fi
+  # -P: no current directory on sys.path, so PYTHONPATH alone says which textflow runs
+  if [ "$1" = base ]; then PYTHONPATH="$TREE" python -P -; else PYTHONPATH="$PWD" python -P -; fi
 }
 
 for round in 1 2 3; do

@@ -215,3 +215,21 @@ def test_generate_packs_each_weight_once(monkeypatch, reorders):
     linears = [m for m in backbone.modules() if isinstance(m, nn.Linear)]
     assert packed_per_call == len(linears) and len(reorders) == 2 * packed_per_call
     torch.testing.assert_close(got.latents, want.latents, rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_graph_calls_the_onednn_op_and_agrees_with_eager(monkeypatch, spy):
+    monkeypatch.setattr(kl, "MIN_MACS", 0)  # the tiny model's matmuls take the oneDNN path too
+    torch.manual_seed(0)
+    backbone = DiT(latent_dim=8, max_len=8, width=32, depth=1, heads=2).eval()
+    for p in backbone.parameters():  # adaLN-Zero starts as the identity: give every weight a value
+        torch.nn.init.normal_(p, std=0.1)
+    z, t = big(2, 8, 8), torch.tensor([0.3, 0.7])
+    with torch.no_grad():
+        want = backbone(z, t)
+        eager_calls = len(spy)
+        spy.clear()
+        with kl.reuse_packed_weights():
+            got = torch.compile(backbone)(z, t)
+    linears = [m for m in backbone.modules() if isinstance(m, nn.Linear)]
+    assert eager_calls == len(spy) == len(linears)  # the compiled graph runs every linear through the op
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -2,12 +2,16 @@
 # Issue #17 on this CPU, the fourth block of docs/benchmarks.md ("Sampling at the machine's limit"): adaLN's
 # modulation and the gated residuals as single addcmul passes (textflow/backbones/dit.py), the argmax
 # decode without the log-sum-exp pass (textflow/kernels/online.py, logsumexp=False), and weights reordered
-# for oneDNN once per generate call (textflow/kernels/linear.py, reuse_packed_weights).
+# for oneDNN once per generate call (textflow/kernels/linear.py, reuse_packed_weights), and under
+# torch.compile the oneDNN linears as one custom op.
 # 0. ode K = 4, batch 32 x 64, in fresh processes alternating BASE (a worktree of the commit before the
 #    change) and this tree, three rounds of 12 batches each (median of the last 10);
 # 1. the tokens both versions draw from the same noise: ode and sde (gamma = 0.25) at K = 4 and 16, 64
 #    samples, on the Muon quickstart and the one-hot quickstart;
-# 2. bench sampling, every sampler at K = 4 twice, and K = 16 once, against the two-GEMM peak.
+# 2. bench sampling, every sampler at K = 4 twice, and K = 16 once, against the two-GEMM peak;
+# 3. the same with the backbone compiled (--compile): inductor's fusions around the oneDNN linears, which
+#    a compiled graph calls as the custom op textflow::onednn_linear, twice at K = 4; and the compiled
+#    backbone against the eager one in one process, alternated call by call (15 pairs, one packing block).
 # Run on an idle machine, from the repository root:
 #   bash docs/bench/sampling_passes.sh
 set -euo pipefail
@@ -87,3 +91,34 @@ for round in 1 2; do
 done
 python -m textflow.bench sampling --ckpt "$CKPT" --samplers ode,sde,commit,adaptive --steps 16 --repeats 3 \
   --out "$OUT"
+for round in 1 2; do
+  python -m textflow.bench sampling --ckpt "$CKPT" --samplers ode,sde,student,commit,adaptive --steps 4 \
+    --repeats 5 --compile --out "$OUT"
+done
+CKPT="$CKPT" python - <<'PY'
+import os, statistics, time
+import torch
+from textflow.allocator import keep_freed_memory
+from textflow.checkpoint import load_run
+from textflow.kernels.linear import reuse_packed_weights
+from textflow.samplers import Sampler
+from textflow.sampling.generate import generate
+
+keep_freed_memory()
+torch.set_num_threads(2)
+sampler = Sampler(name="ode", steps=4)
+den = sampler.denoiser(load_run(os.environ["CKPT"]), use_ema=True)
+backbones = {"eager": den.backbone, "compiled": torch.compile(den.backbone)}
+times = {name: [] for name in backbones}
+with reuse_packed_weights():
+    for round in range(16):
+        for name, backbone in backbones.items():
+            den.backbone = backbone
+            start = time.perf_counter()
+            generate(den, sampler, num_samples=32, seq_len=64, seed=0, batch_size=32)
+            if round:  # the first round compiles
+                times[name].append(time.perf_counter() - start)
+paired = statistics.median(c - e for c, e in zip(times["compiled"], times["eager"]))
+print(f"ode K=4, one process: eager median {statistics.median(times['eager']):.3f} s, compiled "
+      f"{statistics.median(times['compiled']):.3f} s, paired difference {paired * 1e3:+.1f} ms")
+PY

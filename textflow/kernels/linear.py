@@ -5,9 +5,12 @@ On this project's 2-core CPU, PyTorch's fp32 ``F.linear`` runs MKL's sgemm and t
 the GELU; oneDNN's fp32 GEMM is 10-20 % faster at the DiT's shapes (its 2048³ matmul reaches about
 217 GFLOP/s against MKL's 180) and applies the bias and the GELU while the output tile is still in cache.
 :func:`linear` takes that path when nothing needs a gradient (sampling, validation, ``torch.no_grad``),
-on a float32 CPU tensor, outside ``torch.compile`` (inductor fuses on its own) and CPU autocast, and
-when the matmul is large enough (``MIN_MACS``) that oneDNN's fixed cost of about 15 µs per call is
-paid back. Everything else, training included, runs ``F.linear`` exactly as before.
+on a float32 CPU tensor, outside CPU autocast, and when the matmul is large enough (``MIN_MACS``) that
+oneDNN's fixed cost of about 15 µs per call is paid back. Everything else, training included, runs
+``F.linear`` exactly as before. Under ``torch.compile`` the same matmul is one opaque custom op,
+``textflow::onednn_linear``: inductor fuses the elementwise passes around it (LayerNorm, modulation,
+residuals) and calls it for the GEMM, where its own CPU GEMM would be PyTorch's. Whether a linear takes
+the op is decided when the graph is traced.
 
 Every linear of the DiT (and a flow map's gap MLP), the transformer VAE, the latent AR decoder and the
 causal LM (the AR twin) is a :class:`Linear`, and their MLPs are :class:`GeluMLP`; the chunked readout
@@ -48,6 +51,7 @@ def _check_backend(name: str, source: str) -> str:
     return name
 
 
+@torch.compiler.assume_constant_result
 def cpu_linear_backend() -> str:
     """The backend in force: :func:`use_cpu_linear`'s, else ``TEXTFLOW_CPU_LINEAR``, else ``onednn``."""
     if _state["backend"] is None:
@@ -75,6 +79,7 @@ def _reorder(weight: Tensor, rows: int) -> Tensor:
     return torch.ops.mkldnn._reorder_linear_weight(weight, rows)
 
 
+@torch.compiler.assume_constant_result  # traced by torch.compile: run once, as a constant of the graph
 def onednn_available() -> bool:
     """True when this torch build has oneDNN's fused linear and it agrees with ``F.linear`` on a probe.
 
@@ -150,7 +155,7 @@ def _takes_onednn(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
         return False
     if x.numel() * weight.shape[0] < MIN_MACS:  # rows x in x out
         return False
-    if torch.compiler.is_compiling() or torch.is_autocast_enabled("cpu"):
+    if torch.is_autocast_enabled("cpu"):
         return False
     return cpu_linear_backend() == "onednn" and onednn_available()
 
@@ -159,11 +164,28 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, gelu: bool 
     """``F.linear(x, weight, bias)``, followed by the tanh-approximate GELU when ``gelu``; through oneDNN
     with the bias and GELU fused where the module docstring says, through ``F.linear`` elsewhere."""
     if _takes_onednn(x, weight, bias):
-        packed = _packed(weight, x.numel() // x.shape[-1])
-        return _fused_op()(x.contiguous(), packed if packed is not weight else weight.contiguous(), bias,
-                           "gelu" if gelu else "none", [], "tanh" if gelu else "")
+        return (onednn_linear_op if torch.compiler.is_compiling() else _onednn)(x, weight, bias, gelu)
     out = F.linear(x, weight, bias)
     return F.gelu(out, approximate="tanh") if gelu else out
+
+
+def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool) -> Tensor:
+    packed = _packed(weight, x.numel() // x.shape[-1])
+    return _fused_op()(x.contiguous(), packed if packed is not weight else weight.contiguous(), bias,
+                       "gelu" if gelu else "none", [], "tanh" if gelu else "")
+
+
+@torch.library.custom_op("textflow::onednn_linear", mutates_args=(),
+                         schema="(Tensor x, Tensor weight, Tensor? bias, bool gelu) -> Tensor")
+def onednn_linear_op(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool) -> Tensor:
+    """:func:`linear`'s oneDNN path as one op that ``torch.compile`` calls without tracing into it
+    (module docstring); packed weights come from the :func:`reuse_packed_weights` block it runs in."""
+    return _onednn(x, weight, bias, gelu)
+
+
+@onednn_linear_op.register_fake
+def _(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool) -> Tensor:
+    return x.new_empty(*x.shape[:-1], weight.shape[0])
 
 
 def onednn_linear(x: Tensor, weight: Tensor) -> Tensor:

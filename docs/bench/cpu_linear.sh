@@ -15,25 +15,7 @@ CKPT=${CKPT:-outputs/reproduce/fast/distill/checkpoints/distilled.ckpt}
 OUT=${BENCH_OUT:-outputs/bench}
 for round in 1 2 3; do
   for kernel in aten onednn; do
-    CKPT="$CKPT" TEXTFLOW_CPU_LINEAR=$kernel python - <<'PY'
-import os, statistics, time
-import torch
-from textflow.allocator import keep_freed_memory
-from textflow.checkpoint import load_run
-from textflow.samplers import Sampler
-from textflow.sampling.generate import generate
-
-keep_freed_memory()
-torch.set_num_threads(2)
-sampler = Sampler(name="ode", steps=4)
-den = sampler.denoiser(load_run(os.environ["CKPT"]), use_ema=True)
-times = []
-for _ in range(12):
-    start = time.perf_counter()
-    generate(den, sampler, num_samples=32, seq_len=64, seed=0, batch_size=32)
-    times.append(time.perf_counter() - start)
-print(f"{os.environ['TEXTFLOW_CPU_LINEAR']}: ode K=4 median {statistics.median(times[2:]):.3f} s, min {min(times):.3f} s")
-PY
+    TEXTFLOW_CPU_LINEAR=$kernel python docs/bench/ode_batch_times.py "$CKPT" "$kernel"
   done
 done
 for round in 1 2; do

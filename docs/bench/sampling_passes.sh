@@ -24,34 +24,16 @@ git worktree add --detach "$TREE" "$BASE" >/dev/null
 trap 'git worktree remove --force "$TREE"' EXIT
 IDS=$(mktemp -d)
 
-version() {  # run stdin's python with textflow from $1 (this tree's, or the worktree's)
-  # -P: no current directory on sys.path, so PYTHONPATH alone says which textflow runs
-  if [ "$1" = base ]; then PYTHONPATH="$TREE" python -P -; else PYTHONPATH="$PWD" python -P -; fi
+version() {  # run python (stdin, or the script after $1) with textflow from $1 (this tree's or the worktree's)
+  # -P: neither the current directory nor the script's on sys.path, so PYTHONPATH alone says which textflow runs
+  local which=$1
+  shift
+  if [ "$which" = base ]; then PYTHONPATH="$TREE" python -P "${@:--}"; else PYTHONPATH="$PWD" python -P "${@:--}"; fi
 }
 
 for round in 1 2 3; do
   for which in base new; do
-    CKPT="$CKPT" WHICH=$which version $which <<'PY'
-import os, statistics, time
-import torch
-import textflow
-from textflow.allocator import keep_freed_memory
-from textflow.checkpoint import load_run
-from textflow.samplers import Sampler
-from textflow.sampling.generate import generate
-
-keep_freed_memory()
-torch.set_num_threads(2)
-sampler = Sampler(name="ode", steps=4)
-den = sampler.denoiser(load_run(os.environ["CKPT"]), use_ema=True)
-times = []
-for _ in range(12):
-    start = time.perf_counter()
-    generate(den, sampler, num_samples=32, seq_len=64, seed=0, batch_size=32)
-    times.append(time.perf_counter() - start)
-print(f"{os.environ['WHICH']} ({os.path.dirname(textflow.__file__)}): ode K=4 median "
-      f"{statistics.median(times[2:]):.3f} s, min {min(times):.3f} s")
-PY
+    version $which docs/bench/ode_batch_times.py "$CKPT" "$which"
   done
 done
 for which in base new; do

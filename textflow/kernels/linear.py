@@ -112,7 +112,7 @@ def _packed(weight: Tensor, rows: int) -> Tensor:
         return weight
     key = (weight.data_ptr(), weight._version)
     hit = cache.get(id(weight))
-    if hit is None or hit[0] is not weight or hit[1] != key:  # the entry holds the parameter: ids stay unique
+    if hit is None or hit[1] != key:  # the entry holds the parameter, so its id is not reused in the block
         hit = cache[id(weight)] = (weight, key, _reorder(weight.detach(), rows))
     return hit[2]
 

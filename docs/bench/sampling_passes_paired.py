@@ -2,7 +2,8 @@
 in one process: the same ``ode`` K = 4 batch (32 x 64 tokens, 2 threads, the distilled quickstart student)
 with every change, then with one of them undone, alternated call by call, and the median of the paired
 differences against the full set (positive: undoing the change costs that much); once with each
-``generate`` call reordering its own weights and once inside one packing block (the steady state).
+``generate`` call reordering its own weights and once inside one packing block (the steady state); then
+the GEMMs alone with the plain and the reordered weight, and the cost of the reorder.
 
 Undone here: adaLN's modulation and the gated residuals as a multiply and an add (the code before the
 change, restated below); the argmax decode with the log-sum-exp pass (``OnlineLogits`` built with its
@@ -90,5 +91,34 @@ def measure(steady: bool) -> None:
               f"({paired / base * 100:+.1f} % of a batch)")
 
 
+def gemm_times() -> None:
+    """oneDNN's GEMM at the student's shapes with the plain weight and with the reordered one, at 2,048 rows
+    (a batch of 32 x 64 tokens) and 32 rows (an AR decoding step of 32 sequences); best of 7 x 50 calls."""
+    def best_us(fn):
+        for _ in range(10):
+            fn()
+        runs = []
+        for _ in range(7):
+            start = time.perf_counter()
+            for _ in range(50):
+                fn()
+            runs.append((time.perf_counter() - start) / 50)
+        return min(runs) * 1e6
+
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for rows in (2048, 32):
+            for out, inp in ((768, 256), (256, 256), (1024, 256), (256, 1024)):
+                x, w = torch.randn(rows, inp, generator=gen), torch.randn(out, inp, generator=gen) / 16
+                b, packed = torch.randn(out, generator=gen), kl._reorder(w, rows)
+                plain = best_us(lambda: kl._fused_op()(x, w, b, "none", [], ""))
+                reordered = best_us(lambda: kl._fused_op()(x, packed, b, "none", [], ""))
+                reorder = best_us(lambda: kl._reorder(w, rows))
+                print(f"  {rows} x {inp} -> {out}: plain weight {plain:.0f} us, reordered {reordered:.0f} us "
+                      f"({(reordered / plain - 1) * 100:+.0f} %), the reorder itself {reorder:.0f} us")
+
+
 measure(steady=False)
 measure(steady=True)
+print("oneDNN GEMMs, plain against reordered weight:")
+gemm_times()

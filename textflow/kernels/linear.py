@@ -19,7 +19,7 @@ kernels of :mod:`textflow.kernels` read the heads' weights directly.
 Inside :func:`reuse_packed_weights` (every :func:`textflow.sampling.generate.generate` call and the causal
 LM's decoding enter it) each weight is reordered once into oneDNN's blocked layout, at its first oneDNN
 matmul, and the reordered copy serves every later call in the block; outside it oneDNN reorders the
-plain weight on every call, which at the DiT's shapes costs 3-8 % of the GEMM. The cache is keyed by the
+plain weight on every call, which at the DiT's shapes costs 5-8 % of the GEMM. The cache is keyed by the
 parameter, its storage and its version counter (an in-place update repacks) and is dropped when the
 block ends, so weights that change between blocks (training) are never read stale.
 

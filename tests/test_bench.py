@@ -39,6 +39,19 @@ def test_sampling_benchmark_runs(tiny_ckpt, tmp_path):
     assert by[("commit", 2)]["gflop"] - by[("ode", 2)]["gflop"] == pytest.approx(2 * readout)
 
 
+def test_round_robin_timing_rotates_the_order_and_summarises_each_callable():
+    from textflow.bench.runner import time_call, time_round_robin
+
+    calls = []
+    timings = time_round_robin({name: (lambda name=name: calls.append(name)) for name in "abc"}, warmup=1, repeats=4)
+    assert calls[:3] == list("abc")  # the warm-up, then each round starts one further along
+    assert calls[3:] == list("abc") + list("bca") + list("cab") + list("abc")
+    assert set(timings) == set("abc")
+    assert all(t["repeats"] == 4 and 0 <= t["min_s"] <= t["median_s"] <= t["max_s"] for t in timings.values())
+    single = []
+    assert time_call(lambda: single.append(1), warmup=2, repeats=3)["repeats"] == 3 and len(single) == 5
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusals of a machine without CUDA")
 def test_sampling_benchmark_refuses_cuda_settings_without_cuda(tiny_ckpt, tmp_path):
     args = ["sampling", "--ckpt", str(tiny_ckpt), "--steps", "1", "--batch-size", "1", "--repeats", "1", "--out", str(tmp_path)]

@@ -17,16 +17,36 @@ from textflow.io import atomic_write_json
 
 def time_call(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 3, desc: str = "") -> dict:
     """Median and spread (min, max) of ``repeats`` timed calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in tqdm(range(repeats), desc=desc or "timing", leave=False):
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": repeats}
+    return time_round_robin({"call": fn}, warmup=warmup, repeats=repeats, desc=desc or "timing")["call"]
+
+
+def time_round_robin(fns: dict[str, Callable[[], object]], *, warmup: int = 1, repeats: int = 3,
+                     desc: str = "") -> dict[str, dict]:
+    """:func:`time_call` of several callables in rounds: every round calls each once, starting one further
+    along the list than the round before, so a drift of the machine's speed over the run (other tenants of
+    a shared host) reaches every callable alike instead of whichever ran last (docs/benchmarks.md,
+    "Sampling at the machine's limit")."""
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for turn in tqdm(range(repeats), desc=desc or "timing rounds", leave=False):
+        for name in names[turn % len(names):] + names[:turn % len(names)]:
+            times[name].append(_seconds(fns[name]))
+    return {name: _summary(ts) for name, ts in times.items()}
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def _summary(times: list[float]) -> dict:
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": len(times)}
 
 
 def machine() -> dict:

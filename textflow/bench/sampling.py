@@ -6,13 +6,15 @@ plus one readout matmul per readout call, counted by wrapping the denoiser's rea
 ``commit`` and ``adaptive`` also read the logits of ``x_hat`` at every step). The peak is the fastest GEMM
 the machine offers, each timed as the best of several large fp32 matmuls in the same run
 (:func:`textflow.bench.train.matmul_peaks`: PyTorch's and, on a CPU, oneDNN's), so ``fraction_of_peak`` is
-a ratio of two numbers measured side by side (docs/benchmarks.md)."""
+a ratio of two numbers measured side by side (docs/benchmarks.md). The rows are timed in rounds, one batch
+of every row per round (:func:`textflow.bench.runner.time_round_robin`), so their ratios (``commit``'s
+time per call against ``ode``'s) are not skewed by a shared host that slows down during the run."""
 
 from __future__ import annotations
 
 import torch
 
-from textflow.bench.runner import time_call
+from textflow.bench.runner import time_round_robin
 from textflow.bench.train import backbone_forward_flops, fastest, matmul_peaks, readout_forward_flops
 from textflow.checkpoint import load_run
 from textflow.cli import pick_device
@@ -61,15 +63,20 @@ def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 3
                          device=dev)
     peak_kernel, _ = fastest(peaks)
     with use_cpu_linear(cpu_linear):
-        return [_time_spec(loaded, spec, k, dev=dev, seq_len=seq_len, batch_size=batch_size, repeats=repeats,
-                           compile=compile, bf16=bf16, peaks=peaks, peak_kernel=peak_kernel)
-                for spec in samplers for k in steps]
+        cases = {(spec, k): _case(loaded, spec, k, dev=dev, seq_len=seq_len, batch_size=batch_size, compile=compile,
+                                  bf16=bf16) for spec in samplers for k in steps}
+        # one packing block (steady state: weights reordered for oneDNN once, as over a sampling run's batches);
+        # every round draws one batch per row, so a slower stretch of a shared host reaches all rows alike
+        with reuse_packed_weights():
+            timings = time_round_robin({key: case[1] for key, case in cases.items()}, warmup=1, repeats=repeats,
+                                       desc="sampling rounds")
+        return [_row(*case, timing=timings[key], spec=key[0], k=key[1], dev=dev, batch_size=batch_size,
+                     seq_len=seq_len, compile=compile, bf16=bf16, peaks=peaks, peak_kernel=peak_kernel)
+                for key, case in cases.items()]
 
 
-def _time_spec(loaded, spec: str, k: int, *, dev, seq_len: int, batch_size: int, repeats: int, compile: bool,
-               bf16: bool, peaks: dict, peak_kernel: str) -> dict:
-    """One row: ``spec`` at K = ``k``, timed, with its FLOP/s against the fastest GEMM (``peak_kernel``) and
-    against PyTorch's own (``fraction_of_aten_peak``, the reference of rows written before both were timed)."""
+def _case(loaded, spec: str, k: int, *, dev, seq_len: int, batch_size: int, compile: bool, bf16: bool):
+    """``(denoiser, once)`` for ``spec`` at K = ``k``: ``once()`` draws one batch from fixed noise."""
     name, knobs = parse_sampler(spec)
     sampler = Sampler(name=name, steps=k, **knobs)
     den = sampler.denoiser(loaded, use_ema=True)
@@ -82,8 +89,13 @@ def _time_spec(loaded, spec: str, k: int, *, dev, seq_len: int, batch_size: int,
         return generate(den, sampler, num_samples=batch_size, seq_len=seq_len, seed=0,
                         batch_size=batch_size, device=dev)
 
-    with reuse_packed_weights():  # steady state: weights reordered for oneDNN once, as over a sampling run's batches
-        timing = time_call(once, warmup=1, repeats=repeats, desc=f"{spec} K={k}")
+    return den, once
+
+
+def _row(den, once, *, timing: dict, spec: str, k: int, dev, batch_size: int, seq_len: int,
+         compile: bool, bf16: bool, peaks: dict, peak_kernel: str) -> dict:
+    """One row: ``spec`` at K = ``k`` with its FLOP/s against the fastest GEMM (``peak_kernel``) and against
+    PyTorch's own (``fraction_of_aten_peak``, the reference of rows written before both were timed)."""
     counter = ReadoutCounter(den)
     nfe = once().nfe
     backbone = backbone_forward_flops(den.backbone, batch=batch_size, seq_len=seq_len)

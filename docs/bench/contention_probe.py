@@ -1,7 +1,9 @@
 """Does the machine's matmul peak move when a sampling batch slows down? One process, 2 threads: the
 2048³ oneDNN GEMM that ``bench sampling`` takes as the peak and one ``ode`` K = 4 batch (32 x 64 tokens)
 of CKPT, alternated ROUNDS times inside one packing block; prints both series in GFLOP/s and their
-spread (docs/benchmarks.md, "Sampling at the machine's limit", fifth block).
+spread (docs/benchmarks.md, "Sampling at the machine's limit", fifth block). The GEMM's three 16 MiB
+matrices leave little of the batch's weights in cache, so the share it prints per round reads a few
+points under ``bench sampling``'s, whose batches follow one another.
 
     python docs/bench/contention_probe.py CKPT [ROUNDS]
 """

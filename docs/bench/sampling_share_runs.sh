@@ -30,27 +30,5 @@ for run in $(seq 1 "$RUNS"); do
   done
 done
 
-python - "$OUT" <<'PY'
-import json
-import statistics
-import sys
-from collections import defaultdict
-from pathlib import Path
-
-shares, per_call = defaultdict(list), defaultdict(list)
-for path in sorted(Path(sys.argv[1]).glob("sampling-*.json")):
-    rows = {row["sampler"]: row for row in json.loads(path.read_text())["rows"]}
-    mode = "compiled" if next(iter(rows.values()))["compile"] else "eager"
-    for name, row in rows.items():
-        shares[mode, name].append(row["fraction_of_peak"])
-    for name in ("commit", "adaptive"):
-        per_call[mode, name].append(rows[name]["s_per_call"] / rows["ode"]["s_per_call"])
-print("mode      sampler   runs  median   min    max    runs >= 75 %")
-for (mode, name), values in shares.items():
-    print(f"{mode:9s} {name:9s} {len(values):4d}  {statistics.median(values):.3f}  {min(values):.3f}  "
-          f"{max(values):.3f}  {sum(v >= 0.75 for v in values)}")
-for (mode, name), values in per_call.items():
-    print(f"{mode:9s} {name} per call vs ode: median {statistics.median(values):.2f}x, "
-          f"range {min(values):.2f}-{max(values):.2f}x")
-PY
+python docs/bench/share_summary.py "$OUT"
 echo "raw rows: $OUT"

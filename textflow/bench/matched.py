@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from textflow.bench.runner import time_call
+from textflow.bench.runner import time_round_robin
 from textflow.errors import ConfigError
 from textflow.kernels.linear import reuse_packed_weights
 
@@ -151,17 +151,21 @@ def run(*, reports: list[str], batch_size: int = 32, repeats: int = 3, entropy_t
         generators = per_sample_generators(0, range(batch_size), device=dev)
         return twin.sample(batch_size, seq_len, bos_id=bos_id, generators=generators)
 
-    # steady state for both models: weights reordered for oneDNN once per row (textflow.kernels.linear)
-    with torch.no_grad(), reuse_packed_weights():
-        twin_s = time_call(twin_once, warmup=1, repeats=repeats, desc="AR twin")["median_s"]
-    out = []
-    for choice in picks:
+    def flow_once(choice: dict):
         sampler = _sampler_of(choice)
         den = sampler.denoiser(runs[choice["ckpt_path"]], use_ema=True)
-        with reuse_packed_weights():
-            flow_s = time_call(lambda: generate(den, sampler, num_samples=batch_size, seq_len=seq_len, seed=0,
-                                                batch_size=batch_size, device=dev),
-                               warmup=1, repeats=repeats, desc=sampler.label)["median_s"]
+        return lambda: generate(den, sampler, num_samples=batch_size, seq_len=seq_len, seed=0,
+                                batch_size=batch_size, device=dev)
+
+    # steady state for both models (weights reordered for oneDNN once, textflow.kernels.linear), timed in
+    # rounds of one batch each, so a shared host slowing down mid-run reaches the twin and every pick alike
+    calls = {"twin": twin_once, **{f"pick {index}": flow_once(choice) for index, choice in enumerate(picks)}}
+    with torch.no_grad(), reuse_packed_weights():
+        timings = time_round_robin(calls, warmup=1, repeats=repeats, desc="AR twin and picks")
+    twin_s = timings["twin"]["median_s"]
+    out = []
+    for index, choice in enumerate(picks):
+        sampler, flow_s = _sampler_of(choice), timings[f"pick {index}"]["median_s"]
         low, high = _interval(choice["gen_ppl_ci95"])
         out.append({"family": choice["sampler"], "K": int(choice["steps"]), "label": sampler.label,
                     "status": choice["status"], "gen_ppl": float(choice["gen_ppl"]), "gen_ppl_low": low,

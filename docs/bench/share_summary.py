@@ -1,0 +1,29 @@
+"""The distribution over repeated ``bench sampling`` runs (the JSON files in DIR) of each sampler's share of
+the matmul peak, eager and compiled, how many runs reach 75 %, and ``commit``'s and ``adaptive``'s time per
+network call against ``ode``'s in the same run: the last step of docs/bench/sampling_share_runs.sh
+(docs/benchmarks.md, "Sampling at the machine's limit", fifth block).
+
+    python docs/bench/share_summary.py DIR
+"""
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+shares, per_call = defaultdict(list), defaultdict(list)
+for path in sorted(Path(sys.argv[1]).glob("sampling-*.json")):
+    rows = {row["sampler"]: row for row in json.loads(path.read_text())["rows"]}
+    mode = "compiled" if next(iter(rows.values()))["compile"] else "eager"
+    for name, row in rows.items():
+        shares[mode, name].append(row["fraction_of_peak"])
+    for name in ("commit", "adaptive"):
+        per_call[mode, name].append(rows[name]["s_per_call"] / rows["ode"]["s_per_call"])
+print("mode      sampler   runs  median   min    max    runs >= 75 %")
+for (mode, name), values in shares.items():
+    print(f"{mode:9s} {name:9s} {len(values):4d}  {statistics.median(values):.3f}  {min(values):.3f}  "
+          f"{max(values):.3f}  {sum(v >= 0.75 for v in values)}")
+for (mode, name), values in per_call.items():
+    print(f"{mode:9s} {name} per call vs ode: median {statistics.median(values):.2f}x, "
+          f"range {min(values):.2f}-{max(values):.2f}x")

@@ -1,9 +1,9 @@
-"""The distribution over repeated ``bench sampling`` runs (the JSON files in DIR) of each sampler's share of
+"""The distribution over repeated ``bench sampling`` runs (the JSON files in each DIR, pooled) of each sampler's share of
 the matmul peak, eager and compiled, how many runs reach 75 %, and ``commit``'s and ``adaptive``'s time per
 network call against ``ode``'s in the same run: the last step of docs/bench/sampling_share_runs.sh
 (docs/benchmarks.md, "Sampling at the machine's limit", fifth block).
 
-    python docs/bench/share_summary.py DIR
+    python docs/bench/share_summary.py DIR [DIR ...]
 """
 
 import json
@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 shares, per_call = defaultdict(list), defaultdict(list)
-for path in sorted(Path(sys.argv[1]).glob("sampling-*.json")):
+for path in sorted(p for folder in sys.argv[1:] for p in Path(folder).glob("sampling-*.json")):
     rows = {row["sampler"]: row for row in json.loads(path.read_text())["rows"]}
     mode = "compiled" if next(iter(rows.values()))["compile"] else "eager"
     for name, row in rows.items():

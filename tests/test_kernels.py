@@ -151,6 +151,41 @@ def test_online_logits_over_column_tiles_equal_the_whole_row(columns):
         best_only.lse()
 
 
+@pytest.mark.parametrize("columns", [4096, 512, 256, 300, 1105])  # two-level search .. direct topk
+def test_tile_top_equals_topk_and_max_on_any_tile(columns):
+    from textflow.kernels.online import TOP_BLOCK, tile_top
+
+    g = torch.Generator().manual_seed(columns)
+    logits = torch.randn(33, columns, generator=g) * 3
+    logits[0] = float("-inf")  # a fully masked row
+    logits[1, :TOP_BLOCK] = float("-inf")  # a fully masked first block
+    top = logits[2].max() + 1
+    logits[2, 5] = logits[2, columns - 3] = top  # a tie between the first and the last block
+    logits[3, 7] = logits[3, 9] = logits[3].max() + 1  # a tie inside one block
+    for k in (1, 2, 3, 5):
+        values, columns_ = tile_top(logits, k)
+        want = logits.topk(k, -1)
+        assert torch.equal(values, want.values)
+        assert torch.equal(columns_[4:], want.indices[4:])  # rows without ties: the same columns
+        assert torch.equal(logits.gather(1, columns_), values)  # every row: columns holding those values
+    values, columns_ = tile_top(logits, 1)
+    best = logits.max(-1, keepdim=True)
+    assert torch.equal(values, best.values) and torch.equal(columns_, best.indices)  # first column on a tie
+    assert columns_[2, 0] == 5 and columns_[3, 0] == 7
+    strided = logits.t().contiguous().t()  # a non-contiguous tile takes topk directly
+    assert torch.equal(tile_top(strided, 2)[0], logits.topk(2, -1).values)
+
+
+def test_tile_top_keeps_nan_where_max_does():
+    from textflow.kernels.online import tile_top
+
+    logits = torch.randn(2, 1024, generator=torch.Generator().manual_seed(1))
+    logits[0, 700] = float("nan")
+    values, columns = tile_top(logits, 1)
+    best = logits.max(-1, keepdim=True)
+    assert torch.equal(columns, best.indices) and values[0, 0].isnan() and values[1, 0] == best.values[1, 0]
+
+
 def test_online_logits_refuse_statistics_that_need_the_logsumexp_without_it():
     from textflow.kernels.online import OnlineLogits
 

@@ -153,7 +153,7 @@ def test_online_logits_over_column_tiles_equal_the_whole_row(columns):
 
 @pytest.mark.parametrize("columns", [4096, 512, 256, 300, 1105])  # two-level search .. direct topk
 def test_tile_top_equals_topk_and_max_on_any_tile(columns):
-    from textflow.kernels.online import TOP_BLOCK, tile_top
+    from textflow.kernels.tile_ops import TOP_BLOCK, tile_top
 
     g = torch.Generator().manual_seed(columns)
     logits = torch.randn(33, columns, generator=g) * 3
@@ -176,8 +176,23 @@ def test_tile_top_equals_topk_and_max_on_any_tile(columns):
     assert torch.equal(tile_top(strided, 2)[0], logits.topk(2, -1).values)
 
 
+def test_exp_through_exp2_matches_exp_in_place():
+    from textflow.kernels.tile_ops import exp_
+
+    x = torch.randn(64, 4096, generator=torch.Generator().manual_seed(3)) * 10
+    x = x - x.amax(-1, keepdim=True)  # exp(l - max l), as every caller takes it
+    x[0, :5] = float("-inf")
+    want = x.double().exp()
+    got = x.clone()
+    assert exp_(got) is got  # written in place
+    assert got[0, :5].eq(0).all() and got.isfinite().all()
+    near = x > -30  # below, float32 results are a few ulps of 1e-13 or denormal, for exp as for exp2
+    torch.testing.assert_close(got.double()[near], want[near], rtol=2e-6, atol=0)
+    torch.testing.assert_close(got.double().sum(-1), want.sum(-1), rtol=3e-7, atol=0)
+
+
 def test_tile_top_keeps_nan_where_max_does():
-    from textflow.kernels.online import tile_top
+    from textflow.kernels.tile_ops import tile_top
 
     logits = torch.randn(2, 1024, generator=torch.Generator().manual_seed(1))
     logits[0, 700] = float("nan")

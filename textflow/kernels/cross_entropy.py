@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from textflow.kernels.chunking import chunk_elements
+from textflow.kernels.tile_ops import exp_, tile_top
 
 
 def _chunk_logits(features: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -44,11 +45,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
             f, y = f32[rows], targets[rows]
             logits = _chunk_logits(f, w32, b32)
             picked = logits.gather(1, y[:, None]).squeeze(1)
-            top = logits.max(dim=-1)  # the row max (for a stable exp) and the argmax, in one pass
-            correct += (top.indices == y).sum()
-            probs = logits.sub_(top.values[:, None]).exp_()  # exp(l - max), in place of the chunk's logits
+            top, argmax = tile_top(logits, 1)  # the row max (for a stable exp) and the argmax, (n, 1) each
+            correct += (argmax[:, 0] == y).sum()
+            probs = exp_(logits.sub_(top))  # exp(l - max), in place of the chunk's logits
             norm = probs.sum(-1)
-            total += (top.values + norm.log() - picked).sum(dtype=torch.float64)
+            total += (top[:, 0] + norm.log() - picked).sum(dtype=torch.float64)
             if any(want[:3]):
                 probs.mul_((1.0 / (norm * n))[:, None])  # softmax / n
                 probs[torch.arange(len(y), device=y.device), y] -= 1.0 / n  # d mean loss / d logits

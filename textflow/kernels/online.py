@@ -10,7 +10,7 @@ floats) is produced by one ``addmm``, read by every reduction while it is still 
 discarded. Nothing of size positions x V is ever held, at any V. The running log-sum-exp is the
 usual streaming form: on a new maximum ``m'`` the running sum is rescaled by ``exp(m - m')``; the
 entropy keeps ``u = sum e (l - m)`` beside ``s = sum e`` (``e = exp(l - m)``), so ``H = log s - u / s``.
-A tile's best tokens come from a two-level search (:func:`tile_top`).
+A tile's best tokens and its exponentials come from :mod:`textflow.kernels.tile_ops`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
+from textflow.kernels.tile_ops import exp_, tile_top
+
 VOCAB_TILE = 4096  # vocabulary columns per tile at most (docs/benchmarks.md, "Large vocabularies")
-TOP_BLOCK = 64  # columns per block of tile_top's first level
 
 
 def tile_shape(vocab: int, elements: int) -> tuple[int, int]:
@@ -37,32 +38,6 @@ def column_tiles(features: Tensor, weight: Tensor, bias: Tensor | None, columns:
         cols = slice(start, start + columns)
         w = weight[cols]
         yield start, features @ w.T if bias is None else torch.addmm(bias[cols], features, w.T)
-
-
-def tile_top(logits: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """``(values, columns)``, each (n, k), of the ``k`` largest logits of every row of a tile (n, c), best
-    first: what ``logits.topk(k)`` gives, and for ``k = 1`` what ``logits.max(-1)`` gives, the first column
-    of a tie included (docs/benchmarks.md, "Sampling at the machine's limit").
-
-    PyTorch's CPU ``max``/``topk`` along a row with indices run about ten times slower than ``amax``.
-    When the columns split into blocks of :data:`TOP_BLOCK`, the search takes two levels: each block's
-    maximum (one vectorised ``amax``), then the exact search inside the ``k`` blocks with the largest
-    maxima, which hold the ``k`` largest logits (any block outside them has a maximum no larger than ``k``
-    maxima inside). For ``k = 1`` the first best block holds the first best column. Other shapes, and
-    non-contiguous tiles, take ``topk``/``max`` directly."""
-    n, c = logits.shape
-    if c % TOP_BLOCK or c // TOP_BLOCK < max(4, k) or not logits.is_contiguous():
-        if k == 1:
-            best = logits.max(dim=-1, keepdim=True)
-            return best.values, best.indices
-        return logits.topk(k, dim=-1)
-    blocks = logits.view(n, c // TOP_BLOCK, TOP_BLOCK)
-    block_max = blocks.amax(-1)
-    # the k best blocks in column order, so that ties among the candidates break as they would in the row
-    best = block_max.argmax(-1, keepdim=True) if k == 1 else block_max.topk(k, dim=-1).indices.sort(-1).values
-    window = blocks.gather(1, best.unsqueeze(-1).expand(n, k, TOP_BLOCK)).view(n, k * TOP_BLOCK)
-    values, pos = window.max(dim=-1, keepdim=True) if k == 1 else window.topk(k, dim=-1)
-    return values, best.gather(1, pos // TOP_BLOCK) * TOP_BLOCK + pos % TOP_BLOCK
 
 
 class OnlineLogits:
@@ -95,7 +70,7 @@ class OnlineLogits:
             return
         new_m = tile_max if self.m is None else torch.maximum(self.m, tile_max)
         shift = torch.where(torch.isfinite(new_m), new_m, torch.zeros_like(new_m))  # all -inf so far: e = 0
-        e = (logits.sub_(shift[:, None]) if owned else logits - shift[:, None]).exp_()
+        e = exp_(logits.sub_(shift[:, None]) if owned else logits - shift[:, None])
         ue = torch.special.xlogy(e, e).sum(-1) if self.track_entropy else None  # sum e (l - shift)
         se = e.sum(-1)
         if self.m is None:

@@ -18,6 +18,11 @@ OVERHEAD_TARGET = 0.05
 
 def time_training_step(module, ids: torch.Tensor, *, repeats: int) -> dict:
     """Median time of one optimizer step (forward, backward, step, EMA) of ``module`` on ``ids``."""
+    return time_call(training_step(module, ids), warmup=2, repeats=max(repeats, 5), desc="train step")
+
+
+def training_step(module, ids: torch.Tensor):
+    """A callable that runs one optimizer step (forward, backward, step, EMA) of ``module`` on ``ids``."""
     module.train()
     optimizer = module.optimizer_factory(params=module.net.parameters())
     module.log = module.log_dict = lambda *a, **k: None  # no trainer attached
@@ -29,7 +34,7 @@ def time_training_step(module, ids: torch.Tensor, *, repeats: int) -> dict:
         optimizer.step()
         module.ema.update(module.net)
 
-    return time_call(step, warmup=2, repeats=max(repeats, 5), desc="train step")
+    return step
 
 
 def time_monitor(module, val_ids: torch.Tensor, *, repeats: int) -> dict:

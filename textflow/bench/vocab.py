@@ -6,7 +6,9 @@ seq_len random token ids; no tokenizer is needed, so 128 k is as easy as 4 k) is
 configs and timed for one optimizer step, one ``ReadoutDiagnostics`` evaluation (the callback's
 defaults on ``blocks`` blocks), and the readout's own work at the step's shape: its cross-entropy
 forward and backward alone (``readout_s``: the chunked kernel textflow trains with), beside the plain
-``F.cross_entropy`` of the full logits (``plain_readout_s``) for reference. Two targets:
+``F.cross_entropy`` of the full logits (``plain_readout_s``) for reference. The step and the two readouts
+are timed in rounds (:func:`textflow.bench.runner.time_round_robin`), since their difference is what the
+second target reads. Two targets:
 
 * ``overhead = diagnostics / (interval x step) <= 5 %``;
 * ``rest_vs_small = (step - readout_s) / (step - readout_s at the smallest V) <= 1.5``: everything
@@ -22,8 +24,8 @@ from hydra import compose, initialize_config_dir
 
 import torch.nn.functional as F
 
-from textflow.bench.diagnostics import OVERHEAD_TARGET, time_monitor, time_training_step
-from textflow.bench.runner import time_call
+from textflow.bench.diagnostics import OVERHEAD_TARGET, time_monitor, training_step
+from textflow.bench.runner import time_round_robin
 from textflow.bench.train import fastest, matmul_peaks
 
 STEP_TARGET = 1.5
@@ -38,8 +40,9 @@ def build(*, conf_dir: str, preset: str, vocab: int, seq_len: int, batch: int, o
     return build_module(cfg, vocab_size=vocab, seq_len=seq_len)
 
 
-def time_readout(autoencoder, ids: torch.Tensor, *, repeats: int) -> tuple[float, float]:
-    """(chunked readout CE forward + backward, the same with ``F.cross_entropy`` of the full logits)."""
+def readout_calls(autoencoder, ids: torch.Tensor) -> tuple:
+    """(chunked readout CE forward + backward, the same with ``F.cross_entropy`` of the full logits), as
+    callables."""
     x = autoencoder.encode(ids).detach().requires_grad_(True)
 
     def chunked():
@@ -48,8 +51,7 @@ def time_readout(autoencoder, ids: torch.Tensor, *, repeats: int) -> tuple[float
     def plain():
         F.cross_entropy(autoencoder.decode(x).float().flatten(0, 1), ids.flatten()).backward()
 
-    return (time_call(chunked, warmup=1, repeats=repeats, desc="readout CE")["median_s"],
-            time_call(plain, warmup=1, repeats=repeats, desc="plain CE")["median_s"])
+    return chunked, plain
 
 
 def run(*, conf_dir: str, vocabs: list[int], preset: str = "dit_tiny", batch: int = 16, seq_len: int = 64,
@@ -61,14 +63,18 @@ def run(*, conf_dir: str, vocabs: list[int], preset: str = "dit_tiny", batch: in
         module = build(conf_dir=conf_dir, preset=preset, vocab=vocab, seq_len=seq_len, batch=batch,
                        overrides=overrides)
         g = torch.Generator().manual_seed(0)
-        step = time_training_step(module, torch.randint(0, vocab, (batch, seq_len), generator=g), repeats=repeats)
+        step = training_step(module, torch.randint(0, vocab, (batch, seq_len), generator=g))
         diag = time_monitor(module, torch.randint(0, vocab, (blocks, seq_len), generator=g), repeats=repeats)
-        readout_s, plain_s = time_readout(module.net["autoencoder"], torch.randint(0, vocab, (batch, seq_len),
-                                                                                   generator=g), repeats=repeats)
+        chunked, plain = readout_calls(module.net["autoencoder"], torch.randint(0, vocab, (batch, seq_len),
+                                                                                 generator=g))
+        # in rounds, so that the step and the readout it is compared with see the host in the same state
+        timed = time_round_robin({"step": step, "readout": chunked, "plain": plain}, warmup=2,
+                                 repeats=max(repeats, 5), desc=f"step and readout, V = {vocab}")
+        readout_s, plain_s = timed["readout"]["median_s"], timed["plain"]["median_s"]
         latent_dim = module.net["autoencoder"].latent_dim
         rows.append({"vocab": vocab, "preset": preset, "batch": batch, "seq_len": seq_len, "blocks": blocks,
-                     "latent_dim": latent_dim, "train_step_s": step["median_s"], "diagnostics_s": diag["median_s"],
-                     "overhead": diag["median_s"] / (interval * step["median_s"]),
+                     "latent_dim": latent_dim, "train_step_s": timed["step"]["median_s"], "diagnostics_s": diag["median_s"],
+                     "overhead": diag["median_s"] / (interval * timed["step"]["median_s"]),
                      "readout_s": readout_s, "plain_readout_s": plain_s,
                      "readout_gflop_per_step": 6 * vocab * latent_dim * batch * seq_len / 1e9,
                      "readout_gflops": 6 * vocab * latent_dim * batch * seq_len / readout_s / 1e9,

@@ -43,7 +43,8 @@ def test_round_robin_timing_rotates_the_order_and_summarises_each_callable():
     from textflow.bench.runner import time_call, time_round_robin
 
     calls = []
-    timings = time_round_robin({name: (lambda name=name: calls.append(name)) for name in "abc"}, warmup=1, repeats=4)
+    fns = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    timings = time_round_robin(fns, warmup=1, repeats=4)
     assert calls[:3] == list("abc")  # the warm-up, then each round starts one further along
     assert calls[3:] == list("abc") + list("bca") + list("cab") + list("abc")
     assert set(timings) == set("abc")

@@ -42,7 +42,7 @@ a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
 gemm_flops = 2 * 2048**3
 batch_flops = (4 * backbone_forward_flops(den.backbone, batch=32, seq_len=64)
                + readout_forward_flops(den.autoencoder, tokens=32 * 64))  # 4 calls and the final decode
-batch = lambda: generate(den, sampler, num_samples=32, seq_len=64, seed=0, batch_size=32)  # noqa: E731
+batch = lambda: generate(den, sampler, num_samples=32, seq_len=64, seed=0, batch_size=32)
 gemm, sampling = [], []
 with torch.no_grad(), reuse_packed_weights():
     batch(), onednn_linear(a, b), onednn_linear(a, b)

@@ -1,7 +1,7 @@
-"""The distribution over repeated ``bench sampling`` runs (the JSON files in each DIR, pooled) of each sampler's share of
-the matmul peak, eager and compiled, how many runs reach 75 %, and ``commit``'s and ``adaptive``'s time per
-network call against ``ode``'s in the same run: the last step of docs/bench/sampling_share_runs.sh
-(docs/benchmarks.md, "Sampling at the machine's limit", fifth block).
+"""The distribution over repeated ``bench sampling`` runs (the JSON files in each DIR, pooled) of each
+sampler's share of the matmul peak, eager and compiled, how many runs reach 75 %, and ``commit``'s and
+``adaptive``'s time per network call against ``ode``'s in the same run: the last step of
+docs/bench/sampling_share_runs.sh (docs/benchmarks.md, "Sampling at the machine's limit", fifth block).
 
     python docs/bench/share_summary.py DIR [DIR ...]
 """

@@ -69,7 +69,8 @@ def median_ms(values: list[float]) -> float:
 tile = torch.randn(256, 4096)
 for k in (1, 2):
     new, old = paired(lambda: tile_ops.tile_top(tile, k), 300)
-    print(f"tile (256, 4096), best {k}: two-level {median_ms(new) * 1e3:.0f} us, direct {median_ms(old) * 1e3:.0f} us")
+    print(f"tile (256, 4096), best {k}: two-level {median_ms(new) * 1e3:.0f} us, "
+          f"direct {median_ms(old) * 1e3:.0f} us")
 shifted = tile - tile.amax(-1, keepdim=True)
 new, old = paired(lambda: online.exp_(shifted.clone()), 300)  # the name the streaming statistics call
 print(f"tile (256, 4096), a copy and its exponential: through exp2 {median_ms(new) * 1e3:.0f} us, "
@@ -90,15 +91,16 @@ for vocab in (4096, 50257):
     new, old = paired(step, 20)
     with direct():
         loss_old = step().item()
-    print(f"training cross-entropy, 1,024 x 64 -> {vocab}: {median_ms(new):.1f} ms against {median_ms(old):.1f} ms "
-          f"({(median_ms(new) / median_ms(old) - 1) * 100:+.1f} %), loss {step().item():.7f} against {loss_old:.7f}")
+    change = (median_ms(new) / median_ms(old) - 1) * 100
+    print(f"training cross-entropy, 1,024 x 64 -> {vocab}: {median_ms(new):.1f} ms against "
+          f"{median_ms(old):.1f} ms ({change:+.1f} %), loss {step().item():.7f} against {loss_old:.7f}")
 
 for ckpt in sys.argv[1:]:
     loaded = load_run(ckpt)
     for name in ("ode", "commit", "adaptive"):
         sampler = Sampler(name=name, steps=4)
         den = sampler.denoiser(loaded, use_ema=True)
-        draw = lambda: generate(den, sampler, num_samples=32, seq_len=64, seed=0, batch_size=32)  # noqa: E731
+        draw = lambda: generate(den, sampler, num_samples=32, seq_len=64, seed=0, batch_size=32)
         with reuse_packed_weights():
             ids_new = draw().ids
             with direct():

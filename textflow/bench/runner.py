@@ -46,7 +46,8 @@ def _seconds(fn: Callable[[], object]) -> float:
 
 
 def _summary(times: list[float]) -> dict:
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": len(times)}
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+            "repeats": len(times)}
 
 
 def machine() -> dict:

@@ -63,13 +63,13 @@ def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 3
                          device=dev)
     peak_kernel, _ = fastest(peaks)
     with use_cpu_linear(cpu_linear):
-        cases = {(spec, k): _case(loaded, spec, k, dev=dev, seq_len=seq_len, batch_size=batch_size, compile=compile,
-                                  bf16=bf16) for spec in samplers for k in steps}
-        # one packing block (steady state: weights reordered for oneDNN once, as over a sampling run's batches);
-        # every round draws one batch per row, so a slower stretch of a shared host reaches all rows alike
+        cases = {(spec, k): _case(loaded, spec, k, dev=dev, seq_len=seq_len, batch_size=batch_size,
+                                  compile=compile, bf16=bf16) for spec in samplers for k in steps}
+        # one packing block (steady state: weights reordered for oneDNN once, as over a sampling run's
+        # batches); every round draws one batch per row, so a slower stretch of a shared host reaches all rows
         with reuse_packed_weights():
-            timings = time_round_robin({key: case[1] for key, case in cases.items()}, warmup=1, repeats=repeats,
-                                       desc="sampling rounds")
+            timings = time_round_robin({key: case[1] for key, case in cases.items()}, warmup=1,
+                                       repeats=repeats, desc="sampling rounds")
         return [_row(*case, timing=timings[key], spec=key[0], k=key[1], dev=dev, batch_size=batch_size,
                      seq_len=seq_len, compile=compile, bf16=bf16, peaks=peaks, peak_kernel=peak_kernel)
                 for key, case in cases.items()]

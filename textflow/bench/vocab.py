@@ -73,7 +73,8 @@ def run(*, conf_dir: str, vocabs: list[int], preset: str = "dit_tiny", batch: in
         readout_s, plain_s = timed["readout"]["median_s"], timed["plain"]["median_s"]
         latent_dim = module.net["autoencoder"].latent_dim
         rows.append({"vocab": vocab, "preset": preset, "batch": batch, "seq_len": seq_len, "blocks": blocks,
-                     "latent_dim": latent_dim, "train_step_s": timed["step"]["median_s"], "diagnostics_s": diag["median_s"],
+                     "latent_dim": latent_dim, "train_step_s": timed["step"]["median_s"],
+                     "diagnostics_s": diag["median_s"],
                      "overhead": diag["median_s"] / (interval * timed["step"]["median_s"]),
                      "readout_s": readout_s, "plain_readout_s": plain_s,
                      "readout_gflop_per_step": 6 * vocab * latent_dim * batch * seq_len / 1e9,

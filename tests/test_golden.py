@@ -49,6 +49,13 @@ from textflow.samplers import SAMPLERS, Sampler
 VOCAB, LATENT_DIM, SEQ_LEN, IMAGE_TOKENS = 48, 8, 8, 4
 NUM_SAMPLES, BATCH_SIZE, STEPS, SEED = 3, 2, 4, 11  # two batches (2 + 1): also pins batch invariance
 REL, ABS = 1e-5, 1e-5  # float statistics (ABS: sums near 0); ids, NFE, commit steps compared exactly
+# Continuous closeness (levels=None) gives every token its own time from exp(-d / scale) of its readout
+# margin, so the final latents amplify float rounding: scaling every margin by 1 + 1e-7 (one float32
+# ulp) moves latent_sum by 5e-6 relative, by 1 + 1e-6 by 7e-5. CPUs whose vector exp and GEMM round
+# differently (AVX-512 vs AVX2 builds of the same torch wheel) then differ by up to 4e-4 (measured on
+# AMD EPYC, AVX2, against values recorded on an AVX-512 CPU), with the same ids. Those cases compare
+# floats at SENSITIVE_REL; their ids stay exact, and the default resolution (adaptive_levels) stays at REL.
+SENSITIVE_REL = {"adaptive_margin": 2e-3}
 
 
 # ---------------------------------------------------------------------------------------------- builders
@@ -189,11 +196,11 @@ def summarize(gen) -> dict:
     return out
 
 
-def check_golden(got: dict, want: dict) -> None:
+def check_golden(got: dict, want: dict, *, rel: float = REL) -> None:
     assert set(got) == set(want), f"recorded keys differ: {sorted(got)} vs {sorted(want)}"
     for key, value in want.items():
         if isinstance(value, float):
-            ok = got[key] == pytest.approx(value, rel=REL, abs=ABS)
+            ok = got[key] == pytest.approx(value, rel=rel, abs=ABS)
             assert ok, f"{key}: {got[key]!r} != golden {value!r}"
         else:
             assert got[key] == value, f"{key}: {got[key]!r} != golden {value!r}"
@@ -840,16 +847,17 @@ def test_cases_cover_every_registered_sampler():
 
 @pytest.mark.parametrize("case", CASES)
 def test_golden(case):
-    check_golden(summarize(run_case(case)), GOLDEN[case])
+    check_golden(summarize(run_case(case)), GOLDEN[case], rel=SENSITIVE_REL.get(split_case(case)[2], REL))
 
 
-@pytest.mark.parametrize("case", ["embed_tied-ode", "ar-commit_confidence"])
+@pytest.mark.parametrize("case", ["embed_tied-ode", "ar-commit_confidence", "embed_tied-adaptive_margin"])
 def test_golden_comparison_detects_a_perturbed_backbone_weight(case):
-    """Sensitivity: nudging one backbone weight must break the golden comparison."""
+    """Sensitivity: nudging one backbone weight must break the golden comparison (also at SENSITIVE_REL)."""
+    rel = SENSITIVE_REL.get(split_case(case)[2], REL)
     backbone = build_backbone("backbone")
-    check_golden(summarize(run_case(case, backbone=backbone)), GOLDEN[case])  # unperturbed: passes
+    check_golden(summarize(run_case(case, backbone=backbone)), GOLDEN[case], rel=rel)  # unperturbed: passes
     backbone = build_backbone("backbone")
     with torch.no_grad():
         backbone.blocks[0].attn.qkv.weight[0, 0] += 0.05
     with pytest.raises(AssertionError):
-        check_golden(summarize(run_case(case, backbone=backbone)), GOLDEN[case])
+        check_golden(summarize(run_case(case, backbone=backbone)), GOLDEN[case], rel=rel)

@@ -28,6 +28,7 @@ def test_sampling_benchmark_runs(tiny_ckpt, tmp_path):
     assert [(r["sampler"], r["K"], r["nfe"]) for r in rows] == [("ode", 1, 1), ("ode", 2, 2), ("sde", 1, 1),
                                                                 ("sde", 2, 2), ("commit", 1, 1), ("commit", 2, 2)]
     assert all(r["tokens_per_s"] > 0 and 0 < r["fraction_of_peak"] for r in rows) and "machine" in result
+    assert result["machine"]["cpu_model"] and result["machine"]["cpu_capability"]  # which CPU kind ran it
     # the peak is the fastest GEMM timed (PyTorch's own and, where available, oneDNN's): never below PyTorch's
     assert all(r["fraction_of_peak"] <= r["fraction_of_aten_peak"] and r["cpu_linear"] == "onednn" for r in rows)
     assert rows[0]["peak_kernel"] in ("aten", "onednn")
@@ -149,6 +150,8 @@ def test_vocab_benchmark_times_each_vocabulary_against_the_smallest(tmp_path):
     for r in rows:
         assert r["train_step_s"] > 0 and r["diagnostics_s"] > 0 and isinstance(r["met"], bool)
         assert r["overhead"] == r["diagnostics_s"] / (200 * r["train_step_s"])
+        assert r["optimizer_s"] > 0 and r["ema_s"] > 0
+        assert r["rest_other_s"] == pytest.approx(r["rest_s"] - r["optimizer_s"] - r["ema_s"])
 
 
 def _report(path, rows):

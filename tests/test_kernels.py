@@ -44,6 +44,42 @@ def test_linear_cross_entropy_equals_cross_entropy_of_the_logits(budget, with_bi
     assert not acc.requires_grad
 
 
+def test_two_pass_cross_entropy_over_several_row_blocks_and_column_tiles(monkeypatch):
+    import textflow.kernels.cross_entropy as ce
+
+    monkeypatch.setattr(ce, "ROW_TILE", 8)
+    f, w, b, y = _problem(n=37, v=50)
+    y[:5] = 49  # targets in the last, short column tile
+    want = F.cross_entropy(F.linear(f, w, b), y)
+    want_grads = torch.autograd.grad(want, [f, w, b])
+    with chunk_budget(200):  # 4 rows per whole-row chunk: the two-pass kernel, tiles of 8 x 25
+        assert ce.ce_tile_shape(37, 50) == (8, 25)
+        got, acc = linear_cross_entropy(f, w, b, y)
+    assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-6)
+    for g_got, g_want in zip(torch.autograd.grad(got, [f, w, b]), want_grads):
+        torch.testing.assert_close(g_got, g_want, rtol=1e-5, atol=1e-6)
+    assert float(acc) == pytest.approx(float((F.linear(f, w, b).argmax(-1) == y).float().mean()))
+
+
+def test_scaled_unit_rows_matches_autograd_of_normalize_including_a_zero_row():
+    from textflow.kernels import scaled_unit_rows
+
+    g = torch.Generator().manual_seed(3)
+    table = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    table[7] = 0.0  # F.normalize divides it by eps: its gradient has no radial term
+    upstream = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    results = []
+    for fn in (lambda e, s: s.exp() * F.normalize(e, dim=-1), scaled_unit_rows):
+        e = table.clone().requires_grad_(True)
+        s = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+        out = fn(e, s)
+        results.append((out.detach(), *torch.autograd.grad((out * upstream).sum(), [e, s])))
+    for got, want in zip(results[1], results[0]):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"\(V, D\) table and a scalar"):
+        scaled_unit_rows(table[0], torch.zeros(()))
+
+
 def test_linear_cross_entropy_takes_any_leading_shape_and_bf16():
     f, w, b, y = _problem(n=24, dtype=torch.bfloat16)
     got, _ = linear_cross_entropy(f.view(4, 6, -1), w, b, y.view(4, 6))

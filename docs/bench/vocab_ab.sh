@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The training step, the readout cross-entropy and the readout diagnostics at 4 k, 50 k and 128 k
-# vocabularies (bench vocab, dit_tiny) before and after textflow/kernels/tile_ops.py: worktrees of BASE (the
-# commit before it) and NEW (the commit that added it, before bench vocab timed in rounds), alternated in
-# fresh processes, twice (docs/benchmarks.md, "Large vocabularies", and "Sampling at the machine's limit",
-# sixth block). Run from the repository root:
-#   bash docs/bench/vocab_ab.sh
+# vocabularies (bench vocab, dit_tiny) at two commits: worktrees of BASE and NEW, alternated in fresh
+# processes, twice (docs/benchmarks.md, "Large vocabularies"). The defaults are the commit before and the
+# commit that added textflow/kernels/tile_ops.py ("Sampling at the machine's limit", sixth block); the
+# two-pass cross-entropy and the tied readout's own backward were measured with BASE=ee7d88a NEW=<its
+# commit>. Run from the repository root:
+#   bash docs/bench/vocab_ab.sh            # or: BASE=... NEW=... bash docs/bench/vocab_ab.sh
 set -euo pipefail
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=offline
 BASE=${BASE:-ee1b15e}

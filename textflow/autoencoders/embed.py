@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from textflow.autoencoders.base import LatentAutoencoder
 from textflow.errors import ConfigError, check_choice
+from textflow.kernels.unit_rows import scaled_unit_rows
 from textflow.noise import GeneratorArg, rand, randn
 
 
@@ -57,10 +58,11 @@ class EmbeddingAutoencoder(LatentAutoencoder):
 
     def readout_weights(self) -> tuple[Tensor, Tensor]:
         """``(W, b)`` of the linear readout ``logits = x W^T + b``; for ``tied``, ``W = tau * E_hat``
-        (the temperature scales the V x D table, not the L x V logits)."""
+        (the temperature scales the V x D table, not the L x V logits; :mod:`textflow.kernels.unit_rows`
+        computes it and its gradient in a few passes over the table)."""
         if self.readout_mode == "linear":
             return self.readout.weight, self.readout.bias
-        return self.log_temperature.exp() * F.normalize(self.embedding.weight, dim=-1), self.readout_bias
+        return scaled_unit_rows(self.embedding.weight, self.log_temperature), self.readout_bias
 
     def decode(self, latents: Tensor) -> Tensor:
         weight, bias = self.readout_weights()

@@ -23,6 +23,13 @@ def time_training_step(module, ids: torch.Tensor, *, repeats: int) -> dict:
 
 def training_step(module, ids: torch.Tensor):
     """A callable that runs one optimizer step (forward, backward, step, EMA) of ``module`` on ``ids``."""
+    return training_step_parts(module, ids)["step"]
+
+
+def training_step_parts(module, ids: torch.Tensor) -> dict:
+    """Callables sharing one optimizer: ``step`` (forward, backward, step, EMA of ``module`` on ``ids``),
+    and its last two parts alone, ``optimizer`` (the optimizer's step on the gradients the last ``step``
+    left) and ``ema`` (the EMA update), so a benchmark can tell where a step's time goes."""
     module.train()
     optimizer = module.optimizer_factory(params=module.net.parameters())
     module.log = module.log_dict = lambda *a, **k: None  # no trainer attached
@@ -34,7 +41,7 @@ def training_step(module, ids: torch.Tensor):
         optimizer.step()
         module.ema.update(module.net)
 
-    return step
+    return {"step": step, "optimizer": optimizer.step, "ema": lambda: module.ema.update(module.net)}
 
 
 def time_monitor(module, val_ids: torch.Tensor, *, repeats: int) -> dict:

@@ -50,9 +50,24 @@ def _summary(times: list[float]) -> dict:
             "repeats": len(times)}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows. Sessions of this
+    project land on more than one CPU kind (an AVX-512 Intel host, an AVX2 AMD EPYC), whose peaks differ
+    by 2x, so every result says which it ran on."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
-            "processor": platform.processor() or platform.machine(),
+            "processor": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 

@@ -7,7 +7,8 @@ from textflow.kernels.cross_entropy import linear_cross_entropy
 from textflow.kernels.perturbations import perturbation_stats
 from textflow.kernels.readout_chunks import (readout_argmax, readout_chunks, readout_entropy, readout_token_stats,
                                             readout_top2, readout_topk, row_slices, selected_logits, top2_probs)
+from textflow.kernels.unit_rows import scaled_unit_rows
 
 __all__ = ["cache_chunk_elements", "chunk_budget", "chunk_elements", "linear_cross_entropy", "perturbation_stats",
            "readout_argmax", "readout_chunks", "readout_entropy", "readout_token_stats", "readout_top2", "readout_topk",
-           "row_slices", "selected_logits", "top2_probs"]
+           "row_slices", "scaled_unit_rows", "selected_logits", "top2_probs"]

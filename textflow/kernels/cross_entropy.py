@@ -3,13 +3,23 @@
 
 ``loss = mean_i [logsumexp_v(f_i . w_v + b_v) - (f_i . w_{y_i} + b_{y_i})]``
 
-The rows ``f_i`` are processed in chunks sized so that one chunk's logits stay small
-(:func:`textflow.kernels.chunking.chunk_elements` floats); the gradient with respect to ``f``, ``W``
-and ``b`` is computed chunk by chunk in the forward pass (``softmax - onehot`` never outlives its
-chunk) and scaled by the incoming gradient in the backward pass. At a 50 k vocabulary this replaces the full float32 logits, their softmax and their gradient
-(three 200 MB tensors for 1,024 positions) with one chunk at a time, and the matmuls carry the bias
-(``addmm``) so no elementwise pass over the logits is left but the softmax itself. Logits are computed
-in float32 whatever the input dtype, as ``F.cross_entropy(logits.float(), ...)`` would see them.
+The gradient with respect to ``f``, ``W`` and ``b`` is computed in the forward pass (``softmax -
+onehot`` never outlives its piece of logits) and scaled by the incoming gradient in the backward pass,
+by one of two schedules:
+
+* **whole rows** (:func:`_whole_rows`), when all positions' logits fit one chunk
+  (:func:`textflow.kernels.chunking.chunk_elements` floats; a 4 k vocabulary at 1,024 positions): one
+  GEMM, the softmax in place, the two gradient GEMMs. The bias rides in the GEMM (``addmm``);
+* **two passes over cache-sized tiles** (:func:`_two_pass_tiles`), otherwise: per block of positions,
+  a first pass streams each row's log-sum-exp, best token and target logit over column tiles
+  (:class:`~textflow.kernels.online.OnlineLogits`), a second recomputes each tile and adds its share of
+  the gradients. It costs a fourth GEMM, but the weight and its gradient are read a couple of times
+  per step instead of once per small row chunk; at 128 k tokens (a 33 MB table at D = 64, past this
+  CPU's cache) that made the kernel 16 % faster, at 50 k 10 % (docs/benchmarks.md, "Large vocabularies").
+
+At a 50 k vocabulary either replaces the full float32 logits, their softmax and their gradient (three
+200 MB tensors for 1,024 positions). Logits are computed in float32 whatever the input dtype, as
+``F.cross_entropy(logits.float(), ...)`` would see them.
 """
 
 from __future__ import annotations
@@ -17,14 +27,91 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from textflow.kernels.chunking import chunk_elements
+from textflow.kernels.chunking import cache_chunk_elements, chunk_elements
+from textflow.kernels.online import OnlineLogits, column_tiles
 from textflow.kernels.tile_ops import exp_, tile_top
+
+
+ROW_TILE = 1024  # positions per row block of the two-pass kernel at most
+
+
+def ce_tile_shape(n: int, vocab: int, elements: int | None = None) -> tuple[int, int]:
+    """``(rows, columns)`` of a logits tile of the two-pass kernel: as many of the ``n`` positions as
+    :data:`ROW_TILE` allows, and the columns that fill ``elements`` floats (the cache-sized budget,
+    :func:`~textflow.kernels.chunking.cache_chunk_elements`)."""
+    elements = cache_chunk_elements() if elements is None else elements
+    rows = max(1, min(n, ROW_TILE, elements))
+    columns = max(1, min(vocab, elements // rows))
+    return rows, columns
 
 
 def _chunk_logits(features: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     if bias is None:
         return features @ weight.T
     return torch.addmm(bias, features, weight.T)
+
+
+def _whole_rows(f32, w32, b32, targets, chunk_rows, grads, totals) -> None:
+    """Row chunks that each hold all V logits of their rows: one GEMM per chunk, then its softmax and
+    the gradients' GEMMs while the chunk is in memory. Serves when the weight and a chunk fit the cache."""
+    grad_f, grad_w, grad_b = grads
+    n = f32.shape[0]
+    for start in range(0, n, chunk_rows):
+        rows = slice(start, min(start + chunk_rows, n))
+        f, y = f32[rows], targets[rows]
+        logits = _chunk_logits(f, w32, b32)
+        picked = logits.gather(1, y[:, None]).squeeze(1)
+        top, argmax = tile_top(logits, 1)  # the row max (for a stable exp) and the argmax, (n, 1) each
+        totals[1] += (argmax[:, 0] == y).sum()
+        probs = exp_(logits.sub_(top))  # exp(l - max), in place of the chunk's logits
+        norm = probs.sum(-1)
+        totals[0] += (top[:, 0] + norm.log() - picked).sum(dtype=torch.float64)
+        if any(g is not None for g in grads):
+            probs.mul_((1.0 / (norm * n))[:, None])  # softmax / n
+            probs[torch.arange(len(y), device=y.device), y] -= 1.0 / n  # d mean loss / d logits
+            if grad_f is not None:
+                torch.mm(probs, w32, out=grad_f[rows])
+            if grad_w is not None:
+                grad_w.addmm_(probs.T, f)
+            if grad_b is not None:
+                grad_b += probs.sum(0)
+
+
+def _two_pass_tiles(f32, w32, b32, targets, tile, grads, totals) -> None:
+    """Tiles of ``rows x columns`` logits, two passes per block of rows: the first streams the
+    log-sum-exp, the best token and the target's logit (:class:`~textflow.kernels.online.OnlineLogits`),
+    the second recomputes each tile, turns it into ``softmax - onehot`` and adds its share of the
+    gradients. One more logits GEMM than :func:`_whole_rows`, but the weight and its gradient are read
+    once per pass of a row block instead of once per small row chunk: at a 128 k vocabulary the table
+    (33 MB at D = 64) outgrows the cache and those reads were the kernel's cost (docs/benchmarks.md,
+    "Large vocabularies")."""
+    grad_f, grad_w, grad_b = grads
+    n, (block, columns) = f32.shape[0], tile
+    for start in range(0, n, block):
+        rows = slice(start, min(start + block, n))
+        f, y = f32[rows], targets[rows]
+        stats = OnlineLogits(topk=1, tokens=y)
+        for column, logits in column_tiles(f, w32, b32, columns):
+            stats.update(column, logits)
+        lse = stats.lse()
+        totals[0] += (lse - stats.picked).sum(dtype=torch.float64)
+        totals[1] += (stats.indices[:, 0] == y).sum()
+        if not any(g is not None for g in grads):
+            continue
+        if grad_f is not None:
+            grad_f[rows].zero_()
+        for column, logits in column_tiles(f, w32, b32, columns):
+            cols = slice(column, column + logits.shape[1])
+            probs = exp_(logits.sub_(lse[:, None])).mul_(1.0 / n)  # softmax / n
+            local = y - column
+            inside = ((local >= 0) & (local < logits.shape[1])).nonzero().squeeze(1)
+            probs[inside, local[inside]] -= 1.0 / n  # d mean loss / d logits
+            if grad_f is not None:
+                grad_f[rows].addmm_(probs, w32[cols])
+            if grad_w is not None:
+                grad_w[cols].addmm_(probs.T, f)
+            if grad_b is not None:
+                grad_b[cols] += probs.sum(0)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -35,34 +122,18 @@ class _LinearCrossEntropy(torch.autograd.Function):
         f32, w32 = features.float(), weight.float()
         b32 = None if bias is None else bias.float()
         want = tuple(track and w for w in ctx.needs_input_grad)  # nothing to keep outside autograd
-        grad_f = torch.empty_like(f32) if want[0] else None
-        grad_w = torch.zeros_like(w32) if want[1] else None
-        grad_b = torch.zeros_like(b32) if b32 is not None and want[2] else None
-        total = torch.zeros((), dtype=torch.float64, device=features.device)
-        correct = torch.zeros((), dtype=torch.int64, device=features.device)
-        for start in range(0, n, chunk_rows):
-            rows = slice(start, min(start + chunk_rows, n))
-            f, y = f32[rows], targets[rows]
-            logits = _chunk_logits(f, w32, b32)
-            picked = logits.gather(1, y[:, None]).squeeze(1)
-            top, argmax = tile_top(logits, 1)  # the row max (for a stable exp) and the argmax, (n, 1) each
-            correct += (argmax[:, 0] == y).sum()
-            probs = exp_(logits.sub_(top))  # exp(l - max), in place of the chunk's logits
-            norm = probs.sum(-1)
-            total += (top[:, 0] + norm.log() - picked).sum(dtype=torch.float64)
-            if any(want[:3]):
-                probs.mul_((1.0 / (norm * n))[:, None])  # softmax / n
-                probs[torch.arange(len(y), device=y.device), y] -= 1.0 / n  # d mean loss / d logits
-                if grad_f is not None:
-                    torch.mm(probs, w32, out=grad_f[rows])
-                if grad_w is not None:
-                    grad_w.addmm_(probs.T, f)
-                if grad_b is not None:
-                    grad_b += probs.sum(0)
-        ctx.save_for_backward(grad_f, grad_w, grad_b)
+        grads = (torch.empty_like(f32) if want[0] else None, torch.zeros_like(w32) if want[1] else None,
+                 torch.zeros_like(b32) if b32 is not None and want[2] else None)
+        totals = [torch.zeros((), dtype=torch.float64, device=features.device),
+                  torch.zeros((), dtype=torch.int64, device=features.device)]
+        if chunk_rows >= n:
+            _whole_rows(f32, w32, b32, targets, chunk_rows, grads, totals)
+        else:
+            _two_pass_tiles(f32, w32, b32, targets, ce_tile_shape(n, w32.shape[0]), grads, totals)
+        ctx.save_for_backward(*grads)
         ctx.dtypes = (features.dtype, weight.dtype, None if bias is None else bias.dtype)
-        ctx.mark_non_differentiable(correct)
-        return (total / max(n, 1)).float(), correct
+        ctx.mark_non_differentiable(totals[1])
+        return (totals[0] / max(n, 1)).float(), totals[1]
 
     @staticmethod
     def backward(ctx, grad_loss: Tensor, _grad_correct: Tensor):

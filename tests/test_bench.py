@@ -139,6 +139,17 @@ def test_ar_baseline_cache_matches_recomputation():
     assert torch.equal(model.generate(prompt, 8), model.generate(prompt, 8, use_cache=False))
 
 
+def test_readout_flops_count_what_each_readout_computes():
+    from textflow.autoencoders import EmbeddingAutoencoder, ImageAutoencoder, OneHotAutoencoder
+    from textflow.bench.train import readout_forward_flops
+
+    assert readout_forward_flops(EmbeddingAutoencoder(vocab_size=100, latent_dim=8), tokens=10) == 2 * 100 * 8 * 10
+    assert readout_forward_flops(OneHotAutoencoder(vocab_size=100), tokens=10) == 100 * 10  # a scaling, no matmul
+    image = ImageAutoencoder()
+    per_image = sum(2 * m.weight.numel() for m in image.decoder if isinstance(m, torch.nn.Linear))
+    assert readout_forward_flops(image, tokens=3 * image.latent_tokens) == 3 * per_image
+
+
 def test_vocab_benchmark_times_each_vocabulary_against_the_smallest(tmp_path):
     bench_main(["vocab", "--vocabs", "512,128", "--batch", "2", "--seq-len", "8", "--blocks", "2", "--repeats", "1",
                 "--out", str(tmp_path)])

@@ -89,6 +89,24 @@ def test_optimizers(option, tmp_path, cache_dir):
     assert out["optimizer"].defaults["lr"] == cfg.module.optimizer.lr and out["lr_scheduler"]["interval"] == "step"
 
 
+def test_fused_adamw_is_one_override_and_steps_like_the_default(tmp_path, cache_dir):
+    import torch
+
+    params = {}
+    for fused in (False, True):
+        overrides = base(tmp_path, cache_dir) + ([f"module.optimizer.fused={str(fused).lower()}"] if fused else [])
+        cfg = compose_config("train", overrides)
+        torch.manual_seed(0)
+        module = build_module(cfg, vocab_size=50, seq_len=16)
+        optimizer = module.configure_optimizers()["optimizer"]
+        assert optimizer.defaults["fused"] is (True if fused else None)
+        for p in module.net.parameters():
+            p.grad = torch.ones_like(p)
+        optimizer.step()
+        params[fused] = torch.cat([p.detach().flatten() for p in module.net.parameters()])
+    torch.testing.assert_close(params[True], params[False], rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "optimizer" / "schedule").glob("*.yaml")))
 def test_schedules(option, tmp_path, cache_dir):
     cfg = compose_config("train", base(tmp_path, cache_dir) + [f"optimizer/schedule@module.scheduler={option}"])

@@ -52,6 +52,11 @@ class LatentAutoencoder(nn.Module, ABC):
     def bind_tokenizer(self, tokenizer) -> None:
         """Called once with the run's tokenizer (a REPA teacher needs the text behind the ids)."""
 
+    def readout_flops(self, tokens: int) -> float:
+        """Forward FLOPs of decoding ``tokens`` positions, for the benchmarks' model-FLOP counts
+        (docs/benchmarks.md): one V x D matmul, ``2 V D`` per position, unless a readout says otherwise."""
+        return 2.0 * self.vocab_size * self.latent_dim * tokens
+
     def readout_head(self, latents: Tensor) -> tuple[Tensor, Tensor, Tensor | None] | None:
         """The readout's last linear layer: ``(features, weight, bias)`` with
         ``decode(latents) == features @ weight.T + bias``, or None when the readout has no such form.

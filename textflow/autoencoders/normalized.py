@@ -50,6 +50,9 @@ class NormalizedAutoencoder(LatentAutoencoder):
     def unwrap(self) -> LatentAutoencoder:
         return self.inner
 
+    def readout_flops(self, tokens: int) -> float:
+        return self.inner.readout_flops(tokens)
+
     def to_unwrapped(self, latents: Tensor) -> Tensor:
         """Standardised latents back in the inner autoencoder's space: ``z * std + mean``."""
         return latents * self.std.to(latents.dtype) + self.mean.to(latents.dtype)

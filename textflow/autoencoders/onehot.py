@@ -58,6 +58,10 @@ class OneHotAutoencoder(LatentAutoencoder):
     def decode(self, latents: Tensor) -> Tensor:
         return latents * (self.sharpness / self.scale)
 
+    def readout_flops(self, tokens: int) -> float:
+        """One product per logit: the readout is a scaling, not a V x V matmul."""
+        return float(self.vocab_size * tokens)
+
     def loss(self, ids: Tensor, *, generator: GeneratorArg = None) -> dict[str, Tensor]:
         """Nothing to train: a zero loss."""
         return {"loss": torch.zeros((), device=ids.device)}

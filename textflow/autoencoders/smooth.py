@@ -56,6 +56,11 @@ class ImageAutoencoder(LatentAutoencoder):
         """(B, latent_tokens, latent_dim) -> (B, pixels), pixel intensities."""
         return self.decoder(latents.flatten(-2))
 
+    def readout_flops(self, tokens: int) -> float:
+        """The decoder MLP's matmuls, once per image of ``latent_tokens`` positions."""
+        per_image = sum(2 * m.in_features * m.out_features for m in self.decoder if isinstance(m, nn.Linear))
+        return per_image * tokens / self.latent_tokens
+
     def loss(self, images: Tensor, *, generator: GeneratorArg = None) -> dict[str, Tensor]:
         z = self.encode(images)
         std = rand((images.shape[0], 1, 1), generator=generator, device=z.device) * self.latent_noise

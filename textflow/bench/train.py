@@ -54,8 +54,10 @@ def backbone_forward_flops(backbone, *, batch: int, seq_len: int) -> float:
 
 
 def readout_forward_flops(autoencoder, *, tokens: int) -> float:
-    """FLOPs of one readout matmul over ``tokens`` positions: ``2 * V * D * tokens``."""
-    return 2 * autoencoder.vocab_size * autoencoder.latent_dim * tokens
+    """FLOPs of one readout over ``tokens`` positions, as the autoencoder counts them
+    (:meth:`textflow.autoencoders.LatentAutoencoder.readout_flops`: ``2 * V * D * tokens`` for a matmul
+    readout; the one-hot readout is a scaling, ``V * tokens``)."""
+    return autoencoder.readout_flops(tokens)
 
 
 def model_flops_per_step(module, *, batch: int, seq_len: int) -> float:

@@ -15,7 +15,7 @@ by one of two schedules:
   (:class:`~textflow.kernels.online.OnlineLogits`), a second recomputes each tile and adds its share of
   the gradients. It costs a fourth GEMM, but the weight and its gradient are read a couple of times
   per step instead of once per small row chunk; at 128 k tokens (a 33 MB table at D = 64, past this
-  CPU's cache) that made the kernel 16 % faster, at 50 k 10 % (docs/benchmarks.md, "Large vocabularies").
+  CPU's cache) that made the kernel 13 % faster, at 50 k 9 % (docs/benchmarks.md, "Large vocabularies").
 
 At a 50 k vocabulary either replaces the full float32 logits, their softmax and their gradient (three
 200 MB tensors for 1,024 positions). Logits are computed in float32 whatever the input dtype, as

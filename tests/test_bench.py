@@ -143,8 +143,10 @@ def test_readout_flops_count_what_each_readout_computes():
     from textflow.autoencoders import EmbeddingAutoencoder, ImageAutoencoder, OneHotAutoencoder
     from textflow.bench.train import readout_forward_flops
 
-    assert readout_forward_flops(EmbeddingAutoencoder(vocab_size=100, latent_dim=8), tokens=10) == 2 * 100 * 8 * 10
-    assert readout_forward_flops(OneHotAutoencoder(vocab_size=100), tokens=10) == 100 * 10  # a scaling, no matmul
+    embed = EmbeddingAutoencoder(vocab_size=100, latent_dim=8)
+    assert readout_forward_flops(embed, tokens=10) == 2 * 100 * 8 * 10
+    # the one-hot readout is a scaling, no matmul
+    assert readout_forward_flops(OneHotAutoencoder(vocab_size=100), tokens=10) == 100 * 10
     image = ImageAutoencoder()
     per_image = sum(2 * m.weight.numel() for m in image.decoder if isinstance(m, torch.nn.Linear))
     assert readout_forward_flops(image, tokens=3 * image.latent_tokens) == 3 * per_image

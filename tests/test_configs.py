@@ -94,7 +94,7 @@ def test_fused_adamw_is_one_override_and_steps_like_the_default(tmp_path, cache_
 
     params = {}
     for fused in (False, True):
-        overrides = base(tmp_path, cache_dir) + ([f"module.optimizer.fused={str(fused).lower()}"] if fused else [])
+        overrides = base(tmp_path, cache_dir) + (["module.optimizer.fused=true"] if fused else [])
         cfg = compose_config("train", overrides)
         torch.manual_seed(0)
         module = build_module(cfg, vocab_size=50, seq_len=16)

@@ -21,6 +21,7 @@ from textflow.backbones import DiT
 from textflow.checkpoint.files import checkpoint_tensors, nonfinite_tensors, read_checkpoint
 from textflow.errors import ConfigError
 from textflow.training import MuonWithAdamW, TrainingModule, WarmupCosine
+from textflow.training import muon as muon_update
 from textflow.training.optim import is_hidden_matrix
 
 DEPTH = 2
@@ -108,6 +109,8 @@ def test_plain_parameters_and_bad_knobs_are_refused():
         MuonWithAdamW(module.trained_parameters())
     with pytest.raises(ConfigError, match="muon_lr"):
         MuonWithAdamW(module.named_trained_parameters(), muon_lr=-1.0)
+    with pytest.raises(ConfigError, match=r"muon_ns_dtype='float16'.*auto, bfloat16, float32"):
+        MuonWithAdamW(module.named_trained_parameters(), muon_ns_dtype="float16")
     with pytest.raises(ConfigError, match="muon_adjust_lr_fn"):
         MuonWithAdamW(module.named_trained_parameters(), muon_adjust_lr_fn="sqrt")
     with pytest.warns(UserWarning, match="every parameter is trained with AdamW"):
@@ -116,7 +119,8 @@ def test_plain_parameters_and_bad_knobs_are_refused():
 
 
 def test_a_step_is_torch_muon_on_the_hidden_matrices_and_torch_adamw_on_the_rest():
-    module, opt = make()
+    """With the iteration in bfloat16 (torch's only choice) the update equals torch.optim.Muon's exactly."""
+    module, opt = make(muon_ns_dtype="bfloat16")
     reference = copy.deepcopy(module)
     ref_named = dict(reference.named_trained_parameters())
     ref_muon = torch.optim.Muon([ref_named[n] for n in HIDDEN], lr=0.02, momentum=0.95, weight_decay=0.01)
@@ -138,6 +142,68 @@ def test_a_step_is_torch_muon_on_the_hidden_matrices_and_torch_adamw_on_the_rest
     assert set(opt.state) == {p for g in opt.param_groups for p in g["params"]}  # one state per trained param
     assert all("momentum_buffer" in opt.state[p] for p in opt.param_groups[0]["params"])
     assert all("exp_avg_sq" in opt.state[p] for p in opt.param_groups[1]["params"])
+
+
+def test_the_iteration_keeps_the_singular_vectors_and_brings_the_singular_values_near_one():
+    """In float64 the quintic iteration is exactly a polynomial of X X^T times X: U^T X V is diagonal
+    (U, V from the SVD of the input), for wide and tall inputs, and its diagonal sits around 1."""
+    g = torch.Generator().manual_seed(0)
+    for shape in ((12, 30), (30, 12)):
+        matrix = torch.randn(shape, generator=g, dtype=torch.float64)
+        matrix[:, 0] *= 50  # a spread-out spectrum
+        out = muon_update.orthogonalize(matrix, coefficients=(3.4445, -4.7750, 2.0315), steps=5, eps=1e-7,
+                                        dtype=torch.float64)
+        u, _, vh = torch.linalg.svd(matrix, full_matrices=False)
+        core = u.T @ out @ vh.T
+        off = core - torch.diag(torch.diagonal(core))
+        assert out.dtype == torch.float64 and out.shape == shape
+        assert float(off.abs().max()) < 1e-10
+        assert 0.3 < float(torch.diagonal(core).min()) and float(torch.diagonal(core).max()) < 1.6
+
+
+def test_the_float32_iteration_agrees_with_torch_muon_to_bfloat16_precision():
+    """Same update, other dtype: the float32 run differs from torch's bfloat16 one only by bfloat16
+    rounding, and its momentum buffers equal torch's exactly (they never see the iteration)."""
+    module, opt = make(muon_ns_dtype="float32")
+    reference = copy.deepcopy(module)
+    ref_named = dict(reference.named_trained_parameters())
+    ref_muon = torch.optim.Muon([ref_named[n] for n in HIDDEN], lr=0.02, momentum=0.95, weight_decay=0.01)
+    start = {n: p.detach().clone() for n, p in module.named_trained_parameters()}
+    named = dict(module.named_trained_parameters())
+    g = torch.Generator().manual_seed(1)
+    for n, p in named.items():  # random gradients: the adaLN-zero blocks get none from a first loss
+        p.grad = torch.randn(p.shape, generator=g)
+        ref_named[n].grad = p.grad.clone()
+    opt.step()
+    ref_muon.step()
+    for n in HIDDEN:
+        step, ref_step = named[n].detach() - start[n], ref_named[n].detach() - start[n]
+        assert not torch.equal(step, ref_step), n  # the dtype did change the arithmetic
+        assert float((step - ref_step).norm() / ref_step.norm()) < 2e-2, n
+        assert torch.equal(opt.state[named[n]]["momentum_buffer"], ref_muon.state[ref_named[n]]["momentum_buffer"])
+
+
+def test_without_nesterov_the_float32_iteration_leaves_the_momentum_buffer_alone():
+    """The direction is then the buffer itself: the iteration works on a copy, so after the first step
+    the buffer is exactly (1 - momentum) * gradient."""
+    module, opt = make(muon_ns_dtype="float32", muon_nesterov=False)
+    module.loss().backward()
+    grads = {p: p.grad.clone() for p in opt.param_groups[0]["params"]}
+    opt.step()
+    for p, grad in grads.items():
+        assert torch.equal(opt.state[p]["momentum_buffer"], torch.zeros_like(grad).lerp_(grad, 1 - 0.95))
+
+
+def test_auto_picks_bfloat16_only_where_the_device_multiplies_it_natively(monkeypatch):
+    cpu = torch.device("cpu")
+    assert muon_update.ns_dtype_for("float32", cpu) == torch.float32
+    assert muon_update.ns_dtype_for("bfloat16", cpu) == torch.bfloat16
+    for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(muon_update, "fast_bfloat16_matmul", lambda device, native=native: native)
+        assert muon_update.ns_dtype_for("auto", cpu) == expected
+    monkeypatch.undo()
+    assert muon_update.fast_bfloat16_matmul(cpu) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert muon_update.fast_bfloat16_matmul(torch.device("meta")) is False
 
 
 def test_the_lr_schedule_scales_both_sides():
@@ -190,6 +256,7 @@ def test_state_dict_round_trip_continues_exactly_and_refuses_another_split():
     with pytest.raises(ValueError, match="splits the parameters differently"):
         other.load_state_dict(saved["opt"])
     clone = copy.deepcopy(opt2)  # a copy (or unpickled optimizer) rebuilds its inner optimizers
+    assert clone.defaults["muon_ns_dtype"] == "auto"
     clone.zero_grad()
     resumed.loss().backward()
     clone.step()

@@ -22,6 +22,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from textflow.checks import require_int, require_number
 from textflow.errors import ConfigError
+from textflow.training.muon import check_ns_dtype, muon_group_step
 
 # A parameter is a hidden matrix when its qualified name lies inside a numbered transformer block:
 # ``blocks.<i>.`` is the block list of the DiT (textflow.backbones.dit) and of the autoencoders'
@@ -47,7 +48,8 @@ class MuonWithAdamW(Optimizer):
     an LR schedule over ``param_groups`` (:class:`WarmupCosine`) scales both learning rates by the same
     factor, gradient clipping sees every parameter, and ``state_dict()`` / ``load_state_dict()`` round
     trip both optimizers' state (a checkpoint of another split is refused on load). ``step`` runs
-    ``torch.optim.Muon`` and ``torch.optim.AdamW`` on those groups and this optimizer's state.
+    Muon's update (:func:`textflow.training.muon.muon_group_step`: ``torch.optim.Muon``'s, with the
+    Newton-Schulz dtype chosen per device) and ``torch.optim.AdamW`` on those groups and this state.
 
     Args:
         params: ``(name, parameter)`` pairs; names are needed for the split, so
@@ -59,6 +61,9 @@ class MuonWithAdamW(Optimizer):
             ``torch.optim.Muon``'s ``lr``, ``momentum``, ``nesterov``, ``weight_decay``, ``ns_steps``
             and ``adjust_lr_fn`` (``None``/``"original"``: lr × sqrt(max(1, rows/cols));
             ``"match_rms_adamw"``: lr × 0.2·sqrt(max(rows, cols)), AdamW-sized updates).
+        muon_ns_dtype: the dtype of Muon's Newton-Schulz iteration (:mod:`textflow.training.muon`):
+            ``"auto"`` (bfloat16 where the device has native bfloat16 matmuls, as torch's Muon always
+            uses, float32 on CPUs that would emulate them), ``"bfloat16"`` or ``"float32"``.
         hidden_pattern: regular expression searched in a 2-D parameter's name to send it to Muon.
     """
 
@@ -68,7 +73,8 @@ class MuonWithAdamW(Optimizer):
                  betas: tuple[float, float] = (0.9, 0.98), eps: float = 1e-8, weight_decay: float = 0.01,
                  muon_lr: float = 0.02, muon_momentum: float = 0.95, muon_nesterov: bool = True,
                  muon_weight_decay: float = 0.01, muon_ns_steps: int = 5,
-                 muon_adjust_lr_fn: Optional[str] = None, hidden_pattern: str = HIDDEN_PATTERN):
+                 muon_adjust_lr_fn: Optional[str] = None, muon_ns_dtype: str = "auto",
+                 hidden_pattern: str = HIDDEN_PATTERN):
         named = list(params)
         if not named or not all(isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
                                 and isinstance(item[1], Tensor) for item in named):
@@ -86,6 +92,7 @@ class MuonWithAdamW(Optimizer):
         if not isinstance(muon_nesterov, bool):
             raise ConfigError(f"optimizer.muon_nesterov={muon_nesterov!r} is invalid; it must be true or "
                               "false")
+        check_ns_dtype(muon_ns_dtype)
         betas = tuple(betas)
         if len(betas) != 2:
             raise ConfigError(f"optimizer.betas={list(betas)!r} is invalid; it must be two numbers in [0, 1)")
@@ -104,8 +111,10 @@ class MuonWithAdamW(Optimizer):
         if not to_muon:
             warnings.warn(f"MuonWithAdamW: no parameter is a hidden matrix (2-D, name matching "
                           f"{hidden.pattern!r}); every parameter is trained with AdamW", stacklevel=2)
-        # Each side's group dict is built by its torch optimizer (every default key filled in), then
-        # shared: this optimizer owns the groups and the state, the inner ones only run the update.
+        # Each side's group dict is built by its torch optimizer (every default key filled in and
+        # checked), then shared: this optimizer owns the groups and the state. AdamW's update is torch's
+        # (an inner AdamW bound to those groups); Muon's is textflow.training.muon's, which equals
+        # torch's with its iteration in bfloat16 and lets the dtype follow the device.
         inner = {}
         if to_muon:
             inner["muon"] = Muon([{"params": to_muon}], **muon_kw)
@@ -117,18 +126,21 @@ class MuonWithAdamW(Optimizer):
                 group["kind"] = kind
                 groups.append(group)
         super().__init__(groups, {"lr": adamw_kw["lr"]})  # defaults["lr"]: the AdamW lr (module.optimizer.lr)
-        self._inner = inner
+        # in defaults (pickled and copied with the optimizer) but not in the groups, so optimizer states
+        # saved before the knob existed load unchanged
+        self.defaults["muon_ns_dtype"] = muon_ns_dtype
+        self._inner = {k: v for k, v in inner.items() if k == "adamw"}
 
-    def _inner_optimizer(self, kind: str) -> Optional[Optimizer]:
-        """The torch optimizer that updates the ``kind`` groups, bound to this optimizer's current
-        groups and state (``load_state_dict`` replaces both; a copy or unpickled optimizer rebuilds it)."""
-        groups = [g for g in self.param_groups if g["kind"] == kind]
+    def _inner_adamw(self) -> Optional[Optimizer]:
+        """The torch AdamW that updates the ``adamw`` groups, bound to this optimizer's current groups
+        and state (``load_state_dict`` replaces both; a copy or unpickled optimizer rebuilds it)."""
+        groups = [g for g in self.param_groups if g["kind"] == "adamw"]
         if not groups:
             return None
         cache = self.__dict__.setdefault("_inner", {})
-        if kind not in cache:
-            cache[kind] = (Muon if kind == "muon" else AdamW)([{"params": list(g["params"])} for g in groups])
-        optimizer = cache[kind]
+        if "adamw" not in cache:
+            cache["adamw"] = AdamW([{"params": list(g["params"])} for g in groups])
+        optimizer = cache["adamw"]
         optimizer.param_groups, optimizer.state = groups, self.state
         return optimizer
 
@@ -139,10 +151,13 @@ class MuonWithAdamW(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for kind in ("muon", "adamw"):
-            optimizer = self._inner_optimizer(kind)
-            if optimizer is not None:
-                optimizer.step()
+        ns_dtype = self.defaults.get("muon_ns_dtype", "auto")
+        for group in self.param_groups:
+            if group["kind"] == "muon":
+                muon_group_step(group, self.state, ns_dtype=ns_dtype)
+        adamw = self._inner_adamw()
+        if adamw is not None:
+            adamw.step()
         return loss
 
     def load_state_dict(self, state_dict: dict) -> None:

@@ -32,6 +32,11 @@ def test_sampling_benchmark_runs(tiny_ckpt, tmp_path):
     # the peak is the fastest GEMM timed (PyTorch's own and, where available, oneDNN's): never below PyTorch's
     assert all(r["fraction_of_peak"] <= r["fraction_of_aten_peak"] and r["cpu_linear"] == "onednn" for r in rows)
     assert rows[0]["peak_kernel"] in ("aten", "onednn")
+    # the peak is timed in the sampling rounds: the share is the median of each round's ratio
+    for r in rows:
+        assert len(r["times_s"]) == len(r["peak_rounds_gflops"]) == r["repeats"] == 1
+        assert r["fraction_of_peak"] == pytest.approx(r["gflop"] / r["times_s"][0] / r["peak_rounds_gflops"][0])
+        assert r["peak_gflops"] == pytest.approx(r["peak_rounds_gflops"][0])
     by = {(r["sampler"], r["K"]): r for r in rows}
     call = by[("ode", 2)]["gflop"] - by[("ode", 1)]["gflop"]  # one more network call, same final decode
     assert call > 0 and by[("sde", 2)]["gflop"] == pytest.approx(by[("ode", 2)]["gflop"])
@@ -50,6 +55,9 @@ def test_round_robin_timing_rotates_the_order_and_summarises_each_callable():
     assert calls[3:] == list("abc") + list("bca") + list("cab") + list("abc")
     assert set(timings) == set("abc")
     assert all(t["repeats"] == 4 and 0 <= t["min_s"] <= t["median_s"] <= t["max_s"] for t in timings.values())
+    kept = time_round_robin(fns, warmup=0, repeats=3, keep_times=True)
+    assert all(len(t["times_s"]) == 3 and min(t["times_s"]) == t["min_s"] for t in kept.values())
+    assert "times_s" not in timings["a"]
     single = []
     assert time_call(lambda: single.append(1), warmup=2, repeats=3)["repeats"] == 3 and len(single) == 5
 
@@ -281,3 +289,26 @@ def test_matched_benchmark_rebuilds_the_points_time_grid(tmp_path):
         _sampler_of(point("mine", "MyTime"))
     with pytest.raises(ConfigError, match="used ArgmaxAccuracyTime but has no .hydra/config.yaml"):
         _sampler_of(point("bare", "ArgmaxAccuracyTime"))
+
+
+def test_the_sampling_share_pairs_each_round_with_that_rounds_peak(monkeypatch):
+    """A host that halves its speed in round 2 halves the peak GEMM there too: each round's ratio, and so
+    the share, is unchanged, where a peak timed once before the run would report a lower share."""
+    from textflow.bench import sampling
+
+    clock = iter([1.5, 1.0, 1.2, 2.0, 3.0, 2.5])  # three GEMM calls a round; round 2 at half speed
+    probe = sampling.PeakProbe(lambda: None, flops=10.0)
+    monkeypatch.setattr(sampling, "seconds", lambda fn: next(clock))
+    probe(), probe()
+    assert probe.rates == [10.0, 5.0]  # the best of each round's three calls
+    den = type("Den", (), {})()
+    den.readout, den.readout_head, den.backbone, den.autoencoder = (lambda x: x), None, torch.nn.Module(), None
+    monkeypatch.setattr(sampling, "backbone_forward_flops", lambda backbone, batch, seq_len: 5.0)
+    monkeypatch.setattr(sampling, "readout_forward_flops", lambda ae, tokens: 0.0)
+    once = lambda: type("Out", (), {"nfe": 1})()  # noqa: E731
+    timing = {"median_s": 1.5, "min_s": 1.0, "max_s": 2.0, "repeats": 2, "times_s": [1.0, 2.0]}
+    row = sampling._row(den, once, timing=timing, spec="ode", k=1, dev=torch.device("cpu"), batch_size=1,
+                        seq_len=1, compile=False, bf16=False, peaks={"aten": probe.rates})
+    assert row["fraction_of_peak"] == pytest.approx(0.5)  # 5 FLOP/s of 10, then 2.5 of 5
+    assert row["peak_gflops"] == pytest.approx(7.5e-9) and row["peak_kernel"] == "aten"
+    assert row["times_s"] == [1.0, 2.0] and "times_s" in timing  # the caller's timing is left whole

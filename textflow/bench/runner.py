@@ -21,11 +21,12 @@ def time_call(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 3, de
 
 
 def time_round_robin(fns: dict[str, Callable[[], object]], *, warmup: int = 1, repeats: int = 3,
-                     desc: str = "") -> dict[str, dict]:
+                     desc: str = "", keep_times: bool = False) -> dict[str, dict]:
     """:func:`time_call` of several callables in rounds: every round calls each once, starting one further
     along the list than the round before, so a drift of the machine's speed over the run (other tenants of
     a shared host) reaches every callable alike instead of whichever ran last (docs/benchmarks.md,
-    "Sampling at the machine's limit")."""
+    "Sampling at the machine's limit"). ``keep_times``: each summary also holds ``times_s``, the seconds
+    of every round in round order, for ratios taken round by round."""
     names = list(fns)
     for name in names:
         for _ in range(warmup):
@@ -33,11 +34,12 @@ def time_round_robin(fns: dict[str, Callable[[], object]], *, warmup: int = 1, r
     times: dict[str, list[float]] = {name: [] for name in names}
     for turn in tqdm(range(repeats), desc=desc or "timing rounds", leave=False):
         for name in names[turn % len(names):] + names[:turn % len(names)]:
-            times[name].append(_seconds(fns[name]))
-    return {name: _summary(ts) for name, ts in times.items()}
+            times[name].append(seconds(fns[name]))
+    return {name: {**_summary(ts), **({"times_s": ts} if keep_times else {})} for name, ts in times.items()}
 
 
-def _seconds(fn: Callable[[], object]) -> float:
+def seconds(fn: Callable[[], object]) -> float:
+    """Wall seconds of one call (CUDA synchronised)."""
     start = time.perf_counter()
     fn()
     if torch.cuda.is_available():
@@ -80,9 +82,10 @@ def write_result(name: str, rows: list[dict], out_dir: str | Path, settings: dic
 
 
 def print_table(rows: list[dict]) -> None:
+    """The rows as an aligned table; list-valued columns (per-round raw times) stay in the JSON only."""
     if not rows:
         return
-    cols = list(rows[0])
+    cols = [c for c in rows[0] if not isinstance(rows[0][c], list)]
     width = {c: max(len(c), *(len(f"{r.get(c, ''):.4g}" if isinstance(r.get(c), float) else str(r.get(c, '')))
                               for r in rows)) for c in cols}
     print("  ".join(c.rjust(width[c]) for c in cols))

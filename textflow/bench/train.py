@@ -13,6 +13,7 @@ the process's peak resident memory on a CPU."""
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -22,17 +23,22 @@ from textflow.bench.runner import time_call
 from textflow.kernels.linear import onednn_available, onednn_linear
 
 
-def matmul_peaks(n: int = 2048, dtype=torch.float32, device: str = "cpu") -> dict[str, float]:
-    """FLOP/s of the best of 5 timed ``n``³ matmuls per GEMM this machine offers: PyTorch's own (``aten``;
-    MKL's sgemm on an fp32 CPU) and, on an fp32 CPU with oneDNN, oneDNN's (``onednn``), which is the
-    faster one on this project's CPU (docs/benchmarks.md, "Sampling at the machine's limit")."""
+def peak_gemms(n: int = 2048, dtype=torch.float32, device: str = "cpu") -> dict[str, Callable[[], object]]:
+    """One ``n``³ matmul per GEMM this machine offers, each ``2 n³`` FLOPs: PyTorch's own (``aten``; MKL's
+    sgemm on an fp32 CPU) and, on an fp32 CPU with oneDNN, oneDNN's (``onednn``), which is the faster one on
+    this project's CPUs (docs/benchmarks.md, "Sampling at the machine's limit")."""
     a = torch.randn(n, n, dtype=dtype, device=device)
     b = torch.randn(n, n, dtype=dtype, device=device)
     gemms = {"aten": lambda: a @ b}
     if torch.device(device).type == "cpu" and dtype == torch.float32 and onednn_available():
         gemms["onednn"] = lambda: onednn_linear(a, b)  # a @ b.T: the same FLOPs on random operands
+    return gemms
+
+
+def matmul_peaks(n: int = 2048, dtype=torch.float32, device: str = "cpu") -> dict[str, float]:
+    """FLOP/s of the best of 5 timed calls of each of :func:`peak_gemms`."""
     return {name: 2 * n**3 / time_call(gemm, warmup=2, repeats=5, desc=f"matmul peak ({name})")["min_s"]
-            for name, gemm in gemms.items()}
+            for name, gemm in peak_gemms(n, dtype, device).items()}
 
 
 def fastest(peaks: dict[str, float]) -> tuple[str, float]:

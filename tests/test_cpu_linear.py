@@ -34,17 +34,43 @@ def big(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.parametrize("placement", kl.GELU_PLACEMENTS)
 @pytest.mark.parametrize("gelu", [False, True])
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_fused_path_matches_pytorch(spy, gelu, with_bias):
+def test_fused_path_matches_pytorch(spy, gelu, with_bias, placement):
     x, w, b = big(8, 64, 128), big(256, 128, seed=1) / 12, big(256, seed=2) if with_bias else None
     want = F.linear(x, w, b)
     want = F.gelu(want, approximate="tanh") if gelu else want
-    with torch.no_grad():
+    with torch.no_grad(), kl.use_cpu_gelu(placement):
         got = kl.linear(x, w, b, gelu=gelu)
-    assert spy == ["gelu" if gelu else "none"]
+        plain = kl.linear(x, w, b)
+    assert spy == ["gelu" if gelu and placement == "fused" else "none", "none"]
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    if gelu and placement == "separate":  # ATen's GELU on oneDNN's plain GEMM, exactly
+        assert torch.equal(got, F.gelu(plain, approximate="tanh"))
+
+
+def test_the_gelu_placement_follows_the_cpu_unless_chosen(monkeypatch):
+    monkeypatch.delenv("TEXTFLOW_CPU_GELU", raising=False)
+    for capability, expected in (("AVX512", "fused"), ("AVX512_BF16", "fused"), ("AVX2", "separate"),
+                                 ("DEFAULT", "separate")):
+        monkeypatch.setitem(kl._state, "gelu", None)
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
+        assert kl.cpu_gelu_placement() == expected
+    monkeypatch.setitem(kl._state, "gelu", None)
+    monkeypatch.setenv("TEXTFLOW_CPU_GELU", "fused")
+    assert kl.cpu_gelu_placement() == "fused"
+    with kl.use_cpu_gelu("separate"):
+        assert kl.cpu_gelu_placement() == "separate"
+    assert kl.cpu_gelu_placement() == "fused"
+    with pytest.raises(ConfigError, match=r"'inline'.*fused, separate"):
+        with kl.use_cpu_gelu("inline"):
+            pass
+    monkeypatch.setitem(kl._state, "gelu", None)
+    monkeypatch.setenv("TEXTFLOW_CPU_GELU", "late")
+    with pytest.raises(ConfigError, match=r"TEXTFLOW_CPU_GELU='late'.*fused, separate"):
+        kl.cpu_gelu_placement()
 
 
 def test_non_contiguous_input_is_read_correctly(spy):
@@ -103,9 +129,12 @@ def test_dit_forward_agrees_across_backends(spy):
         with kl.use_cpu_linear("aten"):
             ref = net(z, t)
         assert spy == []
-        got = net(z, t)
-    assert "gelu" in spy
-    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+        for placement in kl.GELU_PLACEMENTS:
+            with kl.use_cpu_gelu(placement):
+                got = net(z, t)
+            assert ("gelu" in spy) == (placement == "fused") and spy
+            spy.clear()
+            torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
 
 
 def test_bad_backend_names_the_value_and_the_choices(monkeypatch):

@@ -23,6 +23,14 @@ plain weight on every call, which at the DiT's shapes costs 5-8 % of the GEMM. T
 parameter, its storage and its version counter (an in-place update repacks) and is dropped when the
 block ends, so weights that change between blocks (training) are never read stale.
 
+Where the GELU goes is a per-CPU choice (``GELU_PLACEMENTS``): ``fused`` applies it as oneDNN's post-op
+(the faster choice measured on the AVX-512 host), ``separate`` runs the plain oneDNN GEMM and then ATen's
+tanh-GELU in place. On the AVX2 host oneDNN's tanh post-op costs more than the GEMM's own epilogue
+budget: a (2048 x 256) @ (256 x 1024) linear took 16.5 ms fused against 8.9 ms plain + 5 ms of ATen's
+GELU (docs/benchmarks.md, "GELU placement"). The default follows the CPU (:func:`cpu_gelu_placement`:
+``fused`` where ATen reports an AVX-512 capability, ``separate`` elsewhere); ``TEXTFLOW_CPU_GELU`` or
+:func:`use_cpu_gelu` picks one. Both agree with ATen's GELU to float32 rounding.
+
 The two paths agree to float32 rounding (a different summation order; the test suite checks ``allclose``),
 not bit for bit. ``TEXTFLOW_CPU_LINEAR=aten`` in the environment, or :func:`use_cpu_linear`, selects
 PyTorch's own kernels, which reproduce samples drawn before this path existed exactly.
@@ -41,8 +49,9 @@ from torch import Tensor, nn
 from textflow.errors import ConfigError
 
 BACKENDS = ("onednn", "aten")
+GELU_PLACEMENTS = ("fused", "separate")
 MIN_MACS = 1 << 22  # rows x in x out below this: oneDNN's per-call overhead outweighs its faster GEMM
-_state = {"backend": None, "available": None, "packable": None, "packed": None}
+_state = {"backend": None, "gelu": None, "available": None, "packable": None, "packed": None}
 
 
 def _check_backend(name: str, source: str) -> str:
@@ -68,6 +77,33 @@ def use_cpu_linear(name: str | None) -> Iterator[None]:
         yield
     finally:
         _state["backend"] = before
+
+
+def _check_gelu(name: str, source: str) -> str:
+    if name not in GELU_PLACEMENTS:
+        raise ConfigError(f"{source}={name!r} is not a GELU placement; choose one of {', '.join(GELU_PLACEMENTS)}")
+    return name
+
+
+@torch.compiler.assume_constant_result
+def cpu_gelu_placement() -> str:
+    """Where the oneDNN path applies the MLP's GELU: :func:`use_cpu_gelu`'s choice, else
+    ``TEXTFLOW_CPU_GELU``, else ``fused`` on an AVX-512 CPU and ``separate`` elsewhere (module docstring)."""
+    if _state["gelu"] is None:
+        default = "fused" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "separate"
+        _state["gelu"] = _check_gelu(os.environ.get("TEXTFLOW_CPU_GELU", default), "TEXTFLOW_CPU_GELU")
+    return _state["gelu"]
+
+
+@contextlib.contextmanager
+def use_cpu_gelu(name: str | None) -> Iterator[None]:
+    """Run the block with the oneDNN path's GELU ``fused`` or ``separate`` (None: as it is)."""
+    before = cpu_gelu_placement()
+    _state["gelu"] = before if name is None else _check_gelu(name, "GELU placement")
+    try:
+        yield
+    finally:
+        _state["gelu"] = before
 
 
 def _fused_op():
@@ -171,8 +207,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, gelu: bool 
 
 def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool) -> Tensor:
     packed = _packed(weight, x.numel() // x.shape[-1])
-    return _fused_op()(x.contiguous(), packed if packed is not weight else weight.contiguous(), bias,
-                       "gelu" if gelu else "none", [], "tanh" if gelu else "")
+    weight = packed if packed is not weight else weight.contiguous()
+    if gelu and cpu_gelu_placement() == "separate":
+        return torch.ops.aten.gelu_(_fused_op()(x.contiguous(), weight, bias, "none", [], ""), approximate="tanh")
+    return _fused_op()(x.contiguous(), weight, bias, "gelu" if gelu else "none", [], "tanh" if gelu else "")
 
 
 @torch.library.custom_op("textflow::onednn_linear", mutates_args=(),

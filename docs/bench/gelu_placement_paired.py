@@ -16,11 +16,9 @@ import sys
 import torch
 
 from textflow.allocator import keep_freed_memory
-from textflow.bench.runner import cpu_model, seconds, time_round_robin
-from textflow.checkpoint import load_run
+from paired_sampling import print_paired_batches
+from textflow.bench.runner import cpu_model, seconds
 from textflow.kernels.linear import GELU_PLACEMENTS, cpu_gelu_placement, linear, reuse_packed_weights, use_cpu_gelu
-from textflow.samplers import Sampler
-from textflow.sampling.generate import generate
 
 keep_freed_memory()
 torch.set_num_threads(2)
@@ -40,19 +38,4 @@ with torch.no_grad(), reuse_packed_weights():
               f"median {statistics.median(times) * 1e3:.2f} ms")
 print(f"largest difference between the placements: {(outputs['fused'] - outputs['separate']).abs().max():.2e}")
 for ckpt in sys.argv[1:]:
-    loaded = load_run(ckpt)
-    den, seq_len = loaded.denoiser(), int(loaded.info["seq_len"])
-    for name in ("ode", "commit"):
-        sampler = Sampler(name=name, steps=4)
-
-        def batch(placement: str, sampler=sampler):
-            def call():
-                with use_cpu_gelu(placement):
-                    generate(den, sampler, num_samples=32, seq_len=seq_len, seed=0, batch_size=32)
-            return call
-
-        with reuse_packed_weights():
-            timed = time_round_robin({p: batch(p) for p in GELU_PLACEMENTS}, warmup=2, repeats=15,
-                                     desc=f"{name} K=4")
-        print(f"{ckpt}: {name} K=4 batch 32, median s: "
-              + ", ".join(f"{p} {t['median_s']:.3f}" for p, t in timed.items()))
+    print_paired_batches(ckpt, GELU_PLACEMENTS, use_cpu_gelu)

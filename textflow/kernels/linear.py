@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from typing import ContextManager, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -54,56 +54,52 @@ MIN_MACS = 1 << 22  # rows x in x out below this: oneDNN's per-call overhead out
 _state = {"backend": None, "gelu": None, "available": None, "packable": None, "packed": None}
 
 
-def _check_backend(name: str, source: str) -> str:
-    if name not in BACKENDS:
-        raise ConfigError(f"{source}={name!r} is not a CPU linear backend; choose one of {', '.join(BACKENDS)}")
+def _check(name: str, source: str, choices: tuple[str, ...], kind: str) -> str:
+    if name not in choices:
+        raise ConfigError(f"{source}={name!r} is not a {kind}; choose one of {', '.join(choices)}")
     return name
+
+
+def _setting(key: str, env: str, default: str, choices: tuple[str, ...], kind: str) -> str:
+    """The ``_state[key]`` setting, read once from the environment variable ``env`` (else ``default``)."""
+    if _state[key] is None:
+        _state[key] = _check(os.environ.get(env, default), env, choices, kind)
+    return _state[key]
+
+
+@contextlib.contextmanager
+def _overridden(key: str, name: str | None, current: str, choices: tuple[str, ...], kind: str,
+                source: str) -> Iterator[None]:
+    """The block runs with ``_state[key] = name`` (None: ``current``, as it is), restored afterwards."""
+    _state[key] = current if name is None else _check(name, source, choices, kind)
+    try:
+        yield
+    finally:
+        _state[key] = current
 
 
 @torch.compiler.assume_constant_result
 def cpu_linear_backend() -> str:
     """The backend in force: :func:`use_cpu_linear`'s, else ``TEXTFLOW_CPU_LINEAR``, else ``onednn``."""
-    if _state["backend"] is None:
-        _state["backend"] = _check_backend(os.environ.get("TEXTFLOW_CPU_LINEAR", "onednn"), "TEXTFLOW_CPU_LINEAR")
-    return _state["backend"]
+    return _setting("backend", "TEXTFLOW_CPU_LINEAR", "onednn", BACKENDS, "CPU linear backend")
 
 
-@contextlib.contextmanager
-def use_cpu_linear(name: str | None) -> Iterator[None]:
+def use_cpu_linear(name: str | None) -> ContextManager[None]:
     """Run the block with CPU inference linears on ``name`` (``onednn`` or ``aten``; None: as they are)."""
-    before = cpu_linear_backend()
-    _state["backend"] = before if name is None else _check_backend(name, "cpu linear backend")
-    try:
-        yield
-    finally:
-        _state["backend"] = before
-
-
-def _check_gelu(name: str, source: str) -> str:
-    if name not in GELU_PLACEMENTS:
-        raise ConfigError(f"{source}={name!r} is not a GELU placement; choose one of {', '.join(GELU_PLACEMENTS)}")
-    return name
+    return _overridden("backend", name, cpu_linear_backend(), BACKENDS, "CPU linear backend", "use_cpu_linear")
 
 
 @torch.compiler.assume_constant_result
 def cpu_gelu_placement() -> str:
     """Where the oneDNN path applies the MLP's GELU: :func:`use_cpu_gelu`'s choice, else
     ``TEXTFLOW_CPU_GELU``, else ``fused`` on an AVX-512 CPU and ``separate`` elsewhere (module docstring)."""
-    if _state["gelu"] is None:
-        default = "fused" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "separate"
-        _state["gelu"] = _check_gelu(os.environ.get("TEXTFLOW_CPU_GELU", default), "TEXTFLOW_CPU_GELU")
-    return _state["gelu"]
+    default = "fused" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "separate"
+    return _setting("gelu", "TEXTFLOW_CPU_GELU", default, GELU_PLACEMENTS, "GELU placement")
 
 
-@contextlib.contextmanager
-def use_cpu_gelu(name: str | None) -> Iterator[None]:
+def use_cpu_gelu(name: str | None) -> ContextManager[None]:
     """Run the block with the oneDNN path's GELU ``fused`` or ``separate`` (None: as it is)."""
-    before = cpu_gelu_placement()
-    _state["gelu"] = before if name is None else _check_gelu(name, "GELU placement")
-    try:
-        yield
-    finally:
-        _state["gelu"] = before
+    return _overridden("gelu", name, cpu_gelu_placement(), GELU_PLACEMENTS, "GELU placement", "use_cpu_gelu")
 
 
 def _fused_op():

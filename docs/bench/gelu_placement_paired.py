@@ -1,6 +1,6 @@
 """Where the oneDNN path applies the MLP's tanh-GELU (``textflow.kernels.linear``, ``fused`` as oneDNN's
 post-op or ``separate`` as ATen's GELU after the plain GEMM), in one process, 2 threads, on the CPU this
-runs on (docs/benchmarks.md, "GELU placement"):
+runs on (docs/benchmarks.md, "On the AVX2 host, with the target's model"):
 
 1. one (2048 x 256) @ (256 x 1024) linear, the DiT MLP's first matmul at batch 32 x 64, packed weights:
    best and median ms of 30 calls for each placement, and the largest difference between the two;

@@ -25,9 +25,9 @@ block ends, so weights that change between blocks (training) are never read stal
 
 Where the GELU goes is a per-CPU choice (``GELU_PLACEMENTS``): ``fused`` applies it as oneDNN's post-op
 (the faster choice measured on the AVX-512 host), ``separate`` runs the plain oneDNN GEMM and then ATen's
-tanh-GELU in place. On the AVX2 host oneDNN's tanh post-op costs more than the GEMM's own epilogue
-budget: a (2048 x 256) @ (256 x 1024) linear took 16.5 ms fused against 8.9 ms plain + 5 ms of ATen's
-GELU (docs/benchmarks.md, "GELU placement"). The default follows the CPU (:func:`cpu_gelu_placement`:
+tanh-GELU in place. On the AVX2 host oneDNN's tanh post-op is the slow part: a (2048 x 256) @ (256 x 1024)
+linear took 16.4 ms fused against 12.9 ms as the plain GEMM and ATen's GELU (``python
+docs/bench/gelu_placement_paired.py``; docs/benchmarks.md, "On the AVX2 host, with the target's model"). The default follows the CPU (:func:`cpu_gelu_placement`:
 ``fused`` where ATen reports an AVX-512 capability, ``separate`` elsewhere); ``TEXTFLOW_CPU_GELU`` or
 :func:`use_cpu_gelu` picks one. Both agree with ATen's GELU to float32 rounding.
 

@@ -1,11 +1,11 @@
-"""Muon's update with a chosen dtype for its Newton-Schulz iteration (docs/benchmarks.md, "Muon's
-Newton-Schulz dtype"; used by :class:`textflow.training.optim.MuonWithAdamW`).
+"""Muon's update with a chosen dtype for its Newton-Schulz iteration (docs/benchmarks.md, "On the AVX2
+host (seventh block)", its Muon item; used by :class:`textflow.training.optim.MuonWithAdamW`).
 
 Muon (Jordan et al. 2024, the optimizer ELF trains with, arXiv 2606.30705) replaces a hidden matrix's
 momentum by an approximately orthogonal matrix with the same singular vectors, computed by a quintic
 Newton-Schulz iteration. ``torch.optim.Muon`` always runs that iteration in bfloat16. That is right on a
 GPU and on a CPU whose oneDNN has bfloat16 kernels (AVX-512 and later), but a CPU without them (AVX2
-only) emulates every bfloat16 matmul: one step over ``dit_small`` took 12.3 s there against 0.40 s with
+only) emulates every bfloat16 matmul: one step over ``dit_small`` took 12.0 s there against 0.26 s with
 the iteration in float32 (``python docs/bench/muon_ns_dtype_probe.py``). This module runs the same
 update as ``torch.optim.Muon`` (same state key, same order of operations, so bfloat16 here equals torch
 bit for bit) with the iteration's dtype as a parameter, and :func:`ns_dtype_for` picks it per device.

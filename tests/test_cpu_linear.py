@@ -47,8 +47,8 @@ def test_fused_path_matches_pytorch(spy, gelu, with_bias, placement):
     assert spy == ["gelu" if gelu and placement == "fused" else "none", "none"]
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    if gelu and placement == "separate":  # ATen's GELU on oneDNN's plain GEMM, exactly
-        assert torch.equal(got, F.gelu(plain, approximate="tanh"))
+    if gelu and placement == "separate":  # textflow's GELU on oneDNN's plain GEMM, exactly
+        assert torch.equal(got, kl.tanh_gelu_(plain.clone()))
 
 
 def test_the_gelu_placement_follows_the_cpu_unless_chosen(monkeypatch):
@@ -242,19 +242,34 @@ def test_generate_packs_each_weight_once(monkeypatch, reorders):
     torch.testing.assert_close(got.latents, want.latents, rtol=1e-4, atol=1e-5)
 
 
-def test_compiled_graph_calls_the_onednn_op_and_agrees_with_eager(monkeypatch, spy):
+@pytest.mark.parametrize("placement", kl.GELU_PLACEMENTS)
+def test_compiled_graph_calls_the_onednn_op_and_agrees_with_eager(monkeypatch, spy, placement):
     monkeypatch.setattr(kl, "MIN_MACS", 0)  # the tiny model's matmuls take the oneDNN path too
+    torch._dynamo.reset()  # the placement is a constant of the graph: trace afresh for each
     torch.manual_seed(0)
     backbone = DiT(latent_dim=8, max_len=8, width=32, depth=1, heads=2).eval()
     for p in backbone.parameters():  # adaLN-Zero starts as the identity: give every weight a value
         torch.nn.init.normal_(p, std=0.1)
     z, t = big(2, 8, 8), torch.tensor([0.3, 0.7])
-    with torch.no_grad():
+    with torch.no_grad(), kl.use_cpu_gelu(placement):
         want = backbone(z, t)
         eager_calls = len(spy)
         spy.clear()
         with kl.reuse_packed_weights():
             got = torch.compile(backbone)(z, t)
+    torch._dynamo.reset()
     linears = [m for m in backbone.modules() if isinstance(m, nn.Linear)]
     assert eager_calls == len(spy) == len(linears)  # the compiled graph runs every linear through the op
+    # fused: oneDNN's GELU post-op in the op; separate: the op is a plain GEMM, the GELU is in the graph
+    assert spy.count("gelu") == (len(backbone.blocks) if placement == "fused" else 0)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_the_exp2_form_is_the_tanh_gelu_in_place():
+    x = torch.cat([big(4096) * 4, torch.tensor([0.0, -0.0, 1e-30, -30.0, 30.0, 200.0, -200.0])])
+    want = F.gelu(x.double(), approximate="tanh")
+    got = x.clone()
+    assert kl.tanh_gelu_(got) is got  # in place
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got.double(), want, rtol=2e-6, atol=1e-6)
+    torch.testing.assert_close(got, F.gelu(x, approximate="tanh"), rtol=2e-6, atol=1e-6)

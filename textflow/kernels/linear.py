@@ -9,8 +9,10 @@ on a float32 CPU tensor, outside CPU autocast, and when the matmul is large enou
 oneDNN's fixed cost of about 15 µs per call is paid back. Everything else, training included, runs
 ``F.linear`` exactly as before. Under ``torch.compile`` the same matmul is one opaque custom op,
 ``textflow::onednn_linear``: inductor fuses the elementwise passes around it (LayerNorm, modulation,
-residuals) and calls it for the GEMM, where its own CPU GEMM would be PyTorch's. Whether a linear takes
-the op is decided when the graph is traced.
+residuals) and calls it for the GEMM, where its own CPU GEMM would be PyTorch's. In the ``separate``
+GELU placement (below) the op is the plain GEMM and the GELU is part of the graph, written as
+:func:`tanh_gelu_`, whose inductor code needs a base-2 exponential instead of a tanh.
+Whether a linear takes the op is decided when the graph is traced.
 
 Every linear of the DiT (and a flow map's gap MLP), the transformer VAE, the latent AR decoder and the
 causal LM (the AR twin) is a :class:`Linear`, and their MLPs are :class:`GeluMLP`; the chunked readout
@@ -24,12 +26,13 @@ parameter, its storage and its version counter (an in-place update repacks) and 
 block ends, so weights that change between blocks (training) are never read stale.
 
 Where the GELU goes is a per-CPU choice (``GELU_PLACEMENTS``): ``fused`` applies it as oneDNN's post-op
-(the faster choice measured on the AVX-512 host), ``separate`` runs the plain oneDNN GEMM and then ATen's
-tanh-GELU in place. On the AVX2 host oneDNN's tanh post-op is the slow part: a (2048 x 256) @ (256 x 1024)
-linear took 16.4 ms fused against 12.9 ms as the plain GEMM and ATen's GELU (``python
-docs/bench/gelu_placement_paired.py``; docs/benchmarks.md, "On the AVX2 host, with the target's model"). The default follows the CPU (:func:`cpu_gelu_placement`:
-``fused`` where ATen reports an AVX-512 capability, ``separate`` elsewhere); ``TEXTFLOW_CPU_GELU`` or
-:func:`use_cpu_gelu` picks one. Both agree with ATen's GELU to float32 rounding.
+(the faster choice measured on the AVX-512 host), ``separate`` runs the plain oneDNN GEMM and then
+:func:`tanh_gelu_` in place. On the AVX2 host oneDNN's tanh post-op is the slow part: a (2048 x 256) @
+(256 x 1024) linear took 16.4 ms fused against 12.9 ms as the plain GEMM and ATen's GELU (``python
+docs/bench/gelu_placement_paired.py``; docs/benchmarks.md, "On the AVX2 host, with the target's model"),
+and :func:`tanh_gelu_` is cheaper than ATen's GELU there. The default follows the CPU
+(:func:`cpu_gelu_placement`: ``fused`` where ATen reports an AVX-512 capability, ``separate`` elsewhere);
+``TEXTFLOW_CPU_GELU`` or :func:`use_cpu_gelu` picks one. Both agree with ATen's GELU to float32 rounding.
 
 The two paths agree to float32 rounding (a different summation order; the test suite checks ``allclose``),
 not bit for bit. ``TEXTFLOW_CPU_LINEAR=aten`` in the environment, or :func:`use_cpu_linear`, selects
@@ -39,6 +42,7 @@ PyTorch's own kernels, which reproduce samples drawn before this path existed ex
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from typing import ContextManager, Iterator
 
@@ -196,16 +200,39 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, gelu: bool 
     """``F.linear(x, weight, bias)``, followed by the tanh-approximate GELU when ``gelu``; through oneDNN
     with the bias and GELU fused where the module docstring says, through ``F.linear`` elsewhere."""
     if _takes_onednn(x, weight, bias):
-        return (onednn_linear_op if torch.compiler.is_compiling() else _onednn)(x, weight, bias, gelu)
+        if not torch.compiler.is_compiling():
+            return _onednn(x, weight, bias, gelu)
+        if gelu and cpu_gelu_placement() == "separate":
+            return tanh_gelu_(onednn_linear_op(x, weight, bias, False))
+        return onednn_linear_op(x, weight, bias, gelu)
     out = F.linear(x, weight, bias)
     return F.gelu(out, approximate="tanh") if gelu else out
+
+
+# 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)) = x / (1 + 2^(-2u log2 e)), u = sqrt(2/pi) (x + 0.044715 x^3)
+_GELU_EXP2_SLOPE = -2 * math.sqrt(2 / math.pi) / math.log(2)
+
+
+def tanh_gelu_(x: Tensor) -> Tensor:
+    """The tanh-approximate GELU of ``x``, in place: ``0.5 x (1 + tanh(u))`` written as the equal
+    ``x / (1 + 2^(-2u log2 e))``, the ``separate`` placement's GELU, eager and compiled.
+
+    Eager it is five passes of ATen's cheapest ops (one ``addcmul``, a product, ``exp2``, an add and a
+    division into ``x``); ATen's own tanh-GELU is one pass, but its tanh costs more than the five on the
+    AVX2 host: 2.7 against 4.5 ms over the MLP's (2048 x 1024) hidden layer. Compiled, inductor makes the
+    five one loop with one ``exp2``, where its code for ATen's GELU evaluates a tanh. A compiled ``ode``
+    batch took 7.4-7.9 % less time that way (``python docs/bench/compiled_gelu_paired.py CKPT``;
+    docs/benchmarks.md, "On the AVX2 host, compiled"). Agrees with ATen's GELU to float32 rounding
+    (tests/test_cpu_linear.py)."""
+    u = torch.addcmul(x.new_full((), _GELU_EXP2_SLOPE), x, x, value=_GELU_EXP2_SLOPE * 0.044715)
+    return x.div_(u.mul_(x).exp2_().add_(1))
 
 
 def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool) -> Tensor:
     packed = _packed(weight, x.numel() // x.shape[-1])
     weight = packed if packed is not weight else weight.contiguous()
     if gelu and cpu_gelu_placement() == "separate":
-        return torch.ops.aten.gelu_(_fused_op()(x.contiguous(), weight, bias, "none", [], ""), approximate="tanh")
+        return tanh_gelu_(_fused_op()(x.contiguous(), weight, bias, "none", [], ""))
     return _fused_op()(x.contiguous(), weight, bias, "gelu" if gelu else "none", [], "tanh" if gelu else "")
 
 

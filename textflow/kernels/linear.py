@@ -90,7 +90,8 @@ def cpu_linear_backend() -> str:
 
 def use_cpu_linear(name: str | None) -> ContextManager[None]:
     """Run the block with CPU inference linears on ``name`` (``onednn`` or ``aten``; None: as they are)."""
-    return _overridden("backend", name, cpu_linear_backend(), BACKENDS, "CPU linear backend", "use_cpu_linear")
+    return _overridden("backend", name, cpu_linear_backend(), BACKENDS, "CPU linear backend",
+                       "use_cpu_linear")
 
 
 @torch.compiler.assume_constant_result
@@ -236,15 +237,19 @@ def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool) -> Tenso
     return _fused_op()(x.contiguous(), weight, bias, "gelu" if gelu else "none", [], "tanh" if gelu else "")
 
 
-@torch.library.custom_op("textflow::onednn_linear", mutates_args=(),
-                         schema="(Tensor x, Tensor weight, Tensor? bias, bool gelu) -> Tensor")
-def onednn_linear_op(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool) -> Tensor:
-    """:func:`linear`'s oneDNN path as one op that ``torch.compile`` calls without tracing into it
-    (module docstring); packed weights come from the :func:`reuse_packed_weights` block it runs in."""
-    return _onednn(x, weight, bias, gelu)
+# :func:`linear`'s oneDNN path as one op, ``textflow::onednn_linear``, that ``torch.compile`` calls without
+# tracing into it (module docstring); packed weights come from the :func:`reuse_packed_weights` block it runs
+# in. Registered with the dispatcher's CPU key alone: ``torch.library.custom_op`` would also wrap it for
+# autograd, which it never needs (it runs only where nothing needs a gradient): on the AVX2 host a call
+# cost about 50 µs more than the function it wraps that way, 17 µs this way (``python
+# docs/bench/compiled_forward_probes.py``; docs/benchmarks.md, "On the AVX2 host, compiled").
+_LIBRARY = torch.library.Library("textflow", "DEF")
+_LIBRARY.define("onednn_linear(Tensor x, Tensor weight, Tensor? bias, bool gelu) -> Tensor")
+_LIBRARY.impl("onednn_linear", _onednn, "CPU")
+onednn_linear_op = torch.ops.textflow.onednn_linear.default
 
 
-@onednn_linear_op.register_fake
+@torch.library.register_fake("textflow::onednn_linear")
 def _(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool) -> Tensor:
     return x.new_empty(*x.shape[:-1], weight.shape[0])
 

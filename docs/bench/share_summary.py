@@ -20,7 +20,8 @@ for path in sorted(p for folder in sys.argv[1:] for p in Path(folder).glob("samp
     for name, row in rows.items():
         shares[mode, name].append(row["fraction_of_peak"])
     for name in ("commit", "adaptive"):
-        per_call[mode, name].append(rows[name]["s_per_call"] / rows["ode"]["s_per_call"])
+        if name in rows:  # a run may time the plain samplers alone
+            per_call[mode, name].append(rows[name]["s_per_call"] / rows["ode"]["s_per_call"])
     gflops[path.parent.name].append((rows["ode"]["peak_gflops"], rows["ode"]["achieved_gflops"]))
 print("mode      sampler   runs  median   min    max    runs >= 75 %")
 for (mode, name), values in shares.items():

@@ -89,22 +89,38 @@ def test_optimizers(option, tmp_path, cache_dir):
     assert out["optimizer"].defaults["lr"] == cfg.module.optimizer.lr and out["lr_scheduler"]["interval"] == "step"
 
 
-def test_fused_adamw_is_one_override_and_steps_like_the_default(tmp_path, cache_dir):
+@pytest.mark.parametrize("option", ["adamw", "muon"])
+def test_adamw_is_fused_by_default_at_full_precision_and_steps_like_the_loop(option, tmp_path, cache_dir):
     import torch
 
     params = {}
-    for fused in (False, True):
-        overrides = base(tmp_path, cache_dir) + (["module.optimizer.fused=true"] if fused else [])
-        cfg = compose_config("train", overrides)
+    for fused in ("auto", None):
+        overrides = base(tmp_path, cache_dir) + [f"optimizer@module.optimizer={option}"]
+        loop = [] if fused == "auto" else ["module.optimizer.fused=null"]
+        cfg = compose_config("train", overrides + loop)
         torch.manual_seed(0)
         module = build_module(cfg, vocab_size=50, seq_len=16)
         optimizer = module.configure_optimizers()["optimizer"]
-        assert optimizer.defaults["fused"] is (True if fused else None)
+        adamw = [g for g in optimizer.param_groups if g.get("kind", "adamw") == "adamw"]
+        assert adamw and all(g["fused"] is (True if fused == "auto" else None) for g in adamw)
         for p in module.net.parameters():
             p.grad = torch.ones_like(p)
         optimizer.step()
         params[fused] = torch.cat([p.detach().flatten() for p in module.net.parameters()])
-    torch.testing.assert_close(params[True], params[False], rtol=1e-6, atol=1e-7)
+        # under mixed precision (Lightning refuses a fused optimizer with clipping there) auto is the loop
+        mixed = module.make_optimizer(mixed_precision=True)
+        assert all(not g["fused"] for g in mixed.param_groups if g.get("kind", "adamw") == "adamw")
+    torch.testing.assert_close(params["auto"], params[None], rtol=1e-6, atol=1e-7)
+
+
+def test_a_bad_fused_value_names_the_choices():
+    from textflow.errors import ConfigError
+    from textflow.training.optim import fused_choice
+
+    assert fused_choice("auto", mixed_precision=False) is True
+    assert fused_choice(None, mixed_precision=False) is None
+    with pytest.raises(ConfigError, match=r"fused='yes' is invalid; choose one of auto, true, false, null"):
+        fused_choice("yes", mixed_precision=False)
 
 
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "optimizer" / "schedule").glob("*.yaml")))

@@ -31,7 +31,7 @@ def training_step_parts(module, ids: torch.Tensor) -> dict:
     and its last two parts alone, ``optimizer`` (the optimizer's step on the gradients the last ``step``
     left) and ``ema`` (the EMA update), so a benchmark can tell where a step's time goes."""
     module.train()
-    optimizer = module.optimizer_factory(params=module.net.parameters())
+    optimizer = module.make_optimizer()  # as training builds it (fused: auto decided for full precision)
     module.log = module.log_dict = lambda *a, **k: None  # no trainer attached
 
     def step():

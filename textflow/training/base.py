@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from textflow.checkpoint import check_same_vocabulary  # noqa: F401 - re-exported (the stages' check)
 from textflow.errors import ConfigError
+from textflow.training.optim import fused_choice
 from textflow.training.rng import SeededTrainingSteps
 
 # Root keys of conf/train.yaml that only some stages read. Every other root key (data, dirs, trainer,
@@ -60,12 +61,23 @@ class TrainingModule(SeededTrainingSteps, L.LightningModule):
         names = {id(p): name for name, p in self.named_parameters()}
         return [(names[id(p)], p) for p in self.trained_parameters()]
 
-    def configure_optimizers(self):
-        # An optimizer class with ``takes_named_parameters = True`` (textflow.training.MuonWithAdamW)
-        # gets (name, parameter) pairs; every other one (torch.optim.AdamW) the plain parameters.
+    def make_optimizer(self, *, mixed_precision: bool = False):
+        """The optimizer over :meth:`trained_parameters`, from its factory. A class with
+        ``takes_named_parameters = True`` (textflow.training.MuonWithAdamW) gets (name, parameter) pairs,
+        every other one (torch.optim.AdamW) the plain parameters; ``fused: auto`` in the factory is
+        decided here (:func:`textflow.training.optim.fused_choice`: fused unless ``mixed_precision``)."""
         factory = self.optimizer_factory
         named = getattr(getattr(factory, "func", factory), "takes_named_parameters", False) is True
-        optimizer = factory(params=self.named_trained_parameters() if named else self.trained_parameters())
+        fused = getattr(factory, "keywords", {}).get("fused")
+        extra = {"fused": fused_choice(fused, mixed_precision=mixed_precision)} if fused is not None else {}
+        return factory(params=self.named_trained_parameters() if named else self.trained_parameters(), **extra)
+
+    def configure_optimizers(self):
+        try:
+            precision = str(self.trainer.precision)
+        except RuntimeError:  # not attached to a trainer (built alone, as the tests and benchmarks do)
+            precision = "32-true"
+        optimizer = self.make_optimizer(mixed_precision="mixed" in precision)
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer,

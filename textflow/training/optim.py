@@ -30,6 +30,19 @@ from textflow.training.muon import check_ns_dtype, muon_group_step
 HIDDEN_PATTERN = r"(^|\.)blocks\.\d+\."
 
 
+def fused_choice(fused, *, mixed_precision: bool) -> Optional[bool]:
+    """The ``fused`` argument AdamW gets for the config value ``fused`` (conf/optimizer/adamw.yaml):
+    ``auto`` is True (one fused kernel for the whole step; on a CPU 3-4x faster than torch's multi-tensor
+    loop, docs/benchmarks.md "Large vocabularies") unless the trainer runs under mixed precision, where
+    Lightning refuses a fused optimizer with gradient clipping; ``true``, ``false`` and ``null`` (torch's
+    default, the loop) are taken as they are."""
+    if fused == "auto":
+        return not mixed_precision
+    if fused is None or isinstance(fused, bool):
+        return fused
+    raise ConfigError(f"optimizer.fused={fused!r} is invalid; choose one of auto, true, false, null")
+
+
 class MuonWithAdamW(Optimizer):
     """Muon on the hidden weight matrices, AdamW on everything else, stepped together as one optimizer.
 
@@ -65,6 +78,9 @@ class MuonWithAdamW(Optimizer):
             ``"auto"`` (bfloat16 where the device has native bfloat16 matmuls, as torch's Muon always
             uses, float32 on CPUs that would emulate them), ``"bfloat16"`` or ``"float32"``.
         hidden_pattern: regular expression searched in a 2-D parameter's name to send it to Muon.
+        fused: AdamW's ``fused`` (True: one fused kernel; None: torch's loop). ``auto`` in the config is
+            decided by :meth:`~textflow.training.base.TrainingModule.make_optimizer`
+            (:func:`fused_choice`) before the optimizer is built.
     """
 
     takes_named_parameters = True  # TrainingModule.configure_optimizers passes (name, parameter) pairs
@@ -74,7 +90,7 @@ class MuonWithAdamW(Optimizer):
                  muon_lr: float = 0.02, muon_momentum: float = 0.95, muon_nesterov: bool = True,
                  muon_weight_decay: float = 0.01, muon_ns_steps: int = 5,
                  muon_adjust_lr_fn: Optional[str] = None, muon_ns_dtype: str = "auto",
-                 hidden_pattern: str = HIDDEN_PATTERN):
+                 hidden_pattern: str = HIDDEN_PATTERN, fused: Optional[bool] = None):
         named = list(params)
         if not named or not all(isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
                                 and isinstance(item[1], Tensor) for item in named):
@@ -93,13 +109,16 @@ class MuonWithAdamW(Optimizer):
             raise ConfigError(f"optimizer.muon_nesterov={muon_nesterov!r} is invalid; it must be true or "
                               "false")
         check_ns_dtype(muon_ns_dtype)
+        if fused is not None and not isinstance(fused, bool):  # "auto" is decided before (make_optimizer)
+            raise ConfigError(f"MuonWithAdamW(fused={fused!r}) is invalid; it must be true, false or null")
         betas = tuple(betas)
         if len(betas) != 2:
             raise ConfigError(f"optimizer.betas={list(betas)!r} is invalid; it must be two numbers in [0, 1)")
         adamw_kw = dict(lr=require_number("optimizer.lr", lr, low=0),
                         betas=tuple(require_number("optimizer.betas", b, low=0, high=1) for b in betas),
                         eps=require_number("optimizer.eps", eps, low=0),
-                        weight_decay=require_number("optimizer.weight_decay", weight_decay, low=0))
+                        weight_decay=require_number("optimizer.weight_decay", weight_decay, low=0),
+                        fused=fused)
         muon_kw = dict(lr=require_number("optimizer.muon_lr", muon_lr, low=0),
                        momentum=require_number("optimizer.muon_momentum", muon_momentum, low=0, high=1),
                        nesterov=muon_nesterov,

@@ -220,11 +220,11 @@ def tanh_gelu_(x: Tensor) -> Tensor:
 
     Eager it is five passes of ATen's cheapest ops (one ``addcmul``, a product, ``exp2``, an add and a
     division into ``x``); ATen's own tanh-GELU is one pass, but its tanh costs more than the five on the
-    AVX2 host: 2.7 against 4.5 ms over the MLP's (2048 x 1024) hidden layer. Compiled, inductor makes the
-    five one loop with one ``exp2``, where its code for ATen's GELU evaluates a tanh. A compiled ``ode``
-    batch took 7.4-7.9 % less time that way (``python docs/bench/compiled_gelu_paired.py CKPT``;
-    docs/benchmarks.md, "On the AVX2 host, compiled"). Agrees with ATen's GELU to float32 rounding
-    (tests/test_cpu_linear.py)."""
+    AVX2 host: 2.7 against 4.2-4.4 ms over the MLP's (2048 x 1024) hidden layer (``python
+    docs/bench/compiled_forward_probes.py``). Compiled, inductor makes the five one loop with one ``exp2``
+    (1.3-1.4 ms), where its code for ATen's GELU evaluates a tanh; a compiled ``ode`` batch took 7-8 % less
+    time that way (``python docs/bench/exp2_gelu_paired.py CKPT``; docs/benchmarks.md, "On the AVX2 host,
+    compiled"). Agrees with ATen's GELU to float32 rounding (tests/test_cpu_linear.py)."""
     u = torch.addcmul(x.new_full((), _GELU_EXP2_SLOPE), x, x, value=_GELU_EXP2_SLOPE * 0.044715)
     return x.div_(u.mul_(x).exp2_().add_(1))
 

@@ -27,7 +27,7 @@ from textflow.allocator import keep_freed_memory
 from textflow.backbones import DiT
 from textflow.backbones.dit import Attention
 from textflow.bench.runner import cpu_model, seconds, time_round_robin
-from textflow.bench.train import backbone_forward_flops, peak_gemms
+from textflow.bench.train import attention_forward_flops, backbone_forward_flops, peak_gemms
 from textflow.kernels import linear as kl
 
 keep_freed_memory()
@@ -37,11 +37,7 @@ print(f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()}), torch {torch.
 
 
 def ms(fn, n=40):
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
+    times = [seconds(fn) for _ in range(n)]
     return min(times) * 1e3, statistics.median(times) * 1e3
 
 
@@ -84,7 +80,8 @@ with torch.no_grad(), kl.reuse_packed_weights():
             sdpa(z, t)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
     linear_s = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key == "mkldnn::_linear_pointwise") / 1e7
-    matmul_flops = backbone_forward_flops(model, batch=32, seq_len=64) - 4 * 4 * 64 * 64 * 256 * 32  # less attention
+    matmul_flops = (backbone_forward_flops(model, batch=32, seq_len=64)
+                    - attention_forward_flops(model, batch=32, seq_len=64))
     peak = max(2 * 2048**3 / min(seconds(gemm) for _ in range(5)) for gemm in peak_gemms(2048).values())
     print(f"linears: {matmul_flops / 1e9:.2f} GFLOP in {linear_s * 1e3:.1f} ms a forward, "
           f"{matmul_flops / linear_s / 1e9:.0f} GFLOP/s; square-matmul peak just after: {peak / 1e9:.0f} GFLOP/s")

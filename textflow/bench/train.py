@@ -56,7 +56,14 @@ def backbone_forward_flops(backbone, *, batch: int, seq_len: int) -> float:
     per_sequence = ("ada", "time_mlp")
     n_matmul = sum(p.numel() for name, p in backbone.named_parameters()
                    if p.dim() == 2 and not any(k in name for k in per_sequence))
-    return 2 * n_matmul * batch * seq_len + 4 * len(backbone.blocks) * seq_len**2 * backbone.width * batch
+    return 2 * n_matmul * batch * seq_len + attention_forward_flops(backbone, batch=batch, seq_len=seq_len)
+
+
+def attention_forward_flops(backbone, *, batch: int, seq_len: int) -> float:
+    """The part of :func:`backbone_forward_flops` in attention's two L x L matmuls:
+    ``4 * depth * L^2 * width`` per sequence."""
+    backbone = getattr(backbone, "backbone", backbone)
+    return 4 * len(backbone.blocks) * seq_len**2 * backbone.width * batch
 
 
 def readout_forward_flops(autoencoder, *, tokens: int) -> float:

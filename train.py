@@ -48,6 +48,7 @@ def train_run(cfg: DictConfig) -> tuple[dict, dict]:
     from lightning.pytorch.utilities import rank_zero_info
 
     from textflow.callbacks.finite import FiniteGuard
+    from textflow.dashboards.runs import finish_wandb_runs
     from textflow.training.distributed import DistributedChecks
     from textflow.training.resume import resume_checkpoint
 
@@ -61,27 +62,34 @@ def train_run(cfg: DictConfig) -> tuple[dict, dict]:
     # the guards whatever the config says
     callbacks = [*instantiate_dict(cfg.get("callbacks")), FiniteGuard(), DistributedChecks()]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    n_params = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    for lg in loggers:
-        lg.log_hyperparams({**{k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
-                                else cfg[k] for k in cfg if k != "hydra"}, "n_params": n_params})
-    vocab = f"vocab {tokenizer.vocab_size}" if tokenizer is not None else "no tokenizer (continuous data)"
-    rank_zero_info(f"[textflow] {n_params / 1e6:.2f} M trainable parameters; {vocab}; outputs in {cfg.dirs.output_dir}")
-    ckpt = resume_checkpoint(cfg, module.run_info)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+    try:
+        n_params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        for lg in loggers:
+            lg.log_hyperparams({**{k: OmegaConf.to_container(cfg[k], resolve=True)
+                                   if OmegaConf.is_config(cfg[k]) else cfg[k] for k in cfg if k != "hydra"},
+                                "n_params": n_params})
+        vocab = f"vocab {tokenizer.vocab_size}" if tokenizer is not None else "no tokenizer (continuous data)"
+        rank_zero_info(f"[textflow] {n_params / 1e6:.2f} M trainable parameters; {vocab}; "
+                       f"outputs in {cfg.dirs.output_dir}")
+        ckpt = resume_checkpoint(cfg, module.run_info)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
 
-    final = Path(cfg.dirs.output_dir) / "checkpoints" / "final.ckpt"
-    trainer.save_checkpoint(final, weights_only=False)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
-    metrics.update(global_step=trainer.global_step, n_params=n_params)
-    exported = getattr(module, "export_path", None)  # stages that export a sampling checkpoint (distill)
-    if exported:
-        final = Path(exported)
-    if trainer.is_global_zero:
-        atomic_write_json(Path(cfg.dirs.output_dir) / "train_metrics.json", {"checkpoint": str(final), **metrics})
-        link_latest(Path(cfg.dirs.output_dir))
-        print(f"[textflow] checkpoint: {final}")
-    return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule, "checkpoint": final}
+        final = Path(cfg.dirs.output_dir) / "checkpoints" / "final.ckpt"
+        trainer.save_checkpoint(final, weights_only=False)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+                   if torch.is_tensor(v) and v.numel() == 1}
+        metrics.update(global_step=trainer.global_step, n_params=n_params)
+        exported = getattr(module, "export_path", None)  # stages that export a sampling checkpoint (distill)
+        if exported:
+            final = Path(exported)
+        if trainer.is_global_zero:
+            atomic_write_json(Path(cfg.dirs.output_dir) / "train_metrics.json",
+                              {"checkpoint": str(final), **metrics})
+            link_latest(Path(cfg.dirs.output_dir))
+            print(f"[textflow] checkpoint: {final}")
+        return metrics, {"trainer": trainer, "module": module, "datamodule": datamodule, "checkpoint": final}
+    finally:
+        finish_wandb_runs(loggers)  # the next run in this process (a `-m` sweep's next job) starts its own
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

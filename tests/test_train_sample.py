@@ -93,6 +93,9 @@ def test_all_loggers_at_once_receive_metrics_and_sample_texts(tmp_path, cache_di
     assert "val/flow_loss" in tags["scalars"]
     assert any(tag.startswith("samples/ode_K2") for tag in tags["tensors"]), tags["tensors"]  # the text table
     assert list((out / "wandb").glob("offline-run-*")), "wandb (offline) wrote no run folder"
+    import wandb
+
+    assert wandb.run is None, "the training run's wandb run is still open: the next run would log into it"
 
 
 def test_per_k_validation_logs_few_step_quality(tmp_path, cache_dir):

@@ -48,8 +48,18 @@ def open_loggers(nodes, *, run_name: str, group: str | None = None, job_type: st
 def close_loggers(loggers: Iterable) -> None:
     """Flush and finalize every logger; finish wandb runs, so that the next run in this process is a new
     one."""
+    loggers = list(loggers)
     for logger in loggers:
         logger.save()
         logger.finalize("success")
-        if kind_of(logger) == "WandbLogger":
+    finish_wandb_runs(loggers)
+
+
+def finish_wandb_runs(loggers: Iterable) -> None:
+    """Finish the wandb run of every wandb logger that started one (a logger that never logged starts
+    none here). Lightning leaves a training run's wandb run open when ``fit`` ends; the next
+    ``WandbLogger`` in the same process (a basic-launcher sweep of ``train.py -m``, a notebook, the
+    tests) would otherwise log into it."""
+    for logger in loggers:
+        if kind_of(logger) == "WandbLogger" and getattr(logger, "_experiment", None) is not None:
             logger.experiment.finish()

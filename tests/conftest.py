@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 FIXTURE_CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# one thread per worker when pytest-xdist runs the suite on both cores (README test command)
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 
 
 def compose_config(name: str, overrides: list[str]) -> DictConfig:

@@ -13,7 +13,7 @@ from test_cli import ckpt, run_cli  # noqa: F401 - the CLI-trained checkpoint fi
 
 @pytest.mark.parametrize("launcher", [
     ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-    ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
+    pytest.param(["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"], marks=pytest.mark.slow),
 ], ids=["joblib", "submitit_local"])
 def test_a_two_point_sweep_on_a_launcher_writes_points_errors_and_the_report(ckpt, tmp_path, launcher):  # noqa: F811
     proc = run_cli("sample.py", "-m", f"ckpt_path={ckpt}", "sampler=ode,student", "sampler.steps=2", "num_samples=2",

@@ -110,17 +110,20 @@ def straight_fsdp(tmp_path_factory, cache_dir) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_resumes_from_its_last_checkpoint_exactly(half_run, straight_fsdp, tmp_path, cache_dir):
     resume(half_run, tmp_path / "run", cache_dir, *DDP)
     assert_same_run(tmp_path / "run", straight_fsdp)
 
 
+@pytest.mark.slow
 def test_fsdp_resumes_a_ddp_checkpoint_exactly(half_run, straight_fsdp, tmp_path, cache_dir):
     """A run moves from DDP to FSDP (with activation checkpointing) and goes on exactly: one file format."""
     resume(half_run, tmp_path / "run", cache_dir, *FSDP_ON_CPU, ACTIVATION_CHECKPOINTING)
     assert_same_run(tmp_path / "run", straight_fsdp)
 
 
+@pytest.mark.slow
 def test_processes_that_resume_at_different_steps_stop_in_one_line(half_run, tmp_path, cache_dir):
     """A node that does not see the run folder's checkpoint (here: one folder per rank) would train
     from step 0 and hang at the end; the processes stop at the start of training instead."""

@@ -128,18 +128,22 @@ def test_dit_forward_agrees_across_backends(spy):
             assert ("gelu" in spy) == (placement == "fused") and spy
             spy.clear()
             torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+        with kl.use_cpu_linear("mkl"):
+            torch.testing.assert_close(net(z, t), ref, rtol=1e-4, atol=1e-5)
+        assert spy == []
 
 
-@pytest.mark.parametrize("use, current, key, env, choices", [
-    (kl.use_cpu_linear, kl.cpu_linear_backend, "backend", "TEXTFLOW_CPU_LINEAR", "onednn, aten"),
-    (kl.use_cpu_gelu, kl.cpu_gelu_placement, "gelu", "TEXTFLOW_CPU_GELU", "fused, separate")])
-def test_bad_setting_names_the_value_and_the_choices(monkeypatch, use, current, key, env, choices):
-    with pytest.raises(ConfigError, match=rf"'mkl'.*{choices}"):
-        with use("mkl"):
+@pytest.mark.parametrize("use, current, key, env, choices, env_choices", [
+    (kl.use_cpu_linear, kl.cpu_linear_backend, "backend", "TEXTFLOW_CPU_LINEAR", "onednn, mkl, aten",
+     "auto, onednn, mkl, aten"),
+    (kl.use_cpu_gelu, kl.cpu_gelu_placement, "gelu", "TEXTFLOW_CPU_GELU", "fused, separate", "fused, separate")])
+def test_bad_setting_names_the_value_and_the_choices(monkeypatch, use, current, key, env, choices, env_choices):
+    with pytest.raises(ConfigError, match=rf"'blas'.*{choices}"):
+        with use("blas"):
             pass
     monkeypatch.setitem(kl._state, key, None)
     monkeypatch.setenv(env, "fast")
-    with pytest.raises(ConfigError, match=rf"{env}='fast'.*{choices}"):
+    with pytest.raises(ConfigError, match=rf"{env}='fast'.*{env_choices}"):
         current()
 
 

@@ -19,6 +19,7 @@ import sys
 from textflow.allocator import keep_freed_memory
 from textflow.cli import guarded
 from textflow.bench.runner import print_table, write_result
+from textflow.kernels.linear import BACKENDS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,8 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     sampling.add_argument("--compile", action="store_true", help="torch.compile the backbone (untimed first call)")
     sampling.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     sampling.add_argument("--bf16", action="store_true", help="bf16 autocast, as sample.py precision=bf16 (CUDA)")
-    sampling.add_argument("--cpu-linear", choices=["onednn", "aten"], default=None,
-                          help="CPU inference linears: oneDNN with fused GELU (default) or PyTorch's own")
+    sampling.add_argument("--cpu-linear", choices=list(BACKENDS), default=None,
+                          help="CPU inference linears: oneDNN's GEMM, PyTorch's GEMM with the exp2 GELU (mkl), or "
+                               "PyTorch's own path (default: TEXTFLOW_CPU_LINEAR, else this machine's calibration)")
     diag = sub.add_parser("diagnostics", help="cost of the training diagnostics callback vs training")
     diag.add_argument("--ckpt", required=True)
     diag.add_argument("--interval", type=int, default=200, help="validation interval in training steps")

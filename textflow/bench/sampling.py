@@ -70,8 +70,9 @@ def run(*, ckpt: str, samplers: list[str], steps: list[int], batch_size: int = 3
     """One row per sampler spec (:func:`textflow.samplers.spec.parse_sampler`) and K. ``compile``: ``torch.compile`` the
     backbone first (the first, untimed call pays the compilation). ``device``: ``cpu``, ``cuda``, ``cuda:N`` or
     ``auto``; on CUDA the peak is an 8192³ matmul in the sampling dtype, and ``bf16`` samples under bf16
-    autocast as ``sample.py precision=bf16`` does (CUDA only). ``cpu_linear``: ``onednn`` or ``aten``, the
-    CPU inference linears (:mod:`textflow.kernels.linear`; default: ``TEXTFLOW_CPU_LINEAR``, else oneDNN)."""
+    autocast as ``sample.py precision=bf16`` does (CUDA only). ``cpu_linear``: ``onednn``, ``mkl`` or
+    ``aten``, the CPU inference linears (:mod:`textflow.kernels.linear`; default: ``TEXTFLOW_CPU_LINEAR``,
+    else this machine's calibrated choice)."""
     dev = pick_device(device)
     if bf16 and dev.type != "cuda":
         raise ConfigError(f"--bf16 samples under CUDA autocast; it needs --device cuda, not {device!r}")

@@ -34,9 +34,17 @@ and :func:`tanh_gelu_` is cheaper than ATen's GELU there. The default follows th
 (:func:`cpu_gelu_placement`: ``fused`` where ATen reports an AVX-512 capability, ``separate`` elsewhere);
 ``TEXTFLOW_CPU_GELU`` or :func:`use_cpu_gelu` picks one. Both agree with ATen's GELU to float32 rounding.
 
-The two paths agree to float32 rounding (a different summation order; the test suite checks ``allclose``),
-not bit for bit. ``TEXTFLOW_CPU_LINEAR=aten`` in the environment, or :func:`use_cpu_linear`, selects
-PyTorch's own kernels, which reproduce samples drawn before this path existed exactly.
+A second inference path, ``mkl``, keeps PyTorch's own GEMM (MKL in the CPU wheels) and runs the GELU as
+:func:`tanh_gelu_` in place on its output, eager and compiled. Which of ``onednn`` and ``mkl`` is faster
+depends on the CPU: on one AVX2 host a K = 4 ``ode`` batch took 10 % less time on ``mkl``
+(docs/benchmarks.md, "Sampling at the machine's limit", tenth block); on the AVX-512 host oneDNN's GEMM
+was the faster. The default, ``auto``, takes the
+answer measured once per machine and stored in the cache folder (:mod:`textflow.kernels.calibration`).
+
+The paths agree to float32 rounding (a different summation order; the test suite checks ``allclose``),
+not bit for bit. ``TEXTFLOW_CPU_LINEAR`` (``auto``, ``onednn``, ``mkl`` or ``aten``) in the environment, or
+:func:`use_cpu_linear`, selects one; ``aten`` is PyTorch's own kernels and ATen's GELU, which reproduce
+samples drawn before these paths existed exactly.
 """
 
 from __future__ import annotations
@@ -52,7 +60,8 @@ from torch import Tensor, nn
 
 from textflow.errors import ConfigError
 
-BACKENDS = ("onednn", "aten")
+BACKENDS = ("onednn", "mkl", "aten")
+AUTO = "auto"  # TEXTFLOW_CPU_LINEAR's default: the faster of onednn and mkl on this machine (calibration.py)
 GELU_PLACEMENTS = ("fused", "separate")
 MIN_MACS = 1 << 22  # rows x in x out below this: oneDNN's per-call overhead outweighs its faster GEMM
 _state = {"backend": None, "gelu": None, "available": None, "packable": None, "packed": None}
@@ -84,8 +93,17 @@ def _overridden(key: str, name: str | None, current: str, choices: tuple[str, ..
 
 @torch.compiler.assume_constant_result
 def cpu_linear_backend() -> str:
-    """The backend in force: :func:`use_cpu_linear`'s, else ``TEXTFLOW_CPU_LINEAR``, else ``onednn``."""
-    return _setting("backend", "TEXTFLOW_CPU_LINEAR", "onednn", BACKENDS, "CPU linear backend")
+    """The backend in force: :func:`use_cpu_linear`'s, else ``TEXTFLOW_CPU_LINEAR``, else (``auto``) the
+    one :func:`textflow.kernels.calibration.calibrated_cpu_backend` measured as the faster on this machine."""
+    if _state["backend"] is None:
+        name = _check(os.environ.get("TEXTFLOW_CPU_LINEAR", AUTO), "TEXTFLOW_CPU_LINEAR", (AUTO, *BACKENDS),
+                      "CPU linear backend")
+        if name == AUTO:
+            from textflow.kernels.calibration import calibrated_cpu_backend
+
+            name = calibrated_cpu_backend()
+        _state["backend"] = name
+    return _state["backend"]
 
 
 def use_cpu_linear(name: str | None) -> ContextManager[None]:
@@ -182,25 +200,43 @@ def _probe_packing(x: Tensor, w: Tensor, b: Tensor, want: Tensor) -> bool:
         return False
 
 
-def _takes_onednn(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
+def _inference_backend(x: Tensor, weight: Tensor, bias: Tensor | None) -> str:
+    """``onednn`` or ``mkl`` where :func:`linear` takes textflow's inference path (module docstring),
+    ``aten`` where it runs PyTorch's own kernels."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
-        return False
+        return "aten"
     if bias is not None and bias.dtype != torch.float32:
-        return False
+        return "aten"
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                     or (bias is not None and bias.requires_grad)):
-        return False
+        return "aten"
     if x.numel() * weight.shape[0] < MIN_MACS:  # rows x in x out
-        return False
+        return "aten"
     if torch.is_autocast_enabled("cpu"):
-        return False
-    return cpu_linear_backend() == "onednn" and onednn_available()
+        return "aten"
+    backend = cpu_linear_backend()
+    return "aten" if backend == "onednn" and not onednn_available() else backend
+
+
+def _takes_onednn(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
+    return _inference_backend(x, weight, bias) == "onednn"
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, gelu: bool = False) -> Tensor:
     """``F.linear(x, weight, bias)``, followed by the tanh-approximate GELU when ``gelu``; through oneDNN
-    with the bias and GELU fused where the module docstring says, through ``F.linear`` elsewhere."""
-    if _takes_onednn(x, weight, bias):
+    with the bias and GELU fused, or PyTorch's GEMM with :func:`tanh_gelu_` in place, where the module
+    docstring says, through ``F.linear`` and ATen's GELU elsewhere."""
+    return linear_on(_inference_backend(x, weight, bias), x, weight, bias, gelu=gelu)
+
+
+def linear_on(backend: str, x: Tensor, weight: Tensor, bias: Tensor | None = None, *,
+              gelu: bool = False) -> Tensor:
+    """:func:`linear` on the named backend, whatever the inputs (``onednn`` and ``mkl`` only where nothing
+    needs a gradient: their GELU overwrites the GEMM's output)."""
+    if backend == "mkl":
+        out = F.linear(x, weight, bias)
+        return tanh_gelu_(out) if gelu else out
+    if backend == "onednn":
         if not torch.compiler.is_compiling():
             return _onednn(x, weight, bias, gelu)
         if gelu and cpu_gelu_placement() == "separate":

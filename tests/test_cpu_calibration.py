@@ -112,3 +112,14 @@ def test_the_machine_key_names_the_cpu_torch_and_threads():
     assert torch.__version__ in key and f"{torch.get_num_threads()} threads" in key
     assert torch.backends.cpu.get_cpu_capability() in key
 
+
+
+def test_naming_a_backend_does_not_start_the_calibration(cache, monkeypatch):
+    monkeypatch.setitem(kl._state, "backend", None)
+    monkeypatch.setenv("TEXTFLOW_CPU_LINEAR", "auto")
+    calls = fake_measure(monkeypatch, onednn=10.0, mkl=5.0)
+    with torch.no_grad(), kl.use_cpu_linear("onednn"):
+        assert kl.cpu_linear_backend() == "onednn"
+        kl.linear(big(8, 64, 128), big(256, 128, seed=1))
+    assert calls == [] and not cache.exists() and kl._state["backend"] is None
+    assert kl.cpu_linear_backend() == "mkl" and calls == [1]  # the default is measured when it is needed

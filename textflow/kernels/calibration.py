@@ -9,9 +9,10 @@ the two were level and oneDNN won end to end; on another host of the same name M
 or up to 15 % faster than oneDNN's at the DiT's shapes, and a K = 4 ``ode`` batch took 10 % less time on
 ``mkl``.
 
-So ``TEXTFLOW_CPU_LINEAR=auto`` (the default) times both on the MLP's first linear at the sampling shape
-(2,048 rows, 256 -> 1,024, with its GELU), alternated in rounds, and takes ``mkl`` only when it is at least
-:data:`MARGIN` faster; a near tie keeps ``onednn``. The answer is stored in ``cpu-linear.json`` under the
+So ``TEXTFLOW_CPU_LINEAR=auto`` (the default) times both on a DiT block's four linears at the sampling
+shape (2,048 rows: qkv, proj, the MLP's two with its GELU), alternated in rounds, and takes ``mkl`` only
+when it is at least :data:`MARGIN` faster; a near tie keeps ``onednn``. (One shape alone misleads: on the
+host above the two GEMMs were level at 256 -> 1,024 and MKL clearly ahead at 1,024 -> 256.) The answer is stored in ``cpu-linear.json`` under the
 cache folder (``TEXTFLOW_CACHE``, else ``~/.cache/textflow``), keyed by the CPU (model, family, model
 number, stepping, the vector capability ATen uses), the torch version and the thread count, so every
 later process on this machine takes the same path: a seeded sample stays the same sample from run to run.
@@ -69,21 +70,28 @@ def choose(median_ms: dict[str, float]) -> str:
     return "mkl" if median_ms["mkl"] <= (1 - MARGIN) * median_ms["onednn"] else "onednn"
 
 
+# a DiT block's linears at the sampling shape (``dit_small``, batch 32 x 64): qkv, proj, the MLP's two
+SHAPES = ((256, 768, False), (256, 256, False), (256, 1024, True), (1024, 256, False))  # (in, out, gelu)
+ROWS = 2048
+
+
 def measure(rounds: int = ROUNDS) -> dict[str, float]:
-    """Median milliseconds of the MLP's first linear (2,048 x 256 -> 1,024, bias, tanh-GELU) on each
-    candidate, alternated in ``rounds`` rounds after :data:`WARMUP` untimed ones, in one packing block."""
+    """Median milliseconds of one DiT block's four linears (:data:`SHAPES` on :data:`ROWS` rows, with bias,
+    the MLP's GELU included) on each candidate, alternated in ``rounds`` rounds after :data:`WARMUP`
+    untimed ones, in one packing block."""
     from textflow.kernels import linear as kl
 
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2048, 256, generator=gen)
-    weight = nn.Parameter(torch.randn(1024, 256, generator=gen) / 16, requires_grad=False)
-    bias = torch.randn(1024, generator=gen)
+    layers = [(torch.randn(ROWS, fan_in, generator=gen),
+               nn.Parameter(torch.randn(fan_out, fan_in, generator=gen) / fan_in ** 0.5, requires_grad=False),
+               torch.randn(fan_out, generator=gen), gelu) for fan_in, fan_out, gelu in SHAPES]
     times = {name: [] for name in CANDIDATES}
     with torch.no_grad(), kl.reuse_packed_weights():
         for r in range(WARMUP + rounds):
             for name in CANDIDATES:
                 start = time.perf_counter()
-                kl.linear_on(name, x, weight, bias, gelu=True)
+                for x, weight, bias, gelu in layers:
+                    kl.linear_on(name, x, weight, bias, gelu=gelu)
                 if r >= WARMUP:
                     times[name].append(time.perf_counter() - start)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
@@ -99,7 +107,7 @@ def _read(path: Path) -> dict:
 
 def calibrated_cpu_backend() -> str:
     """This machine's backend for the CPU inference linears: the stored answer for :func:`machine_key`,
-    else measured now (:func:`measure`, about 0.1 s) and stored (module docstring). ``onednn`` needs this
+    else measured now (:func:`measure`, about 0.5 s) and stored (module docstring). ``onednn`` needs this
     torch build's oneDNN linear; without it the answer is ``mkl``, measured or not."""
     from textflow.kernels.linear import onednn_available
 

@@ -108,8 +108,8 @@ def cpu_linear_backend() -> str:
 
 def use_cpu_linear(name: str | None) -> ContextManager[None]:
     """Run the block with CPU inference linears on ``name`` (``onednn`` or ``aten``; None: as they are)."""
-    return _overridden("backend", name, cpu_linear_backend(), BACKENDS, "CPU linear backend",
-                       "use_cpu_linear")
+    # the setting as it is, unresolved: naming a backend must not start the calibration of the default
+    return _overridden("backend", name, _state["backend"], BACKENDS, "CPU linear backend", "use_cpu_linear")
 
 
 @torch.compiler.assume_constant_result

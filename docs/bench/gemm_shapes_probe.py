@@ -37,11 +37,13 @@ def gflops(fn, flops: float, calls: int = 10) -> float:
 rates: dict[str, list[float]] = {}
 for _ in range(3):
     rates.setdefault("2048^3 square, MKL", []).append(gflops(lambda: torch.mm(a, b), 2 * 2048**3, 5))
-    rates.setdefault("2048^3 square, oneDNN", []).append(gflops(lambda: kl.onednn_linear(a, b), 2 * 2048**3, 5))
+    square_onednn = gflops(lambda: kl.onednn_linear(a, b), 2 * 2048**3, 5)
+    rates.setdefault("2048^3 square, oneDNN", []).append(square_onednn)
     for rows, fan_in, fan_out in SHAPES:
         x = torch.randn(rows, fan_in, generator=gen)
         w, bias = torch.randn(fan_out, fan_in, generator=gen), torch.randn(fan_out, generator=gen)
-        packed, flops, name = kl._reorder(w, rows), 2 * rows * fan_in * fan_out, f"{rows} x {fan_in} -> {fan_out}"
+        packed, flops = kl._reorder(w, rows), 2 * rows * fan_in * fan_out
+        name = f"{rows} x {fan_in} -> {fan_out}"
         rates.setdefault(f"{name}, MKL", []).append(gflops(lambda: F.linear(x, w, bias), flops))
         rates.setdefault(f"{name}, oneDNN", []).append(
             gflops(lambda: kl._fused_op()(x, w, bias, "none", [], ""), flops))

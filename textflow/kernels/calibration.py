@@ -12,10 +12,11 @@ or up to 15 % faster than oneDNN's at the DiT's shapes, and a K = 4 ``ode`` batc
 So ``TEXTFLOW_CPU_LINEAR=auto`` (the default) times both on a DiT block's four linears at the sampling
 shape (2,048 rows: qkv, proj, the MLP's two with its GELU), alternated in rounds, and takes ``mkl`` only
 when it is at least :data:`MARGIN` faster; a near tie keeps ``onednn``. (One shape alone misleads: on the
-host above the two GEMMs were level at 256 -> 1,024 and MKL clearly ahead at 1,024 -> 256.) The answer is stored in ``cpu-linear.json`` under the
-cache folder (``TEXTFLOW_CACHE``, else ``~/.cache/textflow``), keyed by the CPU (model, family, model
-number, stepping, the vector capability ATen uses), the torch version and the thread count, so every
-later process on this machine takes the same path: a seeded sample stays the same sample from run to run.
+host above the two GEMMs were level at 256 -> 1,024 and MKL clearly ahead at 1,024 -> 256.) The answer
+is stored in ``cpu-linear.json`` under the cache folder (``TEXTFLOW_CACHE``, else ``~/.cache/textflow``),
+keyed by the CPU (model, family, model number, stepping, the vector capability ATen uses), the torch
+version and the thread count, so every later process on this machine takes the same path: a seeded
+sample stays the same sample from run to run.
 Delete the file, or name a backend in ``TEXTFLOW_CPU_LINEAR``, to choose again.
 """
 

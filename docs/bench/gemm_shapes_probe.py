@@ -7,13 +7,12 @@ this runs on (docs/benchmarks.md, "Sampling at the machine's limit", tenth block
 """
 
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
 from textflow.allocator import keep_freed_memory
-from textflow.bench.runner import cpu_model
+from textflow.bench.runner import cpu_model, seconds
 from textflow.kernels import linear as kl
 
 keep_freed_memory()
@@ -26,12 +25,7 @@ a, b = torch.randn(2048, 2048, generator=gen), torch.randn(2048, 2048, generator
 
 def gflops(fn, flops: float, calls: int = 10) -> float:
     fn()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return flops / statistics.median(times) / 1e9
+    return flops / statistics.median(seconds(fn) for _ in range(calls)) / 1e9
 
 
 rates: dict[str, list[float]] = {}

@@ -17,7 +17,9 @@ is stored in ``cpu-linear.json`` under the cache folder (``TEXTFLOW_CACHE``, els
 keyed by the CPU (model, family, model number, stepping, the vector capability ATen uses), the torch
 version and the thread count, so every later process on this machine takes the same path: a seeded
 sample stays the same sample from run to run.
-Delete the file, or name a backend in ``TEXTFLOW_CPU_LINEAR``, to choose again.
+Delete the file, or name a backend in ``TEXTFLOW_CPU_LINEAR``, to choose again. On a shared host whose
+speed drifts the answer depends on when it was measured: on the host above MKL led only while the host ran
+fast, and a measurement in a slow stretch kept ``onednn``.
 """
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ A second inference path, ``mkl``, keeps PyTorch's own GEMM (MKL in the CPU wheel
 :func:`tanh_gelu_` in place on its output, eager and compiled. Which of ``onednn`` and ``mkl`` is faster
 depends on the CPU: on one AVX2 host a K = 4 ``ode`` batch took 10 % less time on ``mkl``
 (docs/benchmarks.md, "Sampling at the machine's limit", tenth block); on the AVX-512 host oneDNN's GEMM
-was the faster. The default, ``auto``, takes the
-answer measured once per machine and stored in the cache folder (:mod:`textflow.kernels.calibration`).
+was the faster. The default, ``auto``, takes the answer measured once per machine and stored in the cache
+folder (:mod:`textflow.kernels.calibration`).
 
 The paths agree to float32 rounding (a different summation order; the test suite checks ``allclose``),
 not bit for bit. ``TEXTFLOW_CPU_LINEAR`` (``auto``, ``onednn``, ``mkl`` or ``aten``) in the environment, or
@@ -107,7 +107,8 @@ def cpu_linear_backend() -> str:
 
 
 def use_cpu_linear(name: str | None) -> ContextManager[None]:
-    """Run the block with CPU inference linears on ``name`` (``onednn`` or ``aten``; None: as they are)."""
+    """Run the block with CPU inference linears on ``name`` (``onednn``, ``mkl`` or ``aten``; None: as
+    they are)."""
     # the setting as it is, unresolved: naming a backend must not start the calibration of the default
     return _overridden("backend", name, _state["backend"], BACKENDS, "CPU linear backend", "use_cpu_linear")
 

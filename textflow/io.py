@@ -82,3 +82,9 @@ def jsonl_text(rows: Iterable[dict]) -> str:
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
     return atomic_write_text(path, jsonl_text(rows))
+
+
+def default_cache_dir() -> Path:
+    """textflow's cache folder outside a Hydra run: ``TEXTFLOW_CACHE``, else ``~/.cache/textflow`` (the
+    default of ``dirs.cache_dir``, conf/dirs/default.yaml)."""
+    return Path(os.environ.get("TEXTFLOW_CACHE") or Path.home() / ".cache" / "textflow")

@@ -46,7 +46,7 @@ def _(x, weight, bias):
 class AtenGeluMLP(kl.GeluMLP):
     def forward(self, x):
         up, _, down = self
-        if kl._takes_onednn(x, up.weight, up.bias):
+        if kl._inference_backend(x, up.weight, up.bias) == "onednn":
             hidden = (linear_aten_gelu if torch.compiler.is_compiling() else aten_gelu_eager)(x, up.weight, up.bias)
         else:
             hidden = kl.linear(x, up.weight, up.bias, gelu=True)

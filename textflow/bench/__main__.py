@@ -13,12 +13,12 @@ torchdiffeq on the same work) and ``scaling`` (few-step flow vs a KV-cached AR m
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from textflow.allocator import keep_freed_memory
 from textflow.cli import guarded
 from textflow.bench.runner import print_table, write_result
+from textflow.io import default_cache_dir
 from textflow.kernels.linear import BACKENDS
 
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     scaling.add_argument("--compile", action="store_true", help="torch.compile the flow's backbone")
     for p in (judge, sampling, diag, vocab, matched, train, ddp, par, peer, scaling):
         p.add_argument("--out", default="outputs/bench")
-        p.add_argument("--cache-dir", default=os.environ.get("TEXTFLOW_CACHE", os.path.expanduser("~/.cache/textflow")))
+        p.add_argument("--cache-dir", default=str(default_cache_dir()))
     args = parser.parse_args(argv)
     settings = {k: v for k, v in vars(args).items() if k not in ("out",)}
     figure = None  # a benchmark whose rows read better as a picture: drawn beside its JSON

@@ -25,7 +25,6 @@ fast, and a measurement in a slow stretch kept ``onednn``.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from textflow.io import atomic_write_json
+from textflow.io import atomic_write_json, default_cache_dir
 
 CANDIDATES = ("onednn", "mkl")
 MARGIN = 0.05  # mkl must take at most 95 % of onednn's time: a tie on a noisy host keeps onednn
@@ -43,8 +42,7 @@ CACHE_FILE = "cpu-linear.json"
 
 
 def cache_path() -> Path:
-    root = os.environ.get("TEXTFLOW_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "textflow")
-    return Path(root) / CACHE_FILE
+    return default_cache_dir() / CACHE_FILE
 
 
 def _cpuinfo() -> dict[str, str]:

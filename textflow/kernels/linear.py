@@ -219,10 +219,6 @@ def _inference_backend(x: Tensor, weight: Tensor, bias: Tensor | None) -> str:
     return "aten" if backend == "onednn" and not onednn_available() else backend
 
 
-def _takes_onednn(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
-    return _inference_backend(x, weight, bias) == "onednn"
-
-
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, gelu: bool = False) -> Tensor:
     """``F.linear(x, weight, bias)``, followed by the tanh-approximate GELU when ``gelu``; through oneDNN
     with the bias and GELU fused, or PyTorch's GEMM with :func:`tanh_gelu_` in place, where the module

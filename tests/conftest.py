@@ -9,9 +9,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-# the oneDNN inference linears, not the per-machine choice (textflow/kernels/calibration.py): every machine
-# runs the same path, and no test writes the calibration into the user's cache
+# the oneDNN inference linears with the separate GELU, not the per-machine choice
+# (textflow/kernels/calibration.py): every machine runs the same path, and no test writes the calibration
+# into the user's cache
 os.environ.setdefault("TEXTFLOW_CPU_LINEAR", "onednn")
+os.environ.setdefault("TEXTFLOW_CPU_GELU", "separate")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -32,6 +32,7 @@ def test_sampling_benchmark_runs(tiny_ckpt, tmp_path):
     assert result["machine"]["cpu_model"] and result["machine"]["cpu_capability"]  # which CPU kind ran it
     # the peak is the fastest GEMM timed (PyTorch's own and, where available, oneDNN's): never below PyTorch's
     assert all(r["fraction_of_peak"] <= r["fraction_of_aten_peak"] and r["cpu_linear"] == "onednn" for r in rows)
+    assert all(r["cpu_gelu"] == "separate" for r in rows)  # the placement it ran (tests/conftest.py's)
     assert rows[0]["peak_kernel"] in ("aten", "onednn")
     # the peak is timed in the sampling rounds: the share is the median of each round's ratio
     for r in rows:
@@ -80,6 +81,7 @@ def test_sampling_benchmark_takes_knobs_per_sampler(tiny_ckpt, tmp_path):
     (row,) = json.loads(next(tmp_path.glob("sampling-*.json")).read_text())["rows"]
     assert row["sampler"] == "adaptive:levels=4:gamma=0.5" and row["nfe"] == 2
     assert row["device"] == "cpu" and row["bf16"] is False and row["cpu_linear"] == "aten"
+    assert row["cpu_gelu"] is None  # no oneDNN path: no placement
     with pytest.raises(ValueError, match="'levels' is not knob=value"):
         parse_sampler("adaptive:levels")
     with pytest.raises(ConfigError, match="sampler.levels"):

@@ -51,13 +51,7 @@ def test_fused_path_matches_pytorch(spy, gelu, with_bias, placement):
         assert torch.equal(got, kl.tanh_gelu_(plain.clone()))
 
 
-def test_the_gelu_placement_follows_the_cpu_unless_chosen(monkeypatch):
-    monkeypatch.delenv("TEXTFLOW_CPU_GELU", raising=False)
-    for capability, expected in (("AVX512", "fused"), ("AVX512_BF16", "fused"), ("AVX2", "separate"),
-                                 ("DEFAULT", "separate")):
-        monkeypatch.setitem(kl._state, "gelu", None)
-        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
-        assert kl.cpu_gelu_placement() == expected
+def test_a_named_gelu_placement_holds_until_the_block_ends(monkeypatch):
     monkeypatch.setitem(kl._state, "gelu", None)
     monkeypatch.setenv("TEXTFLOW_CPU_GELU", "fused")
     assert kl.cpu_gelu_placement() == "fused"
@@ -136,7 +130,8 @@ def test_dit_forward_agrees_across_backends(spy):
 @pytest.mark.parametrize("use, current, key, env, choices, env_choices", [
     (kl.use_cpu_linear, kl.cpu_linear_backend, "backend", "TEXTFLOW_CPU_LINEAR", "onednn, mkl, aten",
      "auto, onednn, mkl, aten"),
-    (kl.use_cpu_gelu, kl.cpu_gelu_placement, "gelu", "TEXTFLOW_CPU_GELU", "fused, separate", "fused, separate")])
+    (kl.use_cpu_gelu, kl.cpu_gelu_placement, "gelu", "TEXTFLOW_CPU_GELU", "fused, separate",
+     "auto, fused, separate")])
 def test_bad_setting_names_the_value_and_the_choices(monkeypatch, use, current, key, env, choices, env_choices):
     with pytest.raises(ConfigError, match=rf"'blas'.*{choices}"):
         with use("blas"):

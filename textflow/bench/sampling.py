@@ -24,7 +24,8 @@ from textflow.bench.train import backbone_forward_flops, peak_gemms, readout_for
 from textflow.checkpoint import load_run
 from textflow.cli import pick_device
 from textflow.errors import ConfigError
-from textflow.kernels.linear import cpu_linear_backend, reuse_packed_weights, use_cpu_linear
+from textflow.kernels.linear import (cpu_gelu_placement, cpu_linear_backend, reuse_packed_weights,
+                                     use_cpu_linear)
 from textflow.sampling.generate import generate
 from textflow.samplers import Sampler
 from textflow.samplers.spec import parse_sampler
@@ -128,8 +129,10 @@ def _row(den, once, *, timing: dict, spec: str, k: int, dev, batch_size: int, se
     best = [max(rates) for rates in zip(*peaks.values())]  # each round's fastest GEMM
     peak_kernel = max(peaks, key=lambda name: statistics.median(peaks[name]))
     achieved = flops / timing["median_s"]
+    backend = cpu_linear_backend() if dev.type == "cpu" else None
     return {"sampler": spec, "K": k, "device": str(dev), "bf16": bf16, "compile": compile,
-            "cpu_linear": cpu_linear_backend() if dev.type == "cpu" else None, "nfe": nfe,
+            "cpu_linear": backend, "cpu_gelu": cpu_gelu_placement() if backend == "onednn" else None,
+            "nfe": nfe,
             "batch": batch_size, "seq_len": seq_len, **{k: v for k, v in timing.items() if k != "times_s"},
             "tokens_per_s": batch_size * seq_len / timing["median_s"],
             "s_per_call": timing["median_s"] / max(nfe, 1), "gflop": flops / 1e9,

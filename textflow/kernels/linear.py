@@ -30,8 +30,9 @@ Where the GELU goes is a per-CPU choice (``GELU_PLACEMENTS``): ``fused`` applies
 :func:`tanh_gelu_` in place. On the AVX2 host oneDNN's tanh post-op is the slow part: a (2048 x 256) @
 (256 x 1024) linear took 16.4 ms fused against 12.9 ms as the plain GEMM and ATen's GELU (``python
 docs/bench/gelu_placement_paired.py``; docs/benchmarks.md, "On the AVX2 host, with the target's model"),
-and :func:`tanh_gelu_` is cheaper than ATen's GELU there. The default follows the CPU
-(:func:`cpu_gelu_placement`: ``fused`` where ATen reports an AVX-512 capability, ``separate`` elsewhere);
+and :func:`tanh_gelu_` is cheaper than ATen's GELU there. The default, ``auto``, is measured once per
+machine with the backend below (:func:`cpu_gelu_placement`, :mod:`textflow.kernels.calibration`; a near
+tie keeps ``fused`` where ATen reports an AVX-512 capability and ``separate`` elsewhere);
 ``TEXTFLOW_CPU_GELU`` or :func:`use_cpu_gelu` picks one. Both agree with ATen's GELU to float32 rounding.
 
 A second inference path, ``mkl``, keeps PyTorch's own GEMM (MKL in the CPU wheels) and runs the GELU as
@@ -61,7 +62,7 @@ from torch import Tensor, nn
 from textflow.errors import ConfigError
 
 BACKENDS = ("onednn", "mkl", "aten")
-AUTO = "auto"  # TEXTFLOW_CPU_LINEAR's default: the faster of onednn and mkl on this machine (calibration.py)
+AUTO = "auto"  # the default of TEXTFLOW_CPU_LINEAR and TEXTFLOW_CPU_GELU: measured (calibration.py)
 GELU_PLACEMENTS = ("fused", "separate")
 MIN_MACS = 1 << 22  # rows x in x out below this: oneDNN's per-call overhead outweighs its faster GEMM
 _state = {"backend": None, "gelu": None, "available": None, "packable": None, "packed": None}
@@ -116,14 +117,23 @@ def use_cpu_linear(name: str | None) -> ContextManager[None]:
 @torch.compiler.assume_constant_result
 def cpu_gelu_placement() -> str:
     """Where the oneDNN path applies the MLP's GELU: :func:`use_cpu_gelu`'s choice, else
-    ``TEXTFLOW_CPU_GELU``, else ``fused`` on an AVX-512 CPU and ``separate`` elsewhere (module docstring)."""
-    default = "fused" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "separate"
-    return _setting("gelu", "TEXTFLOW_CPU_GELU", default, GELU_PLACEMENTS, "GELU placement")
+    ``TEXTFLOW_CPU_GELU``, else (``auto``) the placement
+    :func:`textflow.kernels.calibration.calibrated_gelu_placement` measured as the faster on this machine."""
+    if _state["gelu"] is None:
+        name = _check(os.environ.get("TEXTFLOW_CPU_GELU", AUTO), "TEXTFLOW_CPU_GELU",
+                      (AUTO, *GELU_PLACEMENTS), "GELU placement")
+        if name == AUTO:
+            from textflow.kernels.calibration import calibrated_gelu_placement
+
+            name = calibrated_gelu_placement()
+        _state["gelu"] = name
+    return _state["gelu"]
 
 
 def use_cpu_gelu(name: str | None) -> ContextManager[None]:
     """Run the block with the oneDNN path's GELU ``fused`` or ``separate`` (None: as it is)."""
-    return _overridden("gelu", name, cpu_gelu_placement(), GELU_PLACEMENTS, "GELU placement", "use_cpu_gelu")
+    # the setting as it is, unresolved: naming a placement must not start the calibration of the default
+    return _overridden("gelu", name, _state["gelu"], GELU_PLACEMENTS, "GELU placement", "use_cpu_gelu")
 
 
 def _fused_op():
@@ -227,16 +237,17 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, gelu: bool 
 
 
 def linear_on(backend: str, x: Tensor, weight: Tensor, bias: Tensor | None = None, *,
-              gelu: bool = False) -> Tensor:
+              gelu: bool = False, placement: str | None = None) -> Tensor:
     """:func:`linear` on the named backend, whatever the inputs (``onednn`` and ``mkl`` only where nothing
-    needs a gradient: their GELU overwrites the GEMM's output)."""
+    needs a gradient: their GELU overwrites the GEMM's output); ``placement`` names the ``onednn`` path's
+    GELU placement (None: :func:`cpu_gelu_placement`)."""
     if backend == "mkl":
         out = F.linear(x, weight, bias)
         return tanh_gelu_(out) if gelu else out
     if backend == "onednn":
         if not torch.compiler.is_compiling():
-            return _onednn(x, weight, bias, gelu)
-        if gelu and cpu_gelu_placement() == "separate":
+            return _onednn(x, weight, bias, gelu, placement)
+        if gelu and (placement or cpu_gelu_placement()) == "separate":
             return tanh_gelu_(onednn_linear_op(x, weight, bias, False))
         return onednn_linear_op(x, weight, bias, gelu)
     out = F.linear(x, weight, bias)
@@ -262,10 +273,11 @@ def tanh_gelu_(x: Tensor) -> Tensor:
     return x.div_(u.mul_(x).exp2_().add_(1))
 
 
-def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool) -> Tensor:
+def _onednn(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool,
+            placement: str | None = None) -> Tensor:
     packed = _packed(weight, x.numel() // x.shape[-1])
     weight = packed if packed is not weight else weight.contiguous()
-    if gelu and cpu_gelu_placement() == "separate":
+    if gelu and (placement or cpu_gelu_placement()) == "separate":
         return tanh_gelu_(_fused_op()(x.contiguous(), weight, bias, "none", [], ""))
     return _fused_op()(x.contiguous(), weight, bias, "gelu" if gelu else "none", [], "tanh" if gelu else "")
 

@@ -53,13 +53,14 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from typing import ContextManager, Iterator
+from typing import Callable, ContextManager, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textflow.errors import ConfigError
+from textflow.kernels import calibration
 
 BACKENDS = ("onednn", "mkl", "aten")
 AUTO = "auto"  # the default of TEXTFLOW_CPU_LINEAR and TEXTFLOW_CPU_GELU: measured (calibration.py)
@@ -74,10 +75,12 @@ def _check(name: str, source: str, choices: tuple[str, ...], kind: str) -> str:
     return name
 
 
-def _setting(key: str, env: str, default: str, choices: tuple[str, ...], kind: str) -> str:
-    """The ``_state[key]`` setting, read once from the environment variable ``env`` (else ``default``)."""
+def _setting(key: str, env: str, choices: tuple[str, ...], kind: str, measured: Callable[[], str]) -> str:
+    """The ``_state[key]`` setting, read once from the environment variable ``env``; its default, ``auto``,
+    is ``measured()``, this machine's answer from :mod:`textflow.kernels.calibration`."""
     if _state[key] is None:
-        _state[key] = _check(os.environ.get(env, default), env, choices, kind)
+        name = _check(os.environ.get(env, AUTO), env, (AUTO, *choices), kind)
+        _state[key] = measured() if name == AUTO else name
     return _state[key]
 
 
@@ -96,15 +99,8 @@ def _overridden(key: str, name: str | None, current: str, choices: tuple[str, ..
 def cpu_linear_backend() -> str:
     """The backend in force: :func:`use_cpu_linear`'s, else ``TEXTFLOW_CPU_LINEAR``, else (``auto``) the
     one :func:`textflow.kernels.calibration.calibrated_cpu_backend` measured as the faster on this machine."""
-    if _state["backend"] is None:
-        name = _check(os.environ.get("TEXTFLOW_CPU_LINEAR", AUTO), "TEXTFLOW_CPU_LINEAR", (AUTO, *BACKENDS),
-                      "CPU linear backend")
-        if name == AUTO:
-            from textflow.kernels.calibration import calibrated_cpu_backend
-
-            name = calibrated_cpu_backend()
-        _state["backend"] = name
-    return _state["backend"]
+    return _setting("backend", "TEXTFLOW_CPU_LINEAR", BACKENDS, "CPU linear backend",
+                    calibration.calibrated_cpu_backend)
 
 
 def use_cpu_linear(name: str | None) -> ContextManager[None]:
@@ -119,15 +115,8 @@ def cpu_gelu_placement() -> str:
     """Where the oneDNN path applies the MLP's GELU: :func:`use_cpu_gelu`'s choice, else
     ``TEXTFLOW_CPU_GELU``, else (``auto``) the placement
     :func:`textflow.kernels.calibration.calibrated_gelu_placement` measured as the faster on this machine."""
-    if _state["gelu"] is None:
-        name = _check(os.environ.get("TEXTFLOW_CPU_GELU", AUTO), "TEXTFLOW_CPU_GELU",
-                      (AUTO, *GELU_PLACEMENTS), "GELU placement")
-        if name == AUTO:
-            from textflow.kernels.calibration import calibrated_gelu_placement
-
-            name = calibrated_gelu_placement()
-        _state["gelu"] = name
-    return _state["gelu"]
+    return _setting("gelu", "TEXTFLOW_CPU_GELU", GELU_PLACEMENTS, "GELU placement",
+                    calibration.calibrated_gelu_placement)
 
 
 def use_cpu_gelu(name: str | None) -> ContextManager[None]:

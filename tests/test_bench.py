@@ -164,6 +164,8 @@ def test_readout_flops_count_what_each_readout_computes():
 
 
 def test_vocab_benchmark_times_each_vocabulary_against_the_smallest(tmp_path):
+    from textflow.bench.vocab import MIN_ROUNDS
+
     bench_main(["vocab", "--vocabs", "512,128", "--batch", "2", "--seq-len", "8", "--blocks", "2", "--repeats", "1",
                 "--out", str(tmp_path)])
     rows = json.loads(next(tmp_path.glob("vocab-*.json")).read_text())["rows"]
@@ -171,7 +173,7 @@ def test_vocab_benchmark_times_each_vocabulary_against_the_smallest(tmp_path):
     assert rows[0]["rest_vs_small"] == 1.0 and rows[1]["readout_gflop_per_step"] == 4 * rows[0]["readout_gflop_per_step"]
     assert all(r["readout_s"] > 0 and r["plain_readout_s"] > 0 for r in rows)
     for r in rows:  # the rest is paired round by round: the median of each round's step - readout
-        assert len(r["rest_rounds_s"]) == 5 and r["rest_s"] == statistics.median(r["rest_rounds_s"])
+        assert len(r["rest_rounds_s"]) == MIN_ROUNDS and r["rest_s"] == statistics.median(r["rest_rounds_s"])
     for r in rows:
         assert r["train_step_s"] > 0 and r["diagnostics_s"] > 0 and isinstance(r["met"], bool)
         assert r["overhead"] == r["diagnostics_s"] / (200 * r["train_step_s"])

@@ -2,12 +2,17 @@
 16 x 64, the embedding autoencoder, the real configs as ``bench vocab`` builds them; docs/benchmarks.md,
 "Large vocabularies"): three steps after two warm-up steps per vocabulary, the top operators by self time,
 among them ``Optimizer.step#AdamW.step`` (the optimizer over every parameter, the table included), then
-the operators whose self time per step grew the most from the first vocabulary to the last.
+the operators whose self time per step grew the most from the first vocabulary to the last; and, timed
+alone (median of 15 after 3 warm-ups), the table-sized work a step does beyond the readout's own: the
+encoder's lookup (``encode``: the gathered rows normalised) with its dense gradient into the table, and
+one table-sized sum of two gradients.
 
     python docs/bench/vocab_step_profile.py [--preset dit_tiny] [--vocabs 131072] [--conf CONF_DIR]
 """
 
 import argparse
+import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -19,6 +24,32 @@ from textflow.bench.vocab import build
 
 STEPS = 3
 
+
+def median_ms(fn, calls: int = 15) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def table_work_ms(module, ids: torch.Tensor) -> dict[str, float]:
+    """The encoder's lookup forward and backward (its gradient lands in a fresh table-sized tensor) and the
+    sum of two table-sized gradients, each timed alone."""
+    autoencoder = module.net["autoencoder"]
+    table = autoencoder.embedding.weight
+    other = torch.randn_like(table)
+
+    def lookup():
+        table.grad = None
+        autoencoder.encode(ids).sum().backward()
+
+    return {"encoder lookup, forward + backward": median_ms(lookup),
+            "sum of two table-sized gradients": median_ms(lambda: table.detach() + other)}
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--preset", default="dit_tiny")
 parser.add_argument("--vocabs", default="131072", help="comma-separated vocabulary sizes")
@@ -29,7 +60,8 @@ torch.set_num_threads(2)
 per_step_ms = {}
 for vocab in (int(v) for v in args.vocabs.split(",")):
     module = build(conf_dir=args.conf, preset=args.preset, vocab=vocab, seq_len=64, batch=16)
-    step = training_step(module, torch.randint(0, vocab, (16, 64), generator=torch.Generator().manual_seed(0)))
+    batch = torch.randint(0, vocab, (16, 64), generator=torch.Generator().manual_seed(0))
+    step = training_step(module, batch)
     step(), step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(STEPS):
@@ -39,9 +71,12 @@ for vocab in (int(v) for v in args.vocabs.split(",")):
     print("per step, in ms:", {e.key: round(e.cpu_time_total / STEPS / 1e3, 1) for e in prof.key_averages()
                               if e.key in ("Optimizer.step#AdamW.step", "_LinearCrossEntropy")})
     per_step_ms[vocab] = {e.key: e.self_cpu_time_total / STEPS / 1e3 for e in prof.key_averages()}
+    ids = torch.randint(0, vocab, (16, 64), generator=torch.Generator().manual_seed(1))
+    print("timed alone, in ms:", {k: round(v, 2) for k, v in table_work_ms(module, ids).items()})
 if len(per_step_ms) > 1:
     first, last = per_step_ms[min(per_step_ms)], per_step_ms[max(per_step_ms)]
-    growth = sorted(((last.get(k, 0.0) - first.get(k, 0.0), k) for k in first.keys() | last.keys()), reverse=True)
+    keys = first.keys() | last.keys()
+    growth = sorted(((last.get(k, 0.0) - first.get(k, 0.0), k) for k in keys), reverse=True)
     print(f"self ms per step, V = {min(per_step_ms)} -> {max(per_step_ms)}, the largest growths:")
     for delta, key in growth[:15]:
         print(f"  {key:50s} {first.get(key, 0.0):8.1f} -> {last.get(key, 0.0):8.1f}  ({delta:+.1f})")

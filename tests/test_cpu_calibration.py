@@ -177,3 +177,40 @@ def test_naming_a_backend_does_not_start_the_calibration(cache, monkeypatch, avx
         kl.linear(big(8, 64, 128), big(256, 128, seed=1), gelu=True)
     assert calls == [] and not cache.exists() and kl._state["backend"] is None and kl._state["gelu"] is None
     assert kl.cpu_linear_backend() == "mkl" and calls == [1]  # the default is measured when it is needed
+
+
+def test_bench_calibrate_measures_again_beside_the_stored_choice_and_stores_only_when_asked(
+        cache, monkeypatch, avx2):
+    from textflow.bench import calibrate
+
+    cache.parent.mkdir(exist_ok=True)
+    cache.write_text(json.dumps({calibration.machine_key(): {"backend": "mkl", "gelu": "separate"}}))
+    answers = iter([times(onednn=10.0, mkl=12.0, fused=9.0), times(onednn=10.0, mkl=8.0),
+                    times(onednn=11.0, mkl=12.0, fused=9.0)])
+    monkeypatch.setattr(calibration, "measure", lambda rounds: next(answers))
+    rows = calibrate.run(rounds=3, repeats=3)
+    assert [r["measurement"] for r in rows] == ["1", "2", "3", "median"]
+    assert [(r["backend"], r["gelu"]) for r in rows[:3]] == [("onednn", "fused"), ("mkl", "separate"),
+                                                               ("onednn", "fused")]
+    # the medians (separate 10, fused 9, mkl 12 ms) choose oneDNN with the fused GELU; the stored one is shown
+    assert rows[-1]["onednn/fused_ms"] == 9.0 and rows[-1]["mkl_ms"] == 12.0
+    assert (rows[-1]["backend"], rows[-1]["gelu"]) == ("onednn", "fused")
+    assert all(r["stored_backend"] == "mkl" and r["stored_gelu"] == "separate" for r in rows)
+    assert calibration.stored_choice() == {"backend": "mkl", "gelu": "separate"}  # not stored unless asked
+
+    monkeypatch.setattr(calibration, "measure", lambda rounds: times(onednn=10.0, mkl=12.0, fused=9.0))
+    rows = calibrate.run(rounds=3, repeats=1, store=True)
+    assert rows[-1]["stored_now"] and calibration.stored_choice() == {"backend": "onednn", "gelu": "fused"}
+
+
+def test_bench_calibrate_runs_from_the_command_line_and_refuses_bad_counts(cache, tmp_path):
+    from textflow.bench.__main__ import main as bench_main
+    from textflow.bench import calibrate
+    from textflow.errors import ConfigError
+
+    bench_main(["calibrate", "--rounds", "1", "--repeats", "1", "--out", str(tmp_path)])
+    rows = json.loads(next(tmp_path.glob("calibrate-*.json")).read_text())["rows"]
+    assert [r["measurement"] for r in rows] == ["1", "median"] and not cache.exists()
+    assert all(rows[-1][f"{name}_ms"] > 0 for name in calibration.PATHS)
+    with pytest.raises(ConfigError, match=r"--rounds=0 is invalid"):
+        calibrate.run(rounds=0)

@@ -6,7 +6,8 @@ and diagnostics across vocabulary sizes, 4 k to 128 k) and ``matched`` (tokens/s
 its AR twin's quality, from a sweep's report) and ``ddp`` (data-parallel training scaling) and
 ``parallel-sampling`` (N independent sampling processes: flow and AR tokens/s and efficiency) and ``train`` (training
 tokens/s and model-FLOPs utilisation against a measured matmul peak) and ``peer`` (the Euler ODE against
-torchdiffeq on the same work) and ``scaling`` (few-step flow vs a KV-cached AR model over length and K).
+torchdiffeq on the same work) and ``scaling`` (few-step flow vs a KV-cached AR model over length and K) and
+``calibrate`` (the CPU inference paths timed again beside this machine's stored choice).
 
 """
 
@@ -44,6 +45,11 @@ def main(argv: list[str] | None = None) -> None:
     sampling.add_argument("--cpu-linear", choices=list(BACKENDS), default=None,
                           help="CPU inference linears: oneDNN's GEMM, PyTorch's GEMM with the exp2 GELU (mkl), or "
                                "PyTorch's own path (default: TEXTFLOW_CPU_LINEAR, else this machine's calibration)")
+    calibrate = sub.add_parser("calibrate", help="CPU inference paths timed again beside the stored choice")
+    calibrate.add_argument("--rounds", type=int, default=9, help="rounds per measurement (the calibration's)")
+    calibrate.add_argument("--repeats", type=int, default=3, help="measurements, pooled by their medians")
+    calibrate.add_argument("--store", action="store_true", help="replace this machine's stored choice")
+    calibrate.add_argument("--out", default="outputs/bench")  # the choice itself lives in TEXTFLOW_CACHE
     diag = sub.add_parser("diagnostics", help="cost of the training diagnostics callback vs training")
     diag.add_argument("--ckpt", required=True)
     diag.add_argument("--interval", type=int, default=200, help="validation interval in training steps")
@@ -169,6 +175,10 @@ def main(argv: list[str] | None = None) -> None:
                          batch_size=args.batch_size, width=args.width, depth=args.depth, heads=args.heads,
                          repeats=args.repeats, device=args.device, bf16=args.bf16, compile=args.compile,
                          out_dir=args.out)
+    elif args.name == "calibrate":
+        from textflow.bench import calibrate as bench
+
+        rows = bench.run(rounds=args.rounds, repeats=args.repeats, store=args.store)
     elif args.name == "diagnostics":
         from textflow.bench import diagnostics as bench
 

@@ -131,26 +131,42 @@ def _read(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def calibrated_cpu_choice() -> dict[str, str]:
-    """This machine's ``{"backend", "gelu"}`` for the CPU inference linears: the stored answer for
-    :func:`machine_key`, else measured now (:func:`measure`, about 1 s) and stored (module docstring).
-    ``onednn`` needs this torch build's oneDNN linear; without it the answer is ``mkl`` with the default
-    placement (which then serves nothing), measured or not."""
-    from textflow.kernels.linear import onednn_available
+def stored_choice() -> dict[str, str] | None:
+    """The ``{"backend", "gelu"}`` stored for :func:`machine_key` (or kept by this process where the cache
+    could not be written), None when there is none. An answer stored before the placement was measured gets
+    :func:`default_placement`, the path it ran."""
+    stored = _read(cache_path()).get(machine_key(), _unstored.get(machine_key()))
+    if not isinstance(stored, dict) or stored.get("backend") not in BACKENDS:
+        return None
+    gelu = stored.get("gelu")
+    return {"backend": stored["backend"], "gelu": gelu if gelu in PLACEMENTS else default_placement()}
 
-    if not onednn_available():
-        return {"backend": "mkl", "gelu": default_placement()}
+
+def store(choice: dict[str, str], median_ms: dict[str, float]) -> None:
+    """Store ``choice`` (with the times it was chosen from) as this machine's answer, keeping other
+    machines' answers; where the cache folder cannot be written, this process keeps it."""
     path, key = cache_path(), machine_key()
-    stored = _read(path).get(key, _unstored.get(key))
-    if isinstance(stored, dict) and stored.get("backend") in BACKENDS:
-        gelu = stored.get("gelu")  # absent from an answer stored before the placement was measured
-        return {"backend": stored["backend"], "gelu": gelu if gelu in PLACEMENTS else default_placement()}
-    median_ms = measure()
-    choice = choose(median_ms)
     try:  # re-read: another process may have stored its own machine's answer meanwhile
         atomic_write_json(path, {**_read(path), key: {**choice, "median_ms": median_ms}})
     except OSError:  # a read-only cache folder: this process still uses the answer it measured, once
         _unstored[key] = choice
+
+
+def calibrated_cpu_choice() -> dict[str, str]:
+    """This machine's ``{"backend", "gelu"}`` for the CPU inference linears: :func:`stored_choice`, else
+    measured now (:func:`measure`, about 1 s) and stored (module docstring; ``python -m textflow.bench
+    calibrate`` measures again and shows both). ``onednn`` needs this torch build's oneDNN linear; without
+    it the answer is ``mkl`` with the default placement (which then serves nothing), measured or not."""
+    from textflow.kernels.linear import onednn_available
+
+    if not onednn_available():
+        return {"backend": "mkl", "gelu": default_placement()}
+    stored = stored_choice()
+    if stored is not None:
+        return stored
+    median_ms = measure()
+    choice = choose(median_ms)
+    store(choice, median_ms)
     return choice
 
 

@@ -11,8 +11,6 @@ one table-sized sum of two gradients.
 """
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -20,20 +18,14 @@ from torch.profiler import ProfilerActivity, profile
 
 from textflow.allocator import keep_freed_memory
 from textflow.bench.diagnostics import training_step
+from textflow.bench.runner import time_call
 from textflow.bench.vocab import build
 
 STEPS = 3
 
 
-def median_ms(fn, calls: int = 15) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+def median_ms(fn) -> float:
+    return 1e3 * time_call(fn, warmup=3, repeats=15, desc="table-sized work")["median_s"]
 
 
 def table_work_ms(module, ids: torch.Tensor) -> dict[str, float]:

@@ -26,15 +26,14 @@ def run(*, rounds: int = calibration.ROUNDS, repeats: int = 3, store: bool = Fal
     measured = [calibration.measure(rounds=rounds)
                 for _ in tqdm(range(repeats), desc="calibration", leave=False)]
     pooled = {name: statistics.median(m[name] for m in measured) for name in calibration.PATHS}
-    choice = calibration.choose(pooled)
     if store:
-        calibration.store(choice, pooled)
+        calibration.store(calibration.choose(pooled), pooled)
     rows = [_row(str(i + 1), median_ms, stored) for i, median_ms in enumerate(measured)]
-    return [*rows, {**_row("median", pooled, stored), "stored_now": store}]
+    return [*rows, _row("median", pooled, stored, stored_now=store)]
 
 
-def _row(label: str, median_ms: dict[str, float], stored: dict) -> dict:
+def _row(label: str, median_ms: dict[str, float], stored: dict, *, stored_now: bool = False) -> dict:
     choice = calibration.choose(median_ms)
     return {"measurement": label, **{f"{name}_ms": ms for name, ms in median_ms.items()},
             "backend": choice["backend"], "gelu": choice["gelu"], "stored_backend": stored["backend"],
-            "stored_gelu": stored["gelu"], "stored_now": False}
+            "stored_gelu": stored["gelu"], "stored_now": stored_now}

@@ -135,7 +135,8 @@ def stored_choice() -> dict[str, str] | None:
     """The ``{"backend", "gelu"}`` stored for :func:`machine_key` (or kept by this process where the cache
     could not be written), None when there is none. An answer stored before the placement was measured gets
     :func:`default_placement`, the path it ran."""
-    stored = _read(cache_path()).get(machine_key(), _unstored.get(machine_key()))
+    key = machine_key()
+    stored = _read(cache_path()).get(key, _unstored.get(key))
     if not isinstance(stored, dict) or stored.get("backend") not in BACKENDS:
         return None
     gelu = stored.get("gelu")

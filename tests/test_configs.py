@@ -6,12 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from lightning.pytorch.callbacks import Callback
 
 from conftest import CONF, ROOT, compose_config, tiny_train_overrides
 from textflow.checkpoint import build_module
 from textflow.cli import instantiate_dict
+from textflow.time.argmax import argmax_accuracy
 from textflow.training import LatentFlowModule, WarmupCosine
 
 
@@ -168,6 +171,30 @@ def test_experiments_compose(option, tmp_path, cache_dir):
         staged = compose_config("train", [f"experiment={option}", f"stage={stage}", f"dirs.root_dir={ROOT}",
                                           f"dirs.cache_dir={cache_dir}", f"dirs.output_dir={tmp_path}"])
         assert instantiate(staged.stage).func.__name__ == f"{stage}_stage"
+
+
+@pytest.mark.parametrize("option", options("experiment"))
+def test_every_experiment_takes_a_pretrained_tokenizer(option, tmp_path, cache_dir):
+    """A researcher's own tokenizer (GPT-2's, or a pretrained one) has no ``vocab_size`` key to interpolate:
+    every experiment on text resolves with each, and its module builds at that vocabulary."""
+    plain = compose_config("train", [f"experiment={option}", f"dirs.root_dir={ROOT}", f"dirs.cache_dir={cache_dir}"])
+    if "tokenizer" not in plain.data:
+        pytest.skip(f"experiment={option} reads images, not text")
+    for tokenizer in ("gpt2", "pretrained"):  # hydra's own keys resolve only in a run: left out
+        extra = ["data.tokenizer.name_or_path=some/folder"] if tokenizer == "pretrained" else []
+        cfg = compose_config("train", [f"experiment={option}", f"tokenizer@data.tokenizer={tokenizer}", *extra,
+                                       f"dirs.root_dir={ROOT}", f"dirs.cache_dir={cache_dir}",
+                                       f"dirs.output_dir={tmp_path}"])
+        OmegaConf.to_container(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), resolve=True)
+    build_module(cfg, vocab_size=300, seq_len=int(cfg.data.seq_len))
+
+
+@pytest.mark.parametrize("vocab", [300, 50257])
+def test_one_hot_validation_times_sit_at_the_same_argmax_accuracies_at_any_vocabulary(vocab, tmp_path, cache_dir):
+    cfg = compose_config("train", base(tmp_path, cache_dir) + ["experiment=onehot", "backbone=dit_tiny"])
+    module = build_module(cfg, vocab_size=vocab, seq_len=int(cfg.data.seq_len))
+    accuracy = argmax_accuracy(torch.tensor(module.val_times), vocab_size=vocab, snr=1.0)
+    assert torch.allclose(accuracy, torch.tensor([0.1, 0.3, 0.5, 0.7, 0.9], dtype=torch.float64), atol=2e-3)
 
 
 @pytest.mark.parametrize("option", options("tokenizer"))

@@ -204,13 +204,15 @@ def trained(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("onehot")
     cfg = compose_config("train", ["experiment=onehot", *tiny_train_overrides(out, cache_dir)])
     metrics, objects = train_entry.run(cfg)
-    return {"dir": out, "metrics": metrics, "ckpt": objects["checkpoint"], "cfg": cfg}
+    return {"dir": out, "metrics": metrics, "ckpt": objects["checkpoint"], "cfg": cfg, "module": objects["module"]}
 
 
 def test_train_experiment_onehot_trains_with_flm_time(trained):
     cfg, metrics = trained["cfg"], trained["metrics"]
     assert cfg.autoencoder._target_ == "textflow.autoencoders.OneHotAutoencoder"
-    time = instantiate(cfg.module.train_time)
+    # the config leaves time=flm's knobs to the model, which fits them to its own vocabulary
+    assert instantiate(cfg.module.train_time).unset == ["vocab_size", "scale", "sigma"]
+    time = trained["module"].train_time
     assert isinstance(time, ArgmaxAccuracyTime) and time.vocab_size == cfg.data.tokenizer.vocab_size
     assert metrics["global_step"] == 10 and metrics["val/readout_acc"] == 1.0
     assert 0 < metrics["val/flow_loss"] < 2 * torch.log(torch.tensor(float(cfg.data.tokenizer.vocab_size)))

@@ -77,9 +77,14 @@ class Sampler:
         model here (:func:`textflow.time.fit_time`: ``time=flm`` reads the one-hot latent space)."""
         denoiser = self.fn.weights.denoiser(loaded, steps=self.steps, use_ema=use_ema)
         self.check_denoiser(denoiser)
-        if getattr(self.time, "fit", None) is not None:  # only a grid that describes the latent space reads it
-            self.time = fit_time(self.time, autoencoder=denoiser.autoencoder, path=denoiser.path)
+        self.fit_time_to(denoiser)
         return denoiser
+
+    def fit_time_to(self, denoiser) -> None:
+        """Fit the time grid to ``denoiser``'s latent space (only a grid that describes it, ``time=flm``,
+        reads it; the training callbacks' samplers meet their model only at the call)."""
+        if getattr(self.time, "fit", None) is not None:
+            self.time = fit_time(self.time, autoencoder=denoiser.autoencoder, path=denoiser.path)
 
     def check_denoiser(self, denoiser) -> None:
         """Refuse, in one line, ``sc_scale != 1`` on a model trained without self-conditioning, and a scale
@@ -105,6 +110,7 @@ class Sampler:
 
     def __call__(self, denoiser, x_init: Tensor, *, generator: GeneratorArg = None,
                  callback: Optional[Callable] = None, condition: Optional[Condition] = None) -> SampleOutput:
+        self.fit_time_to(denoiser)
         grid = self.time_grid().to(x_init.device)
         if condition is None:
             if self.cfg_scale != 1.0:

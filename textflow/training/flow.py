@@ -78,7 +78,10 @@ class LatentFlowModule(TrainingModule):
     train_time: distribution of training times (``textflow.time.grids``).
     readout_weight: weight of the autoencoder loss.
     ema_decay: EMA decay of the weights used for validation and sampling.
-    val_times: fixed times at which the validation flow loss is measured (low-variance curves).
+    val_times: fixed times at which the validation flow loss is measured (low-variance curves); None: the
+        training-time distribution's 10, 30, 50, 70 and 90 % points (the odd points of its 10-step grid),
+        so a distribution fitted to the latent space (``time=flm``: uniform in the argmax accuracy, which
+        moves with the vocabulary) is validated at the same accuracy levels whatever the tokenizer.
     compile: ``torch.compile`` the backbone in place (``nn.Module.compile``: state-dict keys unchanged)
         when fitting starts; worth it on CUDA, a slow start-up on a CPU (docs/benchmarks.md).
     self_cond_prob: probability of the self-conditioning first pass per training step (module
@@ -92,7 +95,7 @@ class LatentFlowModule(TrainingModule):
     def __init__(self, *, autoencoder: LatentAutoencoder, backbone: nn.Module, path: ProbPath,
                  optimizer: Callable, scheduler: Optional[Callable] = None, train_time=None,
                  readout_weight: float = 1.0, ema_decay: float = 0.999,
-                 val_times: tuple = (0.1, 0.3, 0.5, 0.7, 0.9), compile: bool = False,
+                 val_times: tuple | None = (0.1, 0.3, 0.5, 0.7, 0.9), compile: bool = False,
                  self_cond_prob: float = 0.0, condition: Optional[ConditionMasks] = None,
                  decoder_prob: float = 0.0, decoder_time: Optional[LogitNormalTime] = None):
         self_cond_prob = require_number("module.self_cond_prob", self_cond_prob, low=0, high=1,
@@ -123,7 +126,8 @@ class LatentFlowModule(TrainingModule):
         self.train_time = fit_time(train_time if train_time is not None else UniformTime(), autoencoder=autoencoder,
                                    path=path)
         self.readout_weight = float(readout_weight)
-        self.val_times = tuple(float(t) for t in val_times)
+        self.val_times = tuple(float(t) for t in (self.train_time.grid(10)[1::2].tolist() if val_times is None
+                                                  else val_times))
         self.compile_backbone = bool(compile)
         self.self_cond_prob = self_cond_prob
         self.self_conditioned = self_conditioned

@@ -29,7 +29,11 @@ def _problem(n=37, d=8, v=50, seed=0, dtype=torch.float32):
 
 @pytest.mark.parametrize("budget", [1, 60, 400, 1 << 21])  # one row per chunk .. everything in one chunk
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_linear_cross_entropy_equals_cross_entropy_of_the_logits(budget, with_bias):
+@pytest.mark.parametrize("cached", [True, False])  # a weight that stays in cache: whole rows; else two passes
+def test_linear_cross_entropy_equals_cross_entropy_of_the_logits(budget, with_bias, cached, monkeypatch):
+    import textflow.kernels.cross_entropy as ce
+
+    monkeypatch.setattr(ce, "CACHED_WEIGHT_BYTES", ce.CACHED_WEIGHT_BYTES if cached else 0)
     f, w, b, y = _problem()
     bias = b if with_bias else None
     want = F.cross_entropy(F.linear(f, w, bias).float(), y)
@@ -48,11 +52,12 @@ def test_two_pass_cross_entropy_over_several_row_blocks_and_column_tiles(monkeyp
     import textflow.kernels.cross_entropy as ce
 
     monkeypatch.setattr(ce, "ROW_TILE", 8)
+    monkeypatch.setattr(ce, "CACHED_WEIGHT_BYTES", 0)  # a small weight would take whole-row chunks
     f, w, b, y = _problem(n=37, v=50)
     y[:5] = 49  # targets in the last, short column tile
     want = F.cross_entropy(F.linear(f, w, b), y)
     want_grads = torch.autograd.grad(want, [f, w, b])
-    with chunk_budget(200):  # 4 rows per whole-row chunk: the two-pass kernel, tiles of 8 x 25
+    with chunk_budget(200):  # 4 rows per whole-row chunk, not all 37: the two-pass kernel, tiles of 8 x 25
         assert ce.ce_tile_shape(37, 50) == (8, 25)
         got, acc = linear_cross_entropy(f, w, b, y)
     assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-6)
@@ -392,3 +397,18 @@ def test_keep_freed_memory_sets_glibc_thresholds_once_or_says_it_could_not(monke
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert first is True and allocator._done == [True]
     assert allocator.keep_freed_memory() is first  # idempotent
+
+
+def test_a_weight_that_fits_the_cache_takes_whole_row_chunks_and_a_larger_one_two_passes(monkeypatch):
+    import textflow.kernels.cross_entropy as ce
+
+    taken = []
+    for schedule in ("_whole_rows", "_two_pass_tiles"):
+        real = getattr(ce, schedule)
+        monkeypatch.setattr(ce, schedule, lambda *a, _real=real, _name=schedule: (taken.append(_name), _real(*a)))
+    f, w, b, y = _problem(n=37, v=50)
+    with chunk_budget(200):  # 4 rows per chunk: not every row fits one
+        linear_cross_entropy(f, w, b, y)
+        monkeypatch.setattr(ce, "CACHED_WEIGHT_BYTES", w.numel() * w.element_size() - 1)
+        linear_cross_entropy(f, w, b, y)
+    assert taken == ["_whole_rows", "_two_pass_tiles"]

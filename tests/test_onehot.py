@@ -21,6 +21,7 @@ from textflow.checkpoint import build_module
 from textflow.cli import user_error
 from textflow.denoiser import FlowDenoiser
 from textflow.errors import ConfigError
+from textflow.kernels import chunk_budget
 from textflow.objectives import flow_matching_loss
 from textflow.paths import LinearPath, VPPath
 from textflow.time import ArgmaxAccuracyTime
@@ -262,3 +263,91 @@ def test_readout_diagnostics_on_onehot_latents(trained, tmp_path):
     assert [row["K"] for row in result["flip"]] == [2, 4]
     assert set(result["dabi"]) == {"residual/flip", "residual/ce", "boundary/flip", "boundary/ce"}
     assert (tmp_path / "dabi_vs_f.png").is_file()
+
+
+# ------------------------------------------------------------------ a large vocabulary: no (B, L, V) logits
+def test_dit_features_are_the_input_of_its_output_head():
+    torch.manual_seed(0)
+    z, t = torch.randn(B, L, V), torch.rand(B)
+    for kw in ({}, {"self_condition": True}, {"self_condition": True, "scale_tokens": 2}):
+        backbone = DiT(latent_dim=V, max_len=L, width=16, depth=1, heads=2, **kw)
+        with torch.no_grad():
+            backbone.proj_out.weight.normal_()
+        features = backbone(z, t, features=True)
+        assert features.shape == (B, L, 16)
+        assert torch.allclose(backbone.output_head(features), backbone(z, t), atol=1e-6)
+
+
+def test_the_feature_route_has_the_dense_losses_gradients(tmp_path, cache_dir):
+    """The one-hot flow loss scores the DiT's features against its output head in tiles; its value and every
+    parameter's gradient are those of the cross-entropy of the full (B, L, V) logits, with and without
+    conditioning positions, and a batch whose every position is given scores nothing."""
+    module = module_of(tmp_path, cache_dir, "autoencoder=onehot", "autoencoder.scale=2.0")
+    autoencoder, backbone, path = module.net["autoencoder"], module.net["backbone"], module.path
+    with torch.no_grad():
+        backbone.proj_out.weight.normal_()
+    ids = ids_of()
+    x = autoencoder.encode(ids)
+    g = torch.Generator().manual_seed(1)
+    t, noise = torch.rand(B, generator=g), torch.randn(x.shape, generator=g)
+    head = prediction_of(autoencoder)
+    given = torch.zeros(B, L, dtype=torch.bool)
+    given[:, :3] = True
+
+    def grads(loss):
+        backbone.zero_grad(set_to_none=True)
+        loss.backward()
+        return {name: p.grad.clone() for name, p in backbone.named_parameters() if p.grad is not None}
+
+    for mask in (None, given):
+        tiled = grads(flow_matching_loss(backbone, path, x=x, t=t, noise=noise, given=mask, head=head))
+        z = path.sample(x, t, noise).z
+        times = t
+        if mask is not None:
+            z = torch.where(mask.unsqueeze(-1), x, z)
+            times = torch.where(mask, 1.0, t.unsqueeze(-1).expand(B, L))
+        dense = grads(head.loss(backbone(z, times), x, mask))
+        assert tiled.keys() == dense.keys() and "proj_out.weight" in tiled
+        for name in dense:
+            assert torch.allclose(tiled[name], dense[name], rtol=1e-4, atol=1e-6), name
+    everything = torch.ones(B, L, dtype=torch.bool)
+    nothing = flow_matching_loss(backbone, path, x=x, t=t, noise=noise, given=everything, head=head)
+    assert float(nothing) == 0.0
+    nothing.backward()
+
+
+class _VocabularySized(torch.utils._python_dispatch.TorchDispatchMode):
+    """Names the aten ops that return a new tensor (not a view or an input) of at least ``size`` elements."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size, self.ops = size, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        inputs = {leaf.untyped_storage().data_ptr() for leaf in torch.utils._pytree.tree_leaves((args, kwargs))
+                  if isinstance(leaf, torch.Tensor)}
+        made = [leaf for leaf in torch.utils._pytree.tree_leaves(out) if isinstance(leaf, torch.Tensor)
+                and leaf.untyped_storage().data_ptr() not in inputs]  # views and in-place results are not new
+        if any(leaf.numel() >= self.size for leaf in made):
+            self.ops.append(name)
+        return out
+
+
+def test_a_one_hot_training_step_makes_only_the_latents_noise_and_path_tensors_of_vocabulary_size(tmp_path,
+                                                                                                   cache_dir):
+    """At V = 2,048 (past the training step's logit tile) a whole one-hot training step, forward and
+    backward, creates (B, L, V) tensors only for the clean latents, the noise and the path's two terms:
+    none for the logits, their softmax, the targets or their gradients (docs/benchmarks.md, "Large
+    vocabularies")."""
+    vocab, batch = 2048, 16  # 128 positions: a (B, L, V) tensor is twice the size of any (W, V) matrix
+    cfg = compose_config("train", tiny_train_overrides(tmp_path, cache_dir) + ["experiment=onehot", "backbone=dit_tiny"])
+    torch.manual_seed(0)
+    module = build_module(cfg, vocab_size=vocab, seq_len=L)
+    module.log = module.log_dict = lambda *a, **k: None
+    assert 2 * module.net["backbone"].width <= batch * L
+    ids = torch.randint(0, vocab, (batch, L), generator=torch.Generator().manual_seed(0))
+    with chunk_budget(batch * L * vocab // 4), _VocabularySized(batch * L * vocab) as seen:
+        module.training_step(ids, 0).backward()
+    assert sorted(seen.ops) == ["mul", "mul", "randn_like", "zeros"], seen.ops

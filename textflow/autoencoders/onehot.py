@@ -20,7 +20,6 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from textflow.autoencoders.base import LatentAutoencoder
@@ -53,7 +52,10 @@ class OneHotAutoencoder(LatentAutoencoder):
         self.prediction = SoftmaxPrediction(scale=self.scale)
 
     def encode(self, ids: Tensor) -> Tensor:
-        return F.one_hot(ids, self.vocab_size).float() * self.scale
+        """``scale * one_hot(ids)`` in float32, written straight into one (..., V) tensor (``F.one_hot``
+        would first build an int64 copy twice its size)."""
+        out = torch.zeros((*ids.shape, self.vocab_size), device=ids.device)
+        return out.scatter_(-1, ids.unsqueeze(-1), self.scale)
 
     def decode(self, latents: Tensor) -> Tensor:
         return latents * (self.sharpness / self.scale)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from textflow.errors import ConfigError
+from textflow.kernels.cross_entropy import linear_cross_entropy
 
 
 def free_position_mse(pred: Tensor, target: Tensor, given: Tensor | None = None) -> Tensor:
@@ -91,6 +92,20 @@ class SoftmaxPrediction:
         probs = (target.float() / self.scale).flatten(0, -2)
         per_token = F.cross_entropy(logits, probs, reduction="none").view(output.shape[:-1])
         return free_position_mean(per_token, given)
+
+    def feature_loss(self, features: Tensor, head: nn.Linear, target: Tensor, given: Tensor | None = None) -> Tensor:
+        """:meth:`loss` of ``output = head(features)`` for a one-hot ``target`` (the flow-matching target,
+        ``x = scale * one_hot(token)``), without the (B, L, V) logits: the cross-entropy against a one-hot
+        distribution is the token's, which :func:`textflow.kernels.linear_cross_entropy` scores from the
+        (B, L, W) ``features`` and the (V, W) ``head`` in cache-sized tiles (docs/benchmarks.md, "Large
+        vocabularies"). Equal to :meth:`loss` up to float32 rounding (tests/test_onehot.py)."""
+        tokens = target.argmax(-1)
+        if given is not None:
+            free = ~given
+            if not bool(free.any()):  # nothing to score: the mean over no position is 0, as in :meth:`loss`
+                return features.sum() * 0.0
+            features, tokens = features[free], tokens[free]
+        return linear_cross_entropy(features, head.weight, head.bias, tokens)[0]
 
 
 def prediction_of(autoencoder) -> MSEPrediction | SoftmaxPrediction:

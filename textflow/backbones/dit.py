@@ -156,11 +156,20 @@ class DiT(nn.Module):
         unit = torch.log1p(scale.float()) / math.log1p(self.scale_range[1])
         return self.scale_mlp(timestep_embedding(unit, self.width))
 
+    @property
+    def output_head(self) -> nn.Linear:
+        """The last projection, ``features (W) -> output (D)``: ``forward(..., features=True)`` stops before
+        it, so a loss over a wide output (the one-hot latent's V logits) can score the (B, L, W) features
+        against this matrix in chunks (:func:`textflow.kernels.linear_cross_entropy`) instead of
+        materialising the (B, L, V) output."""
+        return self.proj_out
+
     def forward(self, z: Tensor, t: Tensor, x_prev: Tensor | None = None, scale: Tensor | None = None, *,
-                time_offset: Tensor | None = None) -> Tensor:
+                time_offset: Tensor | None = None, features: bool = False) -> Tensor:
         """``time_offset`` (B, W), optional, is added to the time condition ``c`` of every block: the
         second time of a flow map (:class:`textflow.backbones.flow_map.FlowMapNetwork`); it needs a
-        (B,) time and no scale tokens."""
+        (B,) time and no scale tokens. ``features``: return the (B, L, W) input of :attr:`output_head`
+        instead of the output (``output_head(forward(..., features=True)) == forward(...)``)."""
         b, length, d = z.shape
         if d != self.latent_dim or length > self.max_len:
             raise ValueError(f"DiT expects latents (B, <= {self.max_len}, {self.latent_dim}), got {tuple(z.shape)}")
@@ -200,5 +209,6 @@ class DiT(nn.Module):
             h = block(h, c, index)
         out_mod = self.ada_out(F.silu(c))
         shift, scale_mod = (out_mod if index is None else gather_rows(out_mod, index)).chunk(2, dim=-1)
-        out = self.proj_out(modulate(self.norm_out(h), shift, scale_mod))
+        out = modulate(self.norm_out(h), shift, scale_mod)
+        out = out if features else self.proj_out(out)
         return out[:, self.scale_tokens:] if self.scale_tokens else out

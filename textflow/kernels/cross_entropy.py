@@ -8,8 +8,10 @@ onehot`` never outlives its piece of logits) and scaled by the incoming gradient
 by one of two schedules:
 
 * **whole rows** (:func:`_whole_rows`), when all positions' logits fit one chunk
-  (:func:`textflow.kernels.chunking.chunk_elements` floats; a 4 k vocabulary at 1,024 positions): one
-  GEMM, the softmax in place, the two gradient GEMMs. The bias rides in the GEMM (``addmm``);
+  (:func:`textflow.kernels.chunking.chunk_elements` floats; a 4 k vocabulary at 1,024 positions), or when
+  the weight is small enough to stay in cache while row chunks stream past it
+  (:data:`CACHED_WEIGHT_BYTES`; the one-hot latent's 4,096 x 256 output head at 4,096 positions): per
+  chunk one GEMM, the softmax in place, the two gradient GEMMs. The bias rides in the GEMM (``addmm``);
 * **two passes over cache-sized tiles** (:func:`_two_pass_tiles`), otherwise: per block of positions,
   a first pass streams each row's log-sum-exp, best token and target logit over column tiles
   (:class:`~textflow.kernels.online.OnlineLogits`), a second recomputes each tile and adds its share of
@@ -33,6 +35,11 @@ from textflow.kernels.tile_ops import exp_, tile_top
 
 
 ROW_TILE = 1024  # positions per row block of the two-pass kernel at most
+# a weight up to this size is read from cache by every row chunk, so row chunks of whole rows beat the two-pass
+# tiles' extra GEMM: at 4,096 x 256 (4 MB) and 4,096 positions 249 ms against 331 ms, the dense
+# F.cross_entropy 245 ms; at 131,072 x 256 the tiles win (2.7 s against 3.7 s; docs/benchmarks.md, "Large
+# vocabularies")
+CACHED_WEIGHT_BYTES = 8 << 20
 
 
 def ce_tile_shape(n: int, vocab: int, elements: int | None = None) -> tuple[int, int]:
@@ -126,7 +133,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                  torch.zeros_like(b32) if b32 is not None and want[2] else None)
         totals = [torch.zeros((), dtype=torch.float64, device=features.device),
                   torch.zeros((), dtype=torch.int64, device=features.device)]
-        if chunk_rows >= n:
+        if chunk_rows >= n or w32.numel() * w32.element_size() <= CACHED_WEIGHT_BYTES:
             _whole_rows(f32, w32, b32, targets, chunk_rows, grads, totals)
         else:
             _two_pass_tiles(f32, w32, b32, targets, ce_tile_shape(n, w32.shape[0]), grads, totals)

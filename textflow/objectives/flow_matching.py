@@ -62,9 +62,11 @@ def flow_matching_loss(backbone: nn.Module, path: ProbPath, *, x: Tensor, t: Ten
         z = restore(z)
         times = torch.where(given, torch.ones_like(given, dtype=t.dtype), t.unsqueeze(-1).expand(given.shape))
     extra = {} if scale is None else {"scale": scale}
+    output_head = scored_head(backbone, head, scale)
+    trained = {"features": True} if output_head is not None else {}
     first = None
     if not getattr(backbone, "self_condition", False):
-        out = backbone(z, times, **extra)
+        out = backbone(z, times, **extra, **trained)
     else:
         blank = None if restore is None else restore(torch.zeros_like(z))
         x_prev = blank
@@ -73,8 +75,21 @@ def flow_matching_loss(backbone: nn.Module, path: ProbPath, *, x: Tensor, t: Ten
                 first = backbone(z, times, blank, **extra)
                 x_prev = head.to_x_hat(first.float(), path, z, times).to(z.dtype)
                 x_prev = x_prev if restore is None else restore(x_prev)
-        out = backbone(z, times, x_prev, **extra)
+        out = backbone(z, times, x_prev, **extra, **trained)
+    if output_head is not None:  # the token cross-entropy, scored from the features in tiles
+        return head.feature_loss(out, output_head, path.target(sample), given)
     target = path.target(sample).float()
     if scale is not None and first is not None:  # learned SC-CFG: both network terms detached
         target = target + (1 - 1 / scale).view(-1, 1, 1) * (out.detach().float() - first.float())
     return head.loss(out, target, given)
+
+
+def scored_head(backbone: nn.Module, head, scale: Optional[Tensor]) -> nn.Linear | None:
+    """The backbone's last projection when the loss can score its features directly (a head with
+    ``feature_loss``, the one-hot latent's softmax, over a backbone with an ``output_head``, and no
+    scale-token target, which mixes whole outputs); None otherwise. That keeps the (B, L, V) logits of a
+    large vocabulary, their softmax and their gradient out of memory (docs/benchmarks.md, "Large
+    vocabularies")."""
+    if scale is not None or getattr(head, "feature_loss", None) is None:
+        return None
+    return getattr(backbone, "output_head", None)

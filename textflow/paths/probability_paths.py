@@ -62,9 +62,13 @@ class ProbPath(ABC):
     def std(self, t: Tensor) -> Tensor: ...
 
     def sample(self, x: Tensor, t: Tensor, noise: Tensor) -> PathSample:
-        """``z_t = alpha(t) x + std(t) noise`` (noise is a standard normal draw)."""
+        """``z_t = alpha(t) x + std(t) noise`` (noise is a standard normal draw). The sum is taken in place
+        on the noise term, so a (B, L, D) temporary fewer is alive at once (a one-hot latent's D is the
+        vocabulary); the same floats, since addition commutes exactly."""
         tt = expand_time(t, x)
-        return PathSample(x=x, noise=noise, t=t, z=self.alpha(tt) * x + self.std(tt) * noise)
+        z, signal = self.std(tt) * noise, self.alpha(tt) * x
+        z = z.add_(signal) if (z.dtype, z.shape) == (signal.dtype, signal.shape) else z + signal
+        return PathSample(x=x, noise=noise, t=t, z=z)
 
     def prior_scale(self) -> float:
         """Standard deviation of ``z_0`` (pure noise)."""

@@ -18,6 +18,12 @@ second target reads. Two targets:
   keeps every round): everything the step does beyond the readout's own matmuls and softmax is no slower
   than with a small vocabulary (no hidden per-vocabulary cost: the embedding table, its normalisation, the
   optimizer and EMA over it stay small).
+
+Each row also has the step's model FLOPs (``step_tflop``, :func:`textflow.bench.train.model_flops_per_step`'s
+count: the backbone's and the readout's) and its ``mfu`` against the matmul peak. On the one-hot latent
+(``--override experiment=onehot``) the vocabulary-sized work is the DiT's own input and output projections,
+not a readout, so ``rest_s`` does not isolate it; there an MFU that holds from the smallest V to the largest
+is what says a large vocabulary costs no more than its FLOPs.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import torch.nn.functional as F
 
 from textflow.bench.diagnostics import OVERHEAD_TARGET, time_monitor, training_step_parts
 from textflow.bench.runner import time_round_robin
-from textflow.bench.train import fastest, matmul_peaks
+from textflow.bench.train import fastest, matmul_peaks, model_flops_per_step
 
 STEP_TARGET = 1.5
 # rounds of the step and the readout paired for ``rest_s``, whatever ``repeats`` says: on one host
@@ -85,6 +91,7 @@ def run(*, conf_dir: str, vocabs: list[int], preset: str = "dit_tiny", batch: in
                                                                strict=True)]
         readout_s, plain_s = timed["readout"]["median_s"], timed["plain"]["median_s"]
         latent_dim = module.net["autoencoder"].latent_dim
+        step_flops = model_flops_per_step(module, batch=batch, seq_len=seq_len)
         rows.append({"vocab": vocab, "preset": preset, "batch": batch, "seq_len": seq_len, "blocks": blocks,
                      "latent_dim": latent_dim, "train_step_s": timed["step"]["median_s"],
                      "diagnostics_s": diag["median_s"],
@@ -93,7 +100,8 @@ def run(*, conf_dir: str, vocabs: list[int], preset: str = "dit_tiny", batch: in
                      "optimizer_s": timed["optimizer"]["median_s"], "ema_s": timed["ema"]["median_s"],
                      "readout_gflop_per_step": 6 * vocab * latent_dim * batch * seq_len / 1e9,
                      "readout_gflops": 6 * vocab * latent_dim * batch * seq_len / readout_s / 1e9,
-                     "peak_gflops": peak / 1e9, "peak_kernel": peak_kernel,
+                     "peak_gflops": peak / 1e9, "peak_kernel": peak_kernel, "step_tflop": step_flops / 1e12,
+                     "mfu": step_flops / timed["step"]["median_s"] / peak,
                      "rest_s": statistics.median(rest_rounds), "rest_rounds_s": rest_rounds})
     small = rows[0]
     for row in rows:

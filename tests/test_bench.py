@@ -194,6 +194,7 @@ def test_vocab_benchmark_on_the_one_hot_latent_counts_its_vocabulary_wide_projec
     # forward + backward (3x) of the V x width input and output projections, and of the one-hot readout (V a token)
     extra = 3 * (2 * 2 * width + 1) * (256 - 64) * tokens
     assert rows[1]["step_tflop"] - rows[0]["step_tflop"] == pytest.approx(extra / 1e12, rel=1e-6)
+    assert rows[1]["readout_gflop_per_step"] == pytest.approx(3 * 256 * tokens / 1e9)  # its readout: V a position
 
 
 def _report(path, rows):

@@ -412,3 +412,10 @@ def test_a_weight_that_fits_the_cache_takes_whole_row_chunks_and_a_larger_one_tw
         monkeypatch.setattr(ce, "CACHED_WEIGHT_BYTES", w.numel() * w.element_size() - 1)
         linear_cross_entropy(f, w, b, y)
     assert taken == ["_whole_rows", "_two_pass_tiles"]
+    taken.clear()  # a weight past the cache: whole rows once a chunk holds WHOLE_ROW_CHUNK_MIN rows
+    f, w, b, y = _problem(n=ce.WHOLE_ROW_CHUNK_MIN + 40, v=50)
+    for rows in (ce.WHOLE_ROW_CHUNK_MIN, ce.WHOLE_ROW_CHUNK_MIN - 1):
+        with chunk_budget(rows * 50):
+            linear_cross_entropy(f, w, b, y)
+    assert taken == ["_whole_rows", "_two_pass_tiles"]
+    assert ce.ce_chunk_elements() // 131_072 >= ce.WHOLE_ROW_CHUNK_MIN  # by default up to a 128 k vocabulary

@@ -7,17 +7,23 @@ The gradient with respect to ``f``, ``W`` and ``b`` is computed in the forward p
 onehot`` never outlives its piece of logits) and scaled by the incoming gradient in the backward pass,
 by one of two schedules:
 
-* **whole rows** (:func:`_whole_rows`), when all positions' logits fit one chunk
-  (:func:`textflow.kernels.chunking.chunk_elements` floats; a 4 k vocabulary at 1,024 positions), or when
-  the weight is small enough to stay in cache while row chunks stream past it
-  (:data:`CACHED_WEIGHT_BYTES`; the one-hot latent's 4,096 x 256 output head at 4,096 positions): per
+* **whole rows** (:func:`_whole_rows`) in row chunks of up to
+  :func:`textflow.kernels.chunking.ce_chunk_elements` logits (32 M floats by default: 640 rows at a 50 k
+  vocabulary, 256 at 128 k), when a chunk holds at least :data:`WHOLE_ROW_CHUNK_MIN` rows (or all of them),
+  or when the weight stays in cache while the chunks stream past it (:data:`CACHED_WEIGHT_BYTES`): per
   chunk one GEMM, the softmax in place, the two gradient GEMMs. The bias rides in the GEMM (``addmm``);
-* **two passes over cache-sized tiles** (:func:`_two_pass_tiles`), otherwise: per block of positions,
-  a first pass streams each row's log-sum-exp, best token and target logit over column tiles
+* **two passes over cache-sized tiles** (:func:`_two_pass_tiles`), otherwise (a budget that leaves only a
+  few rows a chunk, a vocabulary past 128 k): per block of positions, a first pass streams each row's
+  log-sum-exp, best token and target logit over column tiles
   (:class:`~textflow.kernels.online.OnlineLogits`), a second recomputes each tile and adds its share of
   the gradients. It costs a fourth GEMM, but the weight and its gradient are read a couple of times
-  per step instead of once per small row chunk; at 128 k tokens (a 33 MB table at D = 64, past this
-  CPU's cache) that made the kernel 13 % faster, at 50 k 9 % (docs/benchmarks.md, "Large vocabularies").
+  per step instead of once per small row chunk.
+
+Which wins is a question of rows per chunk: a chunk of a few dozen rows reads the whole weight and
+accumulates its whole gradient for little work, and the tiles beat it (at 128 k tokens and D = 64, 32-row
+chunks were 13 % slower than the tiles); from a few hundred rows on, whole rows win by skipping the fourth
+GEMM (at 50 k x 256 and 4,096 positions: 3.4 s in 512-row chunks, 4.4 s in tiles; docs/benchmarks.md,
+"Large vocabularies").
 
 At a 50 k vocabulary either replaces the full float32 logits, their softmax and their gradient (three
 200 MB tensors for 1,024 positions). Logits are computed in float32 whatever the input dtype, as
@@ -29,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from textflow.kernels.chunking import cache_chunk_elements, chunk_elements
+from textflow.kernels.chunking import cache_chunk_elements, ce_chunk_elements
 from textflow.kernels.online import OnlineLogits, column_tiles
 from textflow.kernels.tile_ops import exp_, tile_top
 
@@ -40,6 +46,7 @@ ROW_TILE = 1024  # positions per row block of the two-pass kernel at most
 # F.cross_entropy 245 ms; at 131,072 x 256 the tiles win (2.7 s against 3.7 s; docs/benchmarks.md, "Large
 # vocabularies")
 CACHED_WEIGHT_BYTES = 8 << 20
+WHOLE_ROW_CHUNK_MIN = 256  # rows a whole-row chunk needs to beat the tiles when the weight is not cached
 
 
 def ce_tile_shape(n: int, vocab: int, elements: int | None = None) -> tuple[int, int]:
@@ -133,7 +140,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
                  torch.zeros_like(b32) if b32 is not None and want[2] else None)
         totals = [torch.zeros((), dtype=torch.float64, device=features.device),
                   torch.zeros((), dtype=torch.int64, device=features.device)]
-        if chunk_rows >= n or w32.numel() * w32.element_size() <= CACHED_WEIGHT_BYTES:
+        cached = w32.numel() * w32.element_size() <= CACHED_WEIGHT_BYTES
+        if chunk_rows >= min(n, WHOLE_ROW_CHUNK_MIN) or cached:
             _whole_rows(f32, w32, b32, targets, chunk_rows, grads, totals)
         else:
             _two_pass_tiles(f32, w32, b32, targets, ce_tile_shape(n, w32.shape[0]), grads, totals)
@@ -165,6 +173,6 @@ def linear_cross_entropy(features: Tensor, weight: Tensor, bias: Tensor | None,
     if flat.shape[0] == 0:
         raise ValueError("linear_cross_entropy: no positions to score")
     track = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (flat, weight, bias))
-    chunk_rows = max(1, chunk_elements() // weight.shape[0])
+    chunk_rows = max(1, ce_chunk_elements() // weight.shape[0])
     loss, correct = _LinearCrossEntropy.apply(flat, weight, bias, y, chunk_rows, track)
     return loss, correct.float() / y.shape[0]

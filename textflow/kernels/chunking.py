@@ -13,7 +13,7 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 22  # floats per chunk of logits (16 MiB in float3
 CACHE_CHUNK_ELEMENTS = 1 << 20
 # floats per row chunk of the training cross-entropy (128 MiB in float32): its whole-row chunks need about
 # 500 rows to beat the two-pass tiles (at 50 k tokens x 256 features and 4,096 positions, 512-row
-# chunks take 3.4 s against 4.6 s for 83-row ones and 4.4 s for the tiles; docs/benchmarks.md)
+# chunks take 3.3 s against 4.5 s for 83-row ones and 4.4 s for the tiles; docs/benchmarks.md)
 CE_CHUNK_ELEMENTS = 1 << 25
 _budget: list[int | None] = [None]  # None: each consumer's default
 

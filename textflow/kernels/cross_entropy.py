@@ -21,10 +21,9 @@ by one of two schedules:
 
 Which wins is a question of rows per chunk: a chunk of a few dozen rows reads the whole weight and
 accumulates its whole gradient for little work, and the tiles beat it (at 128 k tokens and D = 64, 32-row
-chunks were 13 % slower than the tiles; inside a training step 256-row chunks were within the host's noise
-of them); from about
-500 rows on, whole rows win by skipping the fourth GEMM (at 50 k x 256 and 4,096 positions: 3.3 s in
-512-row chunks, 4.4 s in tiles; docs/benchmarks.md, "Large vocabularies").
+chunks were 13 % slower than the tiles on one host; inside a training step 256-row chunks were within the
+host's noise of them); from about 500 rows on, whole rows win by skipping the fourth GEMM (at 50 k x 256
+and 4,096 positions: 3.3 s in 512-row chunks, 4.4 s in tiles; docs/benchmarks.md, "Large vocabularies").
 
 At a 50 k vocabulary either replaces the full float32 logits, their softmax and their gradient (three
 200 MB tensors for 1,024 positions). Logits are computed in float32 whatever the input dtype, as

@@ -112,15 +112,21 @@ def test_self_conditioning_first_pass_goes_through_the_head():
     assert torch.equal(seen[1], path.to_x_hat(first.float(), None, t))
 
 
-def test_onehot_loss_is_the_token_cross_entropy_and_the_denoiser_a_softmax(tmp_path, cache_dir):
+def one_hot_problem(tmp_path, cache_dir):
+    """A one-hot module (scale 2) whose output projection is not zero, and a batch: ids, their latents, times
+    and noise."""
     module = module_of(tmp_path, cache_dir, "autoencoder=onehot", "autoencoder.scale=2.0")
-    autoencoder, backbone, path = module.net["autoencoder"], module.net["backbone"], module.path
     with torch.no_grad():
-        backbone.proj_out.weight.normal_()
+        module.net["backbone"].proj_out.weight.normal_()
     ids = ids_of()
-    x = autoencoder.encode(ids)
+    x = module.net["autoencoder"].encode(ids)
     g = torch.Generator().manual_seed(1)
-    t, noise = torch.rand(B, generator=g), torch.randn(x.shape, generator=g)
+    return module, ids, x, torch.rand(B, generator=g), torch.randn(x.shape, generator=g)
+
+
+def test_onehot_loss_is_the_token_cross_entropy_and_the_denoiser_a_softmax(tmp_path, cache_dir):
+    module, ids, x, t, noise = one_hot_problem(tmp_path, cache_dir)
+    backbone, path = module.net["backbone"], module.path
     z = path.sample(x, t, noise).z
     with torch.no_grad():
         logits = backbone(z, t).float()
@@ -282,14 +288,8 @@ def test_the_feature_route_has_the_dense_losses_gradients(tmp_path, cache_dir):
     """The one-hot flow loss scores the DiT's features against its output head in tiles; its value and every
     parameter's gradient are those of the cross-entropy of the full (B, L, V) logits, with and without
     conditioning positions, and a batch whose every position is given scores nothing."""
-    module = module_of(tmp_path, cache_dir, "autoencoder=onehot", "autoencoder.scale=2.0")
+    module, ids, x, t, noise = one_hot_problem(tmp_path, cache_dir)
     autoencoder, backbone, path = module.net["autoencoder"], module.net["backbone"], module.path
-    with torch.no_grad():
-        backbone.proj_out.weight.normal_()
-    ids = ids_of()
-    x = autoencoder.encode(ids)
-    g = torch.Generator().manual_seed(1)
-    t, noise = torch.rand(B, generator=g), torch.randn(x.shape, generator=g)
     head = prediction_of(autoencoder)
     given = torch.zeros(B, L, dtype=torch.bool)
     given[:, :3] = True

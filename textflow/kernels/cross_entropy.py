@@ -13,8 +13,8 @@ by one of two schedules:
   or when the weight stays in cache while the chunks stream past it (:data:`CACHED_WEIGHT_BYTES`): per
   chunk one GEMM, the softmax in place, the two gradient GEMMs. The bias rides in the GEMM (``addmm``);
 * **two passes over cache-sized tiles** (:func:`_two_pass_tiles`), otherwise (a budget that leaves fewer
-  rows a chunk; by default a vocabulary past 64 k, as at 128 k): per block of positions, a first pass streams each row's
-  log-sum-exp, best token and target logit over column tiles
+  rows a chunk; by default a vocabulary past 64 k, as at 128 k): per block of positions, a first pass
+  streams each row's log-sum-exp, best token and target logit over column tiles
   (:class:`~textflow.kernels.online.OnlineLogits`), a second recomputes each tile and adds its share of
   the gradients. It costs a fourth GEMM, but the weight and its gradient are read a couple of times
   per step instead of once per small row chunk.
@@ -41,10 +41,9 @@ from textflow.kernels.tile_ops import exp_, tile_top
 
 
 ROW_TILE = 1024  # positions per row block of the two-pass kernel at most
-# a weight up to this size is read from cache by every row chunk, so row chunks of whole rows beat the two-pass
-# tiles' extra GEMM: at 4,096 x 256 (4 MB) and 4,096 positions 249 ms against 331 ms, the dense
-# F.cross_entropy 245 ms; at 131,072 x 256 the tiles win (2.7 s against 3.7 s; docs/benchmarks.md, "Large
-# vocabularies")
+# a weight up to this size is read from cache by every row chunk, so row chunks of whole rows, however few
+# rows they hold, beat the two-pass tiles' extra GEMM: at 4,096 x 256 (4 MB) and 4,096 positions 249 ms
+# against 331 ms, the dense F.cross_entropy 245 ms (docs/benchmarks.md, "Large vocabularies")
 CACHED_WEIGHT_BYTES = 8 << 20
 WHOLE_ROW_CHUNK_MIN = 512  # rows a whole-row chunk needs to beat the tiles when the weight is not cached
 

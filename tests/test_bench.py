@@ -181,20 +181,21 @@ def test_vocab_benchmark_times_each_vocabulary_against_the_smallest(tmp_path):
         assert r["overhead"] == r["diagnostics_s"] / (200 * r["train_step_s"])
         assert r["optimizer_s"] > 0 and r["ema_s"] > 0
         assert r["rest_other_s"] == pytest.approx(r["rest_s"] - r["optimizer_s"] - r["ema_s"])
-        assert r["mfu"] == pytest.approx(r["step_tflop"] * 1e12 / r["train_step_s"] / (r["peak_gflops"] * 1e9))
+        flops_per_s = r["step_tflop"] * 1e12 / r["train_step_s"]
+        assert r["mfu"] == pytest.approx(flops_per_s / (r["peak_gflops"] * 1e9))
     assert 0 < rows[0]["step_tflop"] < rows[1]["step_tflop"]
 
 
 def test_vocab_benchmark_on_the_one_hot_latent_counts_its_vocabulary_wide_projections(tmp_path):
-    bench_main(["vocab", "--vocabs", "256,64", "--preset", "dit_tiny", "--batch", "2", "--seq-len", "8", "--blocks",
-                "2", "--repeats", "1", "--override", "experiment=onehot", "--out", str(tmp_path)])
+    bench_main(["vocab", "--vocabs", "256,64", "--preset", "dit_tiny", "--batch", "2", "--seq-len", "8",
+                "--blocks", "2", "--repeats", "1", "--override", "experiment=onehot", "--out", str(tmp_path)])
     rows = json.loads(next(tmp_path.glob("vocab-*.json")).read_text())["rows"]
     assert [r["vocab"] for r in rows] == [64, 256] and [r["latent_dim"] for r in rows] == [64, 256]
     width, tokens = compose_config("train", ["backbone=dit_tiny"]).backbone.width, 2 * 8
-    # forward + backward (3x) of the V x width input and output projections, and of the one-hot readout (V a token)
+    # forward + backward (3x): the V x width input and output projections, the one-hot readout (V a token)
     extra = 3 * (2 * 2 * width + 1) * (256 - 64) * tokens
     assert rows[1]["step_tflop"] - rows[0]["step_tflop"] == pytest.approx(extra / 1e12, rel=1e-6)
-    assert rows[1]["readout_gflop_per_step"] == pytest.approx(3 * 256 * tokens / 1e9)  # its readout: V a position
+    assert rows[1]["readout_gflop_per_step"] == pytest.approx(3 * 256 * tokens / 1e9)  # V a position
 
 
 def _report(path, rows):

@@ -177,19 +177,21 @@ def test_experiments_compose(option, tmp_path, cache_dir):
 def test_every_experiment_takes_a_pretrained_tokenizer(option, tmp_path, cache_dir):
     """A researcher's own tokenizer (GPT-2's, or a pretrained one) has no ``vocab_size`` key to interpolate:
     every experiment on text resolves with each (the one-hot module's build at another vocabulary: below)."""
-    plain = compose_config("train", [f"experiment={option}", f"dirs.root_dir={ROOT}", f"dirs.cache_dir={cache_dir}"])
+    dirs = [f"dirs.root_dir={ROOT}", f"dirs.cache_dir={cache_dir}"]
+    plain = compose_config("train", [f"experiment={option}", *dirs])
     if "tokenizer" not in plain.data:
         pytest.skip(f"experiment={option} reads images, not text")
     for tokenizer in ("gpt2", "pretrained"):  # hydra's own keys resolve only in a run: left out
         extra = ["data.tokenizer.name_or_path=some/folder"] if tokenizer == "pretrained" else []
-        cfg = compose_config("train", [f"experiment={option}", f"tokenizer@data.tokenizer={tokenizer}", *extra,
-                                       f"dirs.root_dir={ROOT}", f"dirs.cache_dir={cache_dir}",
-                                       f"dirs.output_dir={tmp_path}"])
-        OmegaConf.to_container(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), resolve=True)
+        cfg = compose_config("train", [f"experiment={option}", f"tokenizer@data.tokenizer={tokenizer}",
+                                       *extra, *dirs, f"dirs.output_dir={tmp_path}"])
+        ours = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        OmegaConf.to_container(ours, resolve=True)
 
 
 @pytest.mark.parametrize("vocab", [300, 50257])
-def test_one_hot_validation_times_sit_at_the_same_argmax_accuracies_at_any_vocabulary(vocab, tmp_path, cache_dir):
+def test_one_hot_validation_times_sit_at_the_same_argmax_accuracies_at_any_vocabulary(vocab, tmp_path,
+                                                                                       cache_dir):
     cfg = compose_config("train", base(tmp_path, cache_dir) + ["experiment=onehot", "backbone=dit_tiny"])
     module = build_module(cfg, vocab_size=vocab, seq_len=int(cfg.data.seq_len))
     accuracy = argmax_accuracy(torch.tensor(module.val_times), vocab_size=vocab, snr=1.0)

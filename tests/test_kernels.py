@@ -405,7 +405,8 @@ def test_a_weight_that_fits_the_cache_takes_whole_row_chunks_and_a_larger_one_tw
     taken = []
     for schedule in ("_whole_rows", "_two_pass_tiles"):
         real = getattr(ce, schedule)
-        monkeypatch.setattr(ce, schedule, lambda *a, _real=real, _name=schedule: (taken.append(_name), _real(*a)))
+        monkeypatch.setattr(ce, schedule,
+                            lambda *a, _real=real, _name=schedule: (taken.append(_name), _real(*a)))
     f, w, b, y = _problem(n=37, v=50)
     with chunk_budget(200):  # 4 rows per chunk: not every row fits one
         linear_cross_entropy(f, w, b, y)

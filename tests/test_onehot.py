@@ -211,7 +211,8 @@ def trained(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("onehot")
     cfg = compose_config("train", ["experiment=onehot", *tiny_train_overrides(out, cache_dir)])
     metrics, objects = train_entry.run(cfg)
-    return {"dir": out, "metrics": metrics, "ckpt": objects["checkpoint"], "cfg": cfg, "module": objects["module"]}
+    return {"dir": out, "metrics": metrics, "ckpt": objects["checkpoint"], "cfg": cfg,
+            "module": objects["module"]}
 
 
 def test_train_experiment_onehot_trains_with_flm_time(trained):
@@ -326,8 +327,8 @@ class _VocabularySized(torch.utils._python_dispatch.TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__
-        inputs = {leaf.untyped_storage().data_ptr() for leaf in torch.utils._pytree.tree_leaves((args, kwargs))
-                  if isinstance(leaf, torch.Tensor)}
+        leaves = torch.utils._pytree.tree_leaves((args, kwargs))
+        inputs = {leaf.untyped_storage().data_ptr() for leaf in leaves if isinstance(leaf, torch.Tensor)}
         made = [leaf for leaf in torch.utils._pytree.tree_leaves(out) if isinstance(leaf, torch.Tensor)
                 and leaf.untyped_storage().data_ptr() not in inputs]  # views and in-place results are not new
         if any(leaf.numel() >= self.size for leaf in made):
@@ -342,7 +343,8 @@ def test_a_one_hot_training_step_makes_only_the_latents_noise_and_path_tensors_o
     none for the logits, their softmax, the targets or their gradients (docs/benchmarks.md, "Large
     vocabularies")."""
     vocab, batch = 2048, 16  # 128 positions: a (B, L, V) tensor is twice the size of any (W, V) matrix
-    cfg = compose_config("train", tiny_train_overrides(tmp_path, cache_dir) + ["experiment=onehot", "backbone=dit_tiny"])
+    overrides = tiny_train_overrides(tmp_path, cache_dir) + ["experiment=onehot", "backbone=dit_tiny"]
+    cfg = compose_config("train", overrides)
     torch.manual_seed(0)
     module = build_module(cfg, vocab_size=vocab, seq_len=L)
     module.log = module.log_dict = lambda *a, **k: None

@@ -92,7 +92,7 @@ def run(*, conf_dir: str, vocabs: list[int], preset: str = "dit_tiny", batch: in
         readout_s, plain_s = timed["readout"]["median_s"], timed["plain"]["median_s"]
         latent_dim = module.net["autoencoder"].latent_dim
         step_flops = model_flops_per_step(module, batch=batch, seq_len=seq_len)
-        # forward + backward of the readout as the autoencoder counts it: 6 V D a position for a matmul readout
+        # forward + backward of the readout as the autoencoder counts it (6 V D a position for a matmul)
         readout_flops = 3 * readout_forward_flops(module.net["autoencoder"], tokens=batch * seq_len)
         rows.append({"vocab": vocab, "preset": preset, "batch": batch, "seq_len": seq_len, "blocks": blocks,
                      "latent_dim": latent_dim, "train_step_s": timed["step"]["median_s"],
@@ -100,7 +100,8 @@ def run(*, conf_dir: str, vocabs: list[int], preset: str = "dit_tiny", batch: in
                      "overhead": diag["median_s"] / (interval * timed["step"]["median_s"]),
                      "readout_s": readout_s, "plain_readout_s": plain_s,
                      "optimizer_s": timed["optimizer"]["median_s"], "ema_s": timed["ema"]["median_s"],
-                     "readout_gflop_per_step": readout_flops / 1e9, "readout_gflops": readout_flops / readout_s / 1e9,
+                     "readout_gflop_per_step": readout_flops / 1e9,
+                     "readout_gflops": readout_flops / readout_s / 1e9,
                      "peak_gflops": peak / 1e9, "peak_kernel": peak_kernel, "step_tflop": step_flops / 1e12,
                      "mfu": step_flops / timed["step"]["median_s"] / peak,
                      "rest_s": statistics.median(rest_rounds), "rest_rounds_s": rest_rounds})

@@ -23,6 +23,7 @@ from textflow.denoiser import FlowDenoiser
 from textflow.errors import ConfigError
 from textflow.kernels import chunk_budget
 from textflow.objectives import flow_matching_loss
+from textflow.objectives.flow_matching import scored_head
 from textflow.paths import LinearPath, VPPath
 from textflow.time import ArgmaxAccuracyTime
 
@@ -292,6 +293,7 @@ def test_the_feature_route_has_the_dense_losses_gradients(tmp_path, cache_dir):
     module, ids, x, t, noise = one_hot_problem(tmp_path, cache_dir)
     autoencoder, backbone, path = module.net["autoencoder"], module.net["backbone"], module.path
     head = prediction_of(autoencoder)
+    assert scored_head(backbone, head, None) is backbone.output_head  # the tiled route is the one compared
     given = torch.zeros(B, L, dtype=torch.bool)
     given[:, :3] = True
 

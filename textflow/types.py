@@ -12,16 +12,65 @@ Conventions (docs/conventions.md, used everywhere in textflow):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol, runtime_checkable
+from typing import Callable, Optional, Protocol, Union, runtime_checkable
 
+import torch
 from torch import Tensor
+
+
+@dataclass(frozen=True)
+class OneHotLatents:
+    """Clean one-hot latents ``scale * one_hot(ids)`` (B, L, V) held as their token ids (docs/autoencoders.md,
+    "The one-hot latent space"). The flow objective never needs them dense: the path adds ``alpha(t) * scale``
+    at each token's coordinate of ``std(t) * noise``, and the cross-entropy reads the ids. That keeps two
+    (B, L, V) float tensors out of a training step (the latents and the path's signal term), and one pass
+    over them out of the loss (docs/benchmarks.md, "Large vocabularies")."""
+
+    ids: Tensor  # (B, L) token ids
+    scale: float
+    vocab_size: int
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((*self.ids.shape, self.vocab_size))
+
+    @property
+    def device(self) -> torch.device:
+        return self.ids.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.get_default_dtype()
+
+    def detach(self) -> "OneHotLatents":
+        return self  # integer ids carry no graph
+
+    def dense(self) -> Tensor:
+        """The (B, L, V) latents, for the consumers that need every coordinate (conditioning positions, the
+        dense loss): written straight into one float tensor (``F.one_hot`` would first build an int64 copy)."""
+        out = torch.zeros(self.shape, dtype=self.dtype, device=self.device)
+        return out.scatter_(-1, self.ids.unsqueeze(-1), self.scale)
+
+    def add_scaled_(self, z: Tensor, coef: Tensor) -> Tensor:
+        """``z += coef * latents`` in place, touching only the tokens' coordinates; ``coef`` broadcasts
+        against (B, L, 1). The same floats as the dense sum: elsewhere it adds ``coef * 0``."""
+        value = (coef * self.scale).to(z.dtype).expand(*self.ids.shape, 1)
+        return z.scatter_add_(-1, self.ids.unsqueeze(-1), value)
+
+
+Latents = Union[Tensor, OneHotLatents]
+
+
+def dense(latents: Latents) -> Tensor:
+    """``latents`` as a tensor: :meth:`OneHotLatents.dense` for the one-hot kind, the tensor itself otherwise."""
+    return latents.dense() if isinstance(latents, OneHotLatents) else latents
 
 
 @dataclass(frozen=True)
 class PathSample:
     """A point on the probability path: ``z = alpha(t) * x + sigma(t) * noise``."""
 
-    x: Tensor  # clean latents (B, L, D)
+    x: Latents  # clean latents (B, L, D); one-hot latents may be held as their ids
     noise: Tensor  # standard normal draw, same shape as x
     t: Tensor  # (B,) or (B, L)
     z: Tensor  # noised latents

@@ -12,6 +12,7 @@ from textflow.kernels import linear_cross_entropy
 from textflow.noise import GeneratorArg
 from textflow.readouts.base import ReadoutKind
 from textflow.readouts.parallel import ParallelReadout
+from textflow.types import Latents
 
 
 class LatentAutoencoder(nn.Module, ABC):
@@ -40,6 +41,12 @@ class LatentAutoencoder(nn.Module, ABC):
     @abstractmethod
     def encode(self, ids: Tensor) -> Tensor:
         """Clean latents of token ids (deterministic: a VAE returns its posterior mean)."""
+
+    def flow_latents(self, ids: Tensor) -> Latents:
+        """The clean latents the flow objective trains on: :meth:`encode`, with its graph (a decoder step
+        trains through it). A latent space may hand them over in a cheaper exact form (the one-hot space:
+        its token ids)."""
+        return self.encode(ids)
 
     @abstractmethod
     def decode(self, latents: Tensor) -> Tensor:

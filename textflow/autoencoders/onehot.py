@@ -26,6 +26,7 @@ from textflow.autoencoders.base import LatentAutoencoder
 from textflow.autoencoders.prediction import SoftmaxPrediction
 from textflow.checks import require_int, require_number
 from textflow.noise import GeneratorArg
+from textflow.types import OneHotLatents
 
 
 class OneHotAutoencoder(LatentAutoencoder):
@@ -52,10 +53,13 @@ class OneHotAutoencoder(LatentAutoencoder):
         self.prediction = SoftmaxPrediction(scale=self.scale)
 
     def encode(self, ids: Tensor) -> Tensor:
-        """``scale * one_hot(ids)`` in float32, written straight into one (..., V) tensor (``F.one_hot``
-        would first build an int64 copy twice its size)."""
-        out = torch.zeros((*ids.shape, self.vocab_size), device=ids.device)
-        return out.scatter_(-1, ids.unsqueeze(-1), self.scale)
+        """``scale * one_hot(ids)``, a dense (..., V) float tensor."""
+        return self.flow_latents(ids).dense()
+
+    def flow_latents(self, ids: Tensor) -> OneHotLatents:
+        """The clean latents as their token ids: the flow objective adds and scores them without the
+        (B, L, V) tensor (:class:`~textflow.types.OneHotLatents`)."""
+        return OneHotLatents(ids=ids, scale=self.scale, vocab_size=self.vocab_size)
 
     def decode(self, latents: Tensor) -> Tensor:
         return latents * (self.sharpness / self.scale)

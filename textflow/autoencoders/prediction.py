@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from textflow.errors import ConfigError
 from textflow.kernels.cross_entropy import linear_cross_entropy
+from textflow.types import Latents, OneHotLatents
 
 
 def free_position_mse(pred: Tensor, target: Tensor, given: Tensor | None = None) -> Tensor:
@@ -95,13 +96,15 @@ class SoftmaxPrediction:
         per_token = F.cross_entropy(logits, probs, reduction="none").view(output.shape[:-1])
         return free_position_mean(per_token, given)
 
-    def feature_loss(self, features: Tensor, head: nn.Linear, target: Tensor, given: Tensor | None = None) -> Tensor:
+    def feature_loss(self, features: Tensor, head: nn.Linear, target: Latents,
+                     given: Tensor | None = None) -> Tensor:
         """:meth:`loss` of ``output = head(features)`` for a one-hot ``target`` (the flow-matching target,
         ``x = scale * one_hot(token)``), without the (B, L, V) logits: the cross-entropy against a one-hot
         distribution is the token's, which :func:`textflow.kernels.linear_cross_entropy` scores from the
         (B, L, W) ``features`` and the (V, W) ``head`` in cache-sized tiles (docs/benchmarks.md, "Large
-        vocabularies"). Equal to :meth:`loss` up to float32 rounding (tests/test_onehot.py)."""
-        tokens = target.argmax(-1)
+        vocabularies"). Equal to :meth:`loss` up to float32 rounding (tests/test_onehot.py). A target held as
+        its ids (:class:`~textflow.types.OneHotLatents`) gives them directly; a dense one by its argmax."""
+        tokens = target.ids if isinstance(target, OneHotLatents) else target.argmax(-1)
         if given is not None:
             free = ~given
             if not bool(free.any()):  # nothing to score: the mean over no position is 0, as in :meth:`loss`

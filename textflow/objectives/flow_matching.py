@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from textflow.autoencoders.prediction import MSE, MSEPrediction, SoftmaxPrediction, free_position_mse
 from textflow.paths import ProbPath
+from textflow.types import Latents, dense
 
 __all__ = ["flow_matching_loss", "free_position_mse", "sample_guidance_scales"]
 
@@ -42,19 +43,21 @@ def sample_guidance_scales(batch: int, *, scale_range: tuple[float, float], devi
     return ((1 + lo) * torch.exp(u * math.log((1 + hi) / (1 + lo))) - 1).to(device)
 
 
-def flow_matching_loss(backbone: nn.Module, path: ProbPath, *, x: Tensor, t: Tensor, noise: Tensor,
+def flow_matching_loss(backbone: nn.Module, path: ProbPath, *, x: Latents, t: Tensor, noise: Tensor,
                        self_condition: bool = False, scale: Optional[Tensor] = None,
                        given: Optional[Tensor] = None, dropped: Optional[Tensor] = None,
                        head: MSEPrediction | SoftmaxPrediction = MSE) -> Tensor:
     """The loss of one batch (module docstring). ``x`` are clean latents, already detached (the
-    stop-gradient target); ``self_condition`` asks for the first pass (a self-conditioned backbone is
+    stop-gradient target; one-hot latents may come as their ids, :class:`~textflow.types.OneHotLatents`,
+    which stay sparse unless conditioning positions or the dense loss need them); ``self_condition`` asks for the first pass (a self-conditioned backbone is
     fed zeros otherwise); ``scale`` (B,) the scale-token scales; ``given`` (B, L) bool and ``dropped``
     (B,) bool the conditioning positions and the rows whose condition is dropped; ``head`` the
     autoencoder's prediction head (:func:`textflow.autoencoders.prediction.prediction_of`)."""
     sample = path.sample(x, t, noise)
     z, times, restore = sample.z, t, None
     if given is not None:
-        clean = x if dropped is None else x.masked_fill((given & dropped.unsqueeze(1)).unsqueeze(-1), 0.0)
+        clean = dense(x)
+        clean = clean if dropped is None else clean.masked_fill((given & dropped.unsqueeze(1)).unsqueeze(-1), 0.0)
 
         def restore(y: Tensor) -> Tensor:
             return torch.where(given.unsqueeze(-1), clean.to(y.dtype), y)
@@ -78,7 +81,7 @@ def flow_matching_loss(backbone: nn.Module, path: ProbPath, *, x: Tensor, t: Ten
         out = backbone(z, times, x_prev, **extra, **trained)
     if output_head is not None:  # the token cross-entropy, scored from the features in tiles
         return head.feature_loss(out, output_head, path.target(sample), given)
-    target = path.target(sample).float()
+    target = dense(path.target(sample)).float()
     if scale is not None and first is not None:  # learned SC-CFG: both network terms detached
         target = target + (1 - 1 / scale).view(-1, 1, 1) * (out.detach().float() - first.float())
     return head.loss(out, target, given)

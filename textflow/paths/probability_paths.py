@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from textflow.errors import ConfigError, check_choice
-from textflow.types import PathSample
+from textflow.types import Latents, OneHotLatents, PathSample, dense
 
 
 def expand_time(t: Tensor, like: Tensor) -> Tensor:
@@ -61,11 +61,14 @@ class ProbPath(ABC):
     @abstractmethod
     def std(self, t: Tensor) -> Tensor: ...
 
-    def sample(self, x: Tensor, t: Tensor, noise: Tensor) -> PathSample:
+    def sample(self, x: Latents, t: Tensor, noise: Tensor) -> PathSample:
         """``z_t = alpha(t) x + std(t) noise`` (noise is a standard normal draw). The sum is taken in place
         on the noise term, so a (B, L, D) temporary fewer is alive at once (a one-hot latent's D is the
-        vocabulary); the same floats, since addition commutes exactly."""
-        tt = expand_time(t, x)
+        vocabulary); the same floats, since addition commutes exactly. One-hot latents held as ids
+        (:class:`~textflow.types.OneHotLatents`) add their signal at the tokens' coordinates only."""
+        tt = expand_time(t, noise)
+        if isinstance(x, OneHotLatents):
+            return PathSample(x=x, noise=noise, t=t, z=x.add_scaled_(self.std(tt) * noise, self.alpha(tt)))
         z, signal = self.std(tt) * noise, self.alpha(tt) * x
         z = z.add_(signal) if (z.dtype, z.shape) == (signal.dtype, signal.shape) else z + signal
         return PathSample(x=x, noise=noise, t=t, z=z)
@@ -168,8 +171,8 @@ class VPPath(ProbPath):
     def target(self, sample):
         if self.prediction == "eps":
             return sample.noise
-        tt = expand_time(sample.t, sample.x)
-        return self.alpha(tt) * sample.noise - self.std(tt) * sample.x
+        tt = expand_time(sample.t, sample.noise)
+        return self.alpha(tt) * sample.noise - self.std(tt) * dense(sample.x)
 
     def to_x_hat(self, output, z, t):
         tt = expand_time(t, z)

@@ -66,6 +66,7 @@ from textflow.time.grids import LogitNormalTime, UniformTime, fit_time
 from textflow.training.autoencoder import read_autoencoder
 from textflow.training.base import StageKeys, TrainingModule, tokenizer_vocabulary
 from textflow.training.ema import EMA
+from textflow.types import dense
 
 NORMALIZED = "textflow.autoencoders.NormalizedAutoencoder"
 
@@ -164,10 +165,10 @@ class LatentFlowModule(TrainingModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         t = self.train_time.sample(batch.shape[0], device=batch.device)
-        encoded = self.net["autoencoder"].encode(batch)  # a decoder step trains through it
-        # the flow target is detached (stop-gradient)
+        encoded = self.net["autoencoder"].flow_latents(batch)  # a decoder step trains through it
+        # the flow target is detached (stop-gradient); one-hot latents come as their ids (types.OneHotLatents)
         x = encoded.detach()
-        noise = torch.randn_like(x)
+        noise = torch.randn(x.shape, dtype=x.dtype, device=x.device)
         # one coin per step, from the step's seeded stream (rng.py); none drawn without self-conditioning
         coin = self.self_cond_prob > 0 and bool(torch.rand(()) < self.self_cond_prob)
         # ELF's variants draw only when on, in this order (module docstring)
@@ -180,7 +181,7 @@ class LatentFlowModule(TrainingModule):
             given, dropped = self.condition.sample(*batch.shape[:2], device=batch.device)
         decoder_step = self.decoder_prob > 0 and bool(torch.rand(()) < self.decoder_prob)
         if decoder_step:
-            main = decoder_loss(self.net["autoencoder"], batch, latents=encoded, time=self.decoder_time,
+            main = decoder_loss(self.net["autoencoder"], batch, latents=dense(encoded), time=self.decoder_time,
                                 noise_scale=self.path.prior_scale())
             logged = {"train/decoder_loss": main}
         else:
@@ -205,7 +206,7 @@ class LatentFlowModule(TrainingModule):
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         nets = self.ema.module
         g = stream_generator(batch_idx, "validation")
-        x = nets["autoencoder"].encode(batch)
+        x = nets["autoencoder"].flow_latents(batch)
         noise = torch.randn(x.shape, generator=g).to(x.device, x.dtype)
         t = torch.full((batch.shape[0],), self.val_times[batch_idx % len(self.val_times)], device=x.device)
         metrics = {"val/flow_loss": self.flow_loss(nets, x, t, noise),  # x_prev = 0 if self-conditioned

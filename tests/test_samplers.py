@@ -110,6 +110,22 @@ def test_sde_draws_noise_and_last_step_is_ode():
     assert alphas[0] == pytest.approx(1 - 2.0 * 0.25)
 
 
+@pytest.mark.parametrize("row", [(3, 5), (64, 1024)], ids=["serial", "threaded"])  # 1024 x 64 >= PARALLEL_ROW_NUMEL
+def test_per_sample_rows_are_each_generators_own_draws(row, monkeypatch):
+    """Row i of ``randn`` / ``rand`` with per-sample generators holds exactly what ``torch.randn`` /
+    ``torch.rand`` draw from generator i alone, whether the rows are drawn in turn or on parallel threads."""
+    from textflow import noise
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # the threaded path even on a 1-thread runner
+    for draw, reference in ((noise.randn, torch.randn), (noise.rand, torch.rand)):
+        rows = draw((6, *row), generator=noise.per_sample_generators(3, range(6)))
+        assert rows.shape == (6, *row)
+        for i, g in enumerate(noise.per_sample_generators(3, range(6))):
+            assert torch.equal(rows[i], reference(row, generator=g))
+    with pytest.raises(ValueError, match="3 per-sample generators for a batch of 6"):
+        noise.randn((6, *row), generator=noise.per_sample_generators(3, range(3)))
+
+
 def test_per_sample_generators_make_samples_batch_invariant():
     from textflow.noise import per_sample_generators, randn
 

@@ -7,6 +7,7 @@ import statistics
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import train as train_entry
 from conftest import compose_config, tiny_train_overrides
@@ -174,8 +175,9 @@ def test_vocab_benchmark_times_each_vocabulary_against_the_smallest(tmp_path):
     assert [r["vocab"] for r in rows] == [128, 512]  # sorted: the smallest is the reference
     assert rows[0]["rest_vs_small"] == 1.0 and rows[1]["readout_gflop_per_step"] == 4 * rows[0]["readout_gflop_per_step"]
     assert all(r["readout_s"] > 0 and r["plain_readout_s"] > 0 for r in rows)
-    for r in rows:  # the rest is paired round by round: the median of each round's step - readout
+    for r in rows:  # the rest: the median over steps of each step's time minus its time in the readout's kernel
         assert len(r["rest_rounds_s"]) == MIN_ROUNDS and r["rest_s"] == statistics.median(r["rest_rounds_s"])
+        assert 0 < r["readout_in_step_s"] < r["train_step_s"] and "rest_paired_s" in r
     for r in rows:
         assert r["train_step_s"] > 0 and r["diagnostics_s"] > 0 and isinstance(r["met"], bool)
         assert r["overhead"] == r["diagnostics_s"] / (200 * r["train_step_s"])
@@ -184,6 +186,24 @@ def test_vocab_benchmark_times_each_vocabulary_against_the_smallest(tmp_path):
         flops_per_s = r["step_tflop"] * 1e12 / r["train_step_s"]
         assert r["mfu"] == pytest.approx(flops_per_s / (r["peak_gflops"] * 1e9))
     assert 0 < rows[0]["step_tflop"] < rows[1]["step_tflop"]
+
+
+def test_readout_seconds_times_the_kernels_forward_and_backward_and_restores_it():
+    from textflow.bench.vocab import readout_seconds
+    from textflow.kernels.cross_entropy import _LinearCrossEntropy, linear_cross_entropy
+
+    forward, backward = _LinearCrossEntropy.forward, _LinearCrossEntropy.backward
+    features, weight = torch.randn(6, 4, requires_grad=True), torch.randn(10, 4, requires_grad=True)
+    targets = torch.randint(0, 10, (6,))
+    with readout_seconds() as spent:
+        loss = linear_cross_entropy(features, weight, None, targets)[0]
+        assert len(spent) == 1
+        loss.backward()
+    assert len(spent) == 2 and all(s > 0 for s in spent)
+    assert torch.allclose(loss, F.cross_entropy(features @ weight.T, targets))
+    assert (_LinearCrossEntropy.forward, _LinearCrossEntropy.backward) == (forward, backward)
+    linear_cross_entropy(features, weight, None, targets)[0].backward()
+    assert len(spent) == 2  # outside the block nothing is timed
 
 
 def test_vocab_benchmark_on_the_one_hot_latent_counts_its_vocabulary_wide_projections(tmp_path):

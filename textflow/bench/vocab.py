@@ -12,12 +12,14 @@ are timed in rounds (:func:`textflow.bench.runner.time_round_robin`), since thei
 second target reads. Two targets:
 
 * ``overhead = diagnostics / (interval x step) <= 5 %``;
-* ``rest_vs_small = rest_s / rest_s at the smallest V <= 1.5``, with ``rest_s`` the median over rounds of
-  each round's ``step - readout`` over at least :data:`MIN_ROUNDS` rounds (paired within the round: a host
-  whose speed drifts between rounds moves both terms of a pair, not their difference; ``rest_rounds_s``
-  keeps every round): everything the step does beyond the readout's own matmuls and softmax is no slower
-  than with a small vocabulary (no hidden per-vocabulary cost: the embedding table, its normalisation, the
-  optimizer and EMA over it stay small).
+* ``rest_vs_small = rest_s / rest_s at the smallest V <= 1.5``, with ``rest_s`` the median over at least
+  :data:`MIN_ROUNDS` steps of each step's time minus the seconds that same step spent inside the readout's
+  cross-entropy kernel, forward and backward (:func:`readout_seconds`; ``rest_rounds_s`` keeps every
+  step): everything the step does beyond the readout's own matmuls and softmax is no slower than with a
+  small vocabulary (no hidden per-vocabulary cost: the embedding table, its normalisation, the optimizer
+  and EMA over it stay small). Both terms come from one step, so a host whose speed drifts moves them
+  together; the earlier measure, a step minus the readout timed alone in the same round, stays as
+  ``rest_paired_s`` (at 128 k it moved by more than the 4 k rest between runs: docs/benchmarks.md).
 
 Each row also has the step's model FLOPs (``step_tflop``, :func:`textflow.bench.train.model_flops_per_step`'s
 count: the backbone's and the readout's) and its ``mfu`` against the matmul peak. On the one-hot latent
@@ -29,6 +31,9 @@ is what says a large vocabulary costs no more than its FLOPs.
 from __future__ import annotations
 
 import statistics
+import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -38,12 +43,36 @@ import torch.nn.functional as F
 from textflow.bench.diagnostics import OVERHEAD_TARGET, time_monitor, training_step_parts
 from textflow.bench.runner import time_round_robin
 from textflow.bench.train import fastest, matmul_peaks, model_flops_per_step, readout_forward_flops
+from textflow.kernels.cross_entropy import _LinearCrossEntropy
 
 STEP_TARGET = 1.5
 # rounds of the step and the readout paired for ``rest_s``, whatever ``repeats`` says: on one host
 # dit_small's 128 k rest read 1.03-1.80x its 4 k rest over three runs of 5 rounds, 1.04-1.16x over three of
 # 11 (docs/benchmarks.md, "Large vocabularies")
 MIN_ROUNDS = 11
+
+
+@contextmanager
+def readout_seconds() -> Iterator[list[float]]:
+    """Inside the block, every forward and backward of the readout's cross-entropy kernel
+    (:func:`textflow.kernels.linear_cross_entropy`) appends its wall seconds to the yielded list."""
+    spent: list[float] = []
+    forward, backward = _LinearCrossEntropy.forward, _LinearCrossEntropy.backward
+
+    def timed(fn):
+        def call(*args):
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                spent.append(time.perf_counter() - start)
+        return staticmethod(call)
+
+    _LinearCrossEntropy.forward, _LinearCrossEntropy.backward = timed(forward), timed(backward)
+    try:
+        yield spent
+    finally:
+        _LinearCrossEntropy.forward, _LinearCrossEntropy.backward = staticmethod(forward), staticmethod(backward)
 
 
 def build(*, conf_dir: str, preset: str, vocab: int, seq_len: int, batch: int, overrides=()):
@@ -82,13 +111,22 @@ def run(*, conf_dir: str, vocabs: list[int], preset: str = "dit_tiny", batch: in
         diag = time_monitor(module, torch.randint(0, vocab, (blocks, seq_len), generator=g), repeats=repeats)
         chunked, plain = readout_calls(module.net["autoencoder"], torch.randint(0, vocab, (batch, seq_len),
                                                                                  generator=g))
-        # in rounds, so that the step and the readout it is compared with see the host in the same state
-        timed = time_round_robin({**parts, "readout": chunked, "plain": plain}, warmup=2,
+        inside: list[float] = []  # per step, its seconds in the readout's kernel
+
+        def step():
+            with readout_seconds() as spent:
+                parts["step"]()
+            inside.append(sum(spent))
+
+        # in rounds, so that the step and the readout alone see the host in the same state
+        warmup = 2
+        timed = time_round_robin({**parts, "step": step, "readout": chunked, "plain": plain}, warmup=warmup,
                                  repeats=max(repeats, MIN_ROUNDS),
                                  desc=f"step, its parts and readout, V = {vocab}",
                                  keep_times=True)
-        rest_rounds = [step - readout for step, readout in zip(timed["step"]["times_s"], timed["readout"]["times_s"],
-                                                               strict=True)]
+        steps_s, in_step = timed["step"]["times_s"], inside[warmup:]
+        rest_rounds = [s - r for s, r in zip(steps_s, in_step, strict=True)]
+        paired = [s - r for s, r in zip(steps_s, timed["readout"]["times_s"], strict=True)]
         readout_s, plain_s = timed["readout"]["median_s"], timed["plain"]["median_s"]
         latent_dim = module.net["autoencoder"].latent_dim
         step_flops = model_flops_per_step(module, batch=batch, seq_len=seq_len)
@@ -99,6 +137,7 @@ def run(*, conf_dir: str, vocabs: list[int], preset: str = "dit_tiny", batch: in
                      "diagnostics_s": diag["median_s"],
                      "overhead": diag["median_s"] / (interval * timed["step"]["median_s"]),
                      "readout_s": readout_s, "plain_readout_s": plain_s,
+                     "readout_in_step_s": statistics.median(in_step), "rest_paired_s": statistics.median(paired),
                      "optimizer_s": timed["optimizer"]["median_s"], "ema_s": timed["ema"]["median_s"],
                      "readout_gflop_per_step": readout_flops / 1e9,
                      "readout_gflops": readout_flops / readout_s / 1e9,

@@ -9,11 +9,11 @@ by one of two schedules:
 
 * **whole rows** (:func:`_whole_rows`) in row chunks of up to
   :func:`textflow.kernels.chunking.ce_chunk_elements` logits (32 M floats by default: 640 rows at a 50 k
-  vocabulary), when a chunk holds at least :data:`WHOLE_ROW_CHUNK_MIN` rows (or all of them),
+  vocabulary, 256 at 128 k), when a chunk holds at least :data:`WHOLE_ROW_CHUNK_MIN` rows (or all of them),
   or when the weight stays in cache while the chunks stream past it (:data:`CACHED_WEIGHT_BYTES`): per
   chunk one GEMM, the softmax in place, the two gradient GEMMs. The bias rides in the GEMM (``addmm``);
 * **two passes over cache-sized tiles** (:func:`_two_pass_tiles`), otherwise (a budget that leaves fewer
-  rows a chunk; by default a vocabulary past 64 k, as at 128 k): per block of positions, a first pass
+  rows a chunk; by default a vocabulary past 128 k): per block of positions, a first pass
   streams each row's log-sum-exp, best token and target logit over column tiles
   (:class:`~textflow.kernels.online.OnlineLogits`), a second recomputes each tile and adds its share of
   the gradients. It costs a fourth GEMM, but the weight and its gradient are read a couple of times
@@ -21,9 +21,10 @@ by one of two schedules:
 
 Which wins is a question of rows per chunk: a chunk of a few dozen rows reads the whole weight and
 accumulates its whole gradient for little work, and the tiles beat it (at 128 k tokens and D = 64, 32-row
-chunks were 13 % slower than the tiles on one host; inside a training step 256-row chunks were within the
-host's noise of them); from about 500 rows on, whole rows win by skipping the fourth GEMM (at 50 k x 256
-and 4,096 positions: 3.3 s in 512-row chunks, 4.4 s in tiles; docs/benchmarks.md, "Large vocabularies").
+chunks were 13 % slower than the tiles on one host); from a few hundred rows on, whole rows win by skipping
+the fourth GEMM (at 50 k x 256 and 4,096 positions: 3.3 s in 512-row chunks, 4.4 s in tiles; at 128 k x 64
+and 1,024 positions, the readout's time inside a training step 0.98 s in 256-row chunks against 1.01 s in
+tiles, median of 5 paired runs; docs/benchmarks.md, "Large vocabularies").
 
 At a 50 k vocabulary either replaces the full float32 logits, their softmax and their gradient (three
 200 MB tensors for 1,024 positions). Logits are computed in float32 whatever the input dtype, as
@@ -45,7 +46,7 @@ ROW_TILE = 1024  # positions per row block of the two-pass kernel at most
 # rows they hold, beat the two-pass tiles' extra GEMM: at 4,096 x 256 (4 MB) and 4,096 positions 249 ms
 # against 331 ms, the dense F.cross_entropy 245 ms (docs/benchmarks.md, "Large vocabularies")
 CACHED_WEIGHT_BYTES = 8 << 20
-WHOLE_ROW_CHUNK_MIN = 512  # rows a whole-row chunk needs to beat the tiles when the weight is not cached
+WHOLE_ROW_CHUNK_MIN = 256  # rows a whole-row chunk needs to beat the tiles when the weight is not cached
 
 
 def ce_tile_shape(n: int, vocab: int, elements: int | None = None) -> tuple[int, int]:

@@ -175,7 +175,7 @@ def test_vocab_benchmark_times_each_vocabulary_against_the_smallest(tmp_path):
     assert [r["vocab"] for r in rows] == [128, 512]  # sorted: the smallest is the reference
     assert rows[0]["rest_vs_small"] == 1.0 and rows[1]["readout_gflop_per_step"] == 4 * rows[0]["readout_gflop_per_step"]
     assert all(r["readout_s"] > 0 and r["plain_readout_s"] > 0 for r in rows)
-    for r in rows:  # the rest: the median over steps of each step's time minus its time in the readout's kernel
+    for r in rows:  # the rest: the median over steps of each step's time minus its time in the readout kernel
         assert len(r["rest_rounds_s"]) == MIN_ROUNDS and r["rest_s"] == statistics.median(r["rest_rounds_s"])
         assert 0 < r["readout_in_step_s"] < r["train_step_s"] and "rest_paired_s" in r
     for r in rows:

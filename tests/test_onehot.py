@@ -387,7 +387,7 @@ class _VocabularySized(torch.utils._python_dispatch.TorchDispatchMode):
         return out
 
 
-def test_a_one_hot_training_step_makes_only_the_noise_and_noised_latents_of_vocabulary_size(tmp_path, cache_dir):
+def test_a_one_hot_training_step_makes_only_the_noise_and_z_of_vocabulary_size(tmp_path, cache_dir):
     """At V = 2,048 (past the training step's logit tile) a whole one-hot training step, forward and
     backward, creates (B, L, V) tensors only for the noise and the noised latents: none for the clean latents
     (held as their ids), the path's signal term, the logits, their softmax, the targets or their gradients

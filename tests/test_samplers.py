@@ -110,7 +110,8 @@ def test_sde_draws_noise_and_last_step_is_ode():
     assert alphas[0] == pytest.approx(1 - 2.0 * 0.25)
 
 
-@pytest.mark.parametrize("row", [(3, 5), (64, 1024)], ids=["serial", "threaded"])  # 1024 x 64 >= PARALLEL_ROW_NUMEL
+# 64 x 1024 numbers a row: at least PARALLEL_ROW_NUMEL, so drawn on threads
+@pytest.mark.parametrize("row", [(3, 5), (64, 1024)], ids=["serial", "threaded"])
 def test_per_sample_rows_are_each_generators_own_draws(row, monkeypatch):
     """Row i of ``randn`` / ``rand`` with per-sample generators holds exactly what ``torch.randn`` /
     ``torch.rand`` draw from generator i alone, whether the rows are drawn in turn or on parallel threads."""

@@ -46,8 +46,9 @@ class OneHotLatents:
         return self  # integer ids carry no graph
 
     def dense(self) -> Tensor:
-        """The (B, L, V) latents, for the consumers that need every coordinate (conditioning positions, the
-        dense loss): written straight into one float tensor (``F.one_hot`` would first build an int64 copy)."""
+        """The (B, L, V) latents, for the consumers that need every coordinate (conditioning positions,
+        the dense loss): written straight into one float tensor (``F.one_hot`` would first build an int64
+        copy)."""
         out = torch.zeros(self.shape, dtype=self.dtype, device=self.device)
         return out.scatter_(-1, self.ids.unsqueeze(-1), self.scale)
 
@@ -62,7 +63,8 @@ Latents = Union[Tensor, OneHotLatents]
 
 
 def dense(latents: Latents) -> Tensor:
-    """``latents`` as a tensor: :meth:`OneHotLatents.dense` for the one-hot kind, the tensor itself otherwise."""
+    """``latents`` as a tensor: :meth:`OneHotLatents.dense` for the one-hot kind, the tensor itself
+    otherwise."""
     return latents.dense() if isinstance(latents, OneHotLatents) else latents
 
 

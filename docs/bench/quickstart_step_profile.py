@@ -1,8 +1,9 @@
-"""Where the one-hot quickstart's training step spends its time (docs/benchmarks.md, "Training throughput",
-the one-hot quickstart's step): the step as `bench vocab` builds it (the real configs, `experiment=quickstart`,
-`dit_small`, batch 64 x 64, V = 4,096, Muon and AdamW), its mean over 3 steps after 2 warm-ups, the
-optimizer and the EMA alone, a `torch.profiler` table of 3 steps, and Muon's Newton-Schulz iteration per
-hidden-matrix shape (4 of each in `dit_small`), one at a time and the 4 batched with `bmm`, 2 threads.
+"""Where the one-hot quickstart's training step spends its time (docs/benchmarks.md, "Training
+throughput", the one-hot quickstart's step): the step as `bench vocab` builds it (the real configs,
+`experiment=quickstart`, `dit_small`, batch 64 x 64, V = 4,096, Muon and AdamW), its mean over 3 steps
+after 2 warm-ups, the optimizer and the EMA alone, a `torch.profiler` table of 3 steps, and Muon's
+Newton-Schulz iteration per hidden-matrix shape (4 of each in `dit_small`), one at a time and the 4
+batched with `bmm`, 2 threads.
 
     python docs/bench/quickstart_step_profile.py
 """
@@ -45,7 +46,8 @@ print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=16, max
 
 group = module.make_optimizer().param_groups[0]  # Muon's group: the hidden matrices
 assert group["kind"] == "muon"
-knobs = dict(coefficients=group["ns_coefficients"], steps=group["ns_steps"], eps=group["eps"], dtype=torch.float32)
+knobs = dict(coefficients=group["ns_coefficients"], steps=group["ns_steps"], eps=group["eps"],
+             dtype=torch.float32)
 shapes = sorted({tuple(p.shape) for p in group["params"]})
 total = 0.0
 for shape in shapes:

@@ -72,7 +72,8 @@ def readout_seconds() -> Iterator[list[float]]:
     try:
         yield spent
     finally:
-        _LinearCrossEntropy.forward, _LinearCrossEntropy.backward = staticmethod(forward), staticmethod(backward)
+        _LinearCrossEntropy.forward = staticmethod(forward)
+        _LinearCrossEntropy.backward = staticmethod(backward)
 
 
 def build(*, conf_dir: str, preset: str, vocab: int, seq_len: int, batch: int, overrides=()):
@@ -137,7 +138,8 @@ def run(*, conf_dir: str, vocabs: list[int], preset: str = "dit_tiny", batch: in
                      "diagnostics_s": diag["median_s"],
                      "overhead": diag["median_s"] / (interval * timed["step"]["median_s"]),
                      "readout_s": readout_s, "plain_readout_s": plain_s,
-                     "readout_in_step_s": statistics.median(in_step), "rest_paired_s": statistics.median(paired),
+                     "readout_in_step_s": statistics.median(in_step),
+                     "rest_paired_s": statistics.median(paired),
                      "optimizer_s": timed["optimizer"]["median_s"], "ema_s": timed["ema"]["median_s"],
                      "readout_gflop_per_step": readout_flops / 1e9,
                      "readout_gflops": readout_flops / readout_s / 1e9,

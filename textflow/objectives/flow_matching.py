@@ -49,15 +49,17 @@ def flow_matching_loss(backbone: nn.Module, path: ProbPath, *, x: Latents, t: Te
                        head: MSEPrediction | SoftmaxPrediction = MSE) -> Tensor:
     """The loss of one batch (module docstring). ``x`` are clean latents, already detached (the
     stop-gradient target; one-hot latents may come as their ids, :class:`~textflow.types.OneHotLatents`,
-    which stay sparse unless conditioning positions or the dense loss need them); ``self_condition`` asks for the first pass (a self-conditioned backbone is
-    fed zeros otherwise); ``scale`` (B,) the scale-token scales; ``given`` (B, L) bool and ``dropped``
-    (B,) bool the conditioning positions and the rows whose condition is dropped; ``head`` the
-    autoencoder's prediction head (:func:`textflow.autoencoders.prediction.prediction_of`)."""
+    which stay sparse unless conditioning positions or the dense loss need them); ``self_condition``
+    asks for the first pass (a self-conditioned backbone is fed zeros otherwise); ``scale`` (B,) the
+    scale-token scales; ``given`` (B, L) bool and ``dropped`` (B,) bool the conditioning positions and
+    the rows whose condition is dropped; ``head`` the autoencoder's prediction head
+    (:func:`textflow.autoencoders.prediction.prediction_of`)."""
     sample = path.sample(x, t, noise)
     z, times, restore = sample.z, t, None
     if given is not None:
         clean = dense(x)
-        clean = clean if dropped is None else clean.masked_fill((given & dropped.unsqueeze(1)).unsqueeze(-1), 0.0)
+        if dropped is not None:
+            clean = clean.masked_fill((given & dropped.unsqueeze(1)).unsqueeze(-1), 0.0)
 
         def restore(y: Tensor) -> Tensor:
             return torch.where(given.unsqueeze(-1), clean.to(y.dtype), y)

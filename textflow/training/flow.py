@@ -181,7 +181,8 @@ class LatentFlowModule(TrainingModule):
             given, dropped = self.condition.sample(*batch.shape[:2], device=batch.device)
         decoder_step = self.decoder_prob > 0 and bool(torch.rand(()) < self.decoder_prob)
         if decoder_step:
-            main = decoder_loss(self.net["autoencoder"], batch, latents=dense(encoded), time=self.decoder_time,
+            main = decoder_loss(self.net["autoencoder"], batch, latents=dense(encoded),
+                                time=self.decoder_time,
                                 noise_scale=self.path.prior_scale())
             logged = {"train/decoder_loss": main}
         else:

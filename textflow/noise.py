@@ -84,7 +84,7 @@ def per_row(fill: Callable, shape: Sequence[int], gens: list, dtype=None) -> Ten
     (``Tensor.normal_``: what ``torch.randn`` draws; ``Tensor.uniform_``: ``torch.rand``), so every row holds
     exactly the numbers its generator alone would give. Each CPU generator draws on one core; with large rows
     (a one-hot latent's row is L x V) the rows are spread over the intra-op threads (the same numbers, since
-    each row has its own generator): 1.7x faster for 32 rows of 64 x 4,096 on two cores
+    each row has its own generator): 2x faster for 32 rows of 64 x 4,096 on two cores
     (docs/benchmarks.md, "The one-hot quickstart's model")."""
     if len(gens) != shape[0]:
         raise ValueError(f"got {len(gens)} per-sample generators for a batch of {shape[0]}")

@@ -1,6 +1,6 @@
 """Where the one-hot quickstart's training step spends its time (docs/benchmarks.md, "Training
 throughput", the one-hot quickstart's step): the step as `bench vocab` builds it (the real configs,
-`experiment=quickstart`, `dit_small`, batch 64 x 64, V = 4,096, Muon and AdamW), its mean over 3 steps
+`experiment=quickstart`, `dit_small`, batch 64 x 64, V = 4,096, Muon and AdamW), its median over 3 steps
 after 2 warm-ups, the optimizer and the EMA alone, a `torch.profiler` table of 3 steps, and Muon's
 Newton-Schulz iteration per hidden-matrix shape (4 of each in `dit_small`), one at a time and the 4
 batched with `bmm`, 2 threads.
@@ -8,7 +8,6 @@ batched with `bmm`, 2 threads.
     python docs/bench/quickstart_step_profile.py
 """
 
-import time
 from pathlib import Path
 
 import torch
@@ -16,6 +15,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from textflow.allocator import keep_freed_memory
 from textflow.bench.diagnostics import training_step_parts
+from textflow.bench.runner import time_call
 from textflow.bench.vocab import build
 from textflow.training.muon import orthogonalize
 
@@ -24,21 +24,16 @@ torch.set_num_threads(2)
 VOCAB, BATCH, SEQ = 4096, 64, 64
 
 
-def mean_s(fn, repeats: int = 3, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+def median_s(fn, repeats: int = 3, warmup: int = 2) -> float:
+    return time_call(fn, warmup=warmup, repeats=repeats, desc="timing")["median_s"]
 
 
 torch.manual_seed(0)
 module = build(conf_dir=str(Path(__file__).resolve().parents[2] / "conf"), preset="dit_small", vocab=VOCAB,
                seq_len=SEQ, batch=BATCH, overrides=["experiment=quickstart"])
 parts = training_step_parts(module, torch.randint(0, VOCAB, (BATCH, SEQ)))
-print(f"step {mean_s(parts['step']):.3f} s; alone: optimizer {1e3 * mean_s(parts['optimizer']):.0f} ms, "
-      f"EMA {1e3 * mean_s(parts['ema']):.1f} ms")
+print(f"step {median_s(parts['step']):.3f} s; alone: optimizer {1e3 * median_s(parts['optimizer']):.0f} ms, "
+      f"EMA {1e3 * median_s(parts['ema']):.1f} ms")
 with profile(activities=[ProfilerActivity.CPU]) as prof:
     for _ in range(3):
         parts["step"]()
@@ -53,7 +48,7 @@ total = 0.0
 for shape in shapes:
     count = sum(tuple(p.shape) == shape for p in group["params"])
     one = torch.randn(*shape)
-    single = mean_s(lambda: orthogonalize(one, **knobs), repeats=10, warmup=1)
+    single = median_s(lambda: orthogonalize(one, **knobs), repeats=10, warmup=1)
     m, n = min(shape), max(shape)
     flops = knobs["steps"] * 2 * (2 * m * m * n + m ** 3)
     stack = torch.randn(count, *shape)
@@ -66,7 +61,7 @@ for shape in shapes:
             gram = torch.bmm(x, x.transpose(1, 2))
             x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
 
-    together = mean_s(batched, repeats=10, warmup=1)
+    together = median_s(batched, repeats=10, warmup=1)
     total += count * single
     print(f"Newton-Schulz {shape} x{count}: {1e3 * single:.2f} ms each ({flops / single / 1e9:.0f} GFLOP/s), "
           f"{count} batched {1e3 * together:.2f} ms against {1e3 * count * single:.2f} ms one by one")

@@ -368,6 +368,34 @@ def test_one_hot_latents_held_as_ids_give_the_dense_floats(tmp_path, cache_dir):
         assert torch.equal(module.training_step(ids, 0), step)
 
 
+@pytest.mark.parametrize("stage", ["distill", "flow_map"])
+def test_student_stages_of_a_one_hot_teacher_take_its_latents_as_ids(tmp_path, cache_dir, stage):
+    """Progressive distillation and the flow-map stage read a one-hot teacher's clean latents as their ids
+    (OneHotLatents) and get the loss of the dense latents bit for bit (with a self-conditioned teacher's
+    previous estimate for distillation)."""
+    from textflow.training.distill import DistillModule
+    from textflow.training.flow_map import FlowMapModule
+
+    extra = ["backbone.self_condition=true", "module.self_cond_prob=0.5"] if stage == "distill" else []
+    teacher = module_of(tmp_path, cache_dir, "autoencoder=onehot", "autoencoder.scale=2.0", *extra)
+    student = (DistillModule if stage == "distill" else FlowMapModule)(
+        teacher=teacher, teacher_ckpt=str(tmp_path / "teacher.ckpt"),
+        export_path=str(tmp_path / "export.ckpt"), optimizer=torch.optim.AdamW)
+    torch.manual_seed(5)
+    with torch.no_grad():  # a student that is not its teacher
+        for weight in student.student.parameters():
+            weight.add_(0.1 * torch.randn_like(weight))
+    held, calls = student.autoencoder.flow_latents, []
+    student.autoencoder.flow_latents = lambda batch: calls.append(batch) or held(batch)
+    assert isinstance(held(ids_of()), OneHotLatents)
+    with torch.no_grad():
+        sparse = student._loss(ids_of(), generator=torch.Generator().manual_seed(4))
+    assert len(calls) == 1  # the stage asks for the ids form
+    student.autoencoder.flow_latents = lambda batch: held(batch).dense()  # the dense latents of before
+    with torch.no_grad():
+        assert torch.equal(student._loss(ids_of(), generator=torch.Generator().manual_seed(4)), sparse)
+
+
 class _VocabularySized(torch.utils._python_dispatch.TorchDispatchMode):
     """Names the aten ops that return a new tensor (not a view or an input) of at least ``size`` elements."""
 

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from textflow.checks import require_int, require_number
 from textflow.objectives.distillation import two_step_target
+from textflow.types import Latents
 
 
 def check_flow_map_knobs(*, levels: int, anchor_fraction: float) -> tuple[int, float]:
@@ -56,11 +57,12 @@ def _fill(target: Tensor, rows: Tensor, fn) -> None:
         target[index] = fn(index).to(target.dtype)
 
 
-def flow_map_loss(student, teacher, *, x: Tensor, noise: Tensor, levels: int, anchor_fraction: float,
+def flow_map_loss(student, teacher, *, x: Latents, noise: Tensor, levels: int, anchor_fraction: float,
                   generator: torch.Generator | None = None) -> Tensor:
     """The mean squared ``x_hat`` error of one batch (module docstring). ``student`` is a
     :class:`textflow.denoiser.FlowDenoiser` around a flow map (trained), ``teacher`` the teacher's
-    denoiser (frozen); ``x`` clean latents (B, L, D), ``noise`` like ``x``."""
+    denoiser (frozen); ``x`` clean latents (B, L, D) (one-hot ones may come as their ids,
+    :class:`~textflow.types.OneHotLatents`), ``noise`` like ``x``."""
     s, t, level, diagonal = draw_intervals(x.shape[0], levels=levels, anchor_fraction=anchor_fraction,
                                            device=x.device, generator=generator)
     z_s = teacher.path.sample(x, s, noise).z

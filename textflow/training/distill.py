@@ -60,6 +60,7 @@ from textflow.objectives.distillation import two_step_target
 from textflow.paths import expand_time
 from textflow.training.base import TrainingModule
 from textflow.training.teacher import TeacherExport, load_teacher, student_stage_keys
+from textflow.types import Latents, dense
 
 
 def halving_rounds(start_steps: int, min_steps: int) -> list[int]:
@@ -123,7 +124,7 @@ class DistillModule(TrainingModule):
 
     def _loss(self, ids: Tensor, generator=None) -> Tensor:
         k = self.student_steps
-        x = self.autoencoder.encode(ids)
+        x = self.autoencoder.flow_latents(ids)  # one-hot latents as their ids (types.OneHotLatents)
         i = torch.randint(0, k, (ids.shape[0],), device=ids.device, generator=generator)
         t_s, t_t = i.float() / k, (i.float() + 1) / k
         noise = torch.randn(x.shape, device=x.device, generator=generator)
@@ -132,7 +133,7 @@ class DistillModule(TrainingModule):
         student, given = self.denoiser(), None
         if self.condition is not None:  # the teacher's masks: given positions clean, left out of the loss
             given, dropped = self.condition.sample(*ids.shape, device=ids.device, generator=generator)
-            clean = x.masked_fill((given & dropped.unsqueeze(1)).unsqueeze(-1), 0.0)
+            clean = dense(x).masked_fill((given & dropped.unsqueeze(1)).unsqueeze(-1), 0.0)
             condition = Condition(mask=given, ids=ids, latents=clean)
             teacher, student = Conditioned(teacher, condition), Conditioned(student, condition)
             z_s = condition.restore(z_s)
@@ -144,7 +145,7 @@ class DistillModule(TrainingModule):
         return free_position_mse(student(z_s, t_s, x_prev), target, given)
 
     @torch.no_grad()
-    def previous_estimate(self, teacher, x: Tensor, noise: Tensor, i: Tensor, k: int) -> Tensor | None:
+    def previous_estimate(self, teacher, x: Latents, noise: Tensor, i: Tensor, k: int) -> Tensor | None:
         """Self-conditioned teachers: the ``x_prev`` of student step ``i`` (module docstring), zeros
         where ``i = 0``; None (zeros everywhere, no teacher call) when every example is at step 0."""
         first = i == 0

@@ -79,7 +79,7 @@ class FlowMapModule(TrainingModule):
         return FlowDenoiser(backbone=self.teacher_backbone, path=self.path, autoencoder=self.autoencoder)
 
     def _loss(self, ids: Tensor, generator=None) -> Tensor:
-        x = self.autoencoder.encode(ids)
+        x = self.autoencoder.flow_latents(ids)  # one-hot latents as their ids (types.OneHotLatents)
         noise = torch.randn(x.shape, device=x.device, generator=generator)
         return flow_map_loss(self.denoiser(), self.teacher(), x=x, noise=noise, levels=self.levels,
                              anchor_fraction=self.anchor_fraction, generator=generator)

@@ -48,6 +48,37 @@ def test_linear_cross_entropy_equals_cross_entropy_of_the_logits(budget, with_bi
     assert not acc.requires_grad
 
 
+@pytest.mark.parametrize("backend", ["aten", "onednn"])
+@pytest.mark.parametrize("wanted", ["all", "bias only", "no bias"])
+@pytest.mark.parametrize("scale", [1.0, 3.0])  # a loss's own gradient of exactly 1 skips the scaling pass
+def test_whole_row_cross_entropy_on_either_gemm_backend(backend, wanted, scale, monkeypatch):
+    import textflow.kernels.readout_gemm as gemm
+    from textflow.kernels.linear import onednn_available
+
+    if backend == "onednn" and not onednn_available():
+        pytest.skip("this torch build has no oneDNN linear")
+    monkeypatch.setattr(gemm, "MIN_MACS", 0 if backend == "onednn" else 1 << 62)
+    calls = []
+    real = gemm._onednn
+    monkeypatch.setattr(gemm, "_onednn", lambda *a: (calls.append(a[0].shape), real(*a))[1])
+    f, w, b, y = _problem(n=37, v=300)
+    y[:3] = 299
+    bias = None if wanted == "no bias" else b
+    if wanted == "bias only":
+        f, w = f.detach(), w.detach()
+    wrt = [t for t in (f, w, bias) if t is not None and t.requires_grad]
+    want = F.cross_entropy(F.linear(f, w, bias), y)
+    want_grads = torch.autograd.grad(want * scale, wrt)
+    with chunk_budget(300 * 10):  # 10 rows a chunk, the weight in cache: four whole-row chunks
+        got, acc = linear_cross_entropy(f, w, bias, y)
+    got_grads = torch.autograd.grad(got * scale if scale != 1.0 else got, wrt)
+    assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-6)
+    for g_got, g_want in zip(got_grads, want_grads):
+        torch.testing.assert_close(g_got, g_want, rtol=1e-5, atol=1e-6)
+    assert float(acc) == pytest.approx(float((F.linear(f, w, bias).argmax(-1) == y).float().mean()))
+    assert bool(calls) == (backend == "onednn")
+
+
 def test_two_pass_cross_entropy_over_several_row_blocks_and_column_tiles(monkeypatch):
     import textflow.kernels.cross_entropy as ce
 
@@ -374,7 +405,8 @@ def test_readout_loss_and_diagnostics_never_hold_the_positions_by_vocabulary_log
     with chunk_budget(3 * vocab), _LargestTensor() as seen:
         ae.loss(ids)["loss"].backward()
     table = vocab * 8  # the V x D embedding table and its gradient: the largest tensors left
-    assert 0 < seen.largest <= max(3 * vocab, table) and table * 4 == full
+    # the table's gradient is summed transposed with the bias's as one more row: V x (D + 1)
+    assert 0 < seen.largest <= max(3 * vocab, table + vocab) and table * 4 == full
     den = FlowDenoiser(backbone=build_backbone(), path=PATHS["linear"](), autoencoder=ae.eval())
     with chunk_budget(3 * vocab), _LargestTensor() as seen:
         measure(den, ids, steps=(2,), f_grid=(1.0,), isotropic_draws=1)
@@ -406,7 +438,7 @@ def test_a_weight_that_fits_the_cache_takes_whole_row_chunks_and_a_larger_one_tw
     for schedule in ("_whole_rows", "_two_pass_tiles"):
         real = getattr(ce, schedule)
         monkeypatch.setattr(ce, schedule,
-                            lambda *a, _real=real, _name=schedule: (taken.append(_name), _real(*a)))
+                            lambda *a, _real=real, _name=schedule: (taken.append(_name), _real(*a))[1])
     f, w, b, y = _problem(n=37, v=50)
     with chunk_budget(200):  # 4 rows per chunk: not every row fits one
         linear_cross_entropy(f, w, b, y)

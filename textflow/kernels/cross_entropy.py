@@ -33,12 +33,16 @@ At a 50 k vocabulary either replaces the full float32 logits, their softmax and 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from textflow.kernels.chunking import cache_chunk_elements, ce_chunk_elements
 from textflow.kernels.online import OnlineLogits, column_tiles
-from textflow.kernels.tile_ops import exp_, tile_top
+from textflow.kernels import readout_gemm
+from textflow.kernels.readout_gemm import TableGradient, gemm_backend
+from textflow.kernels.tile_ops import LOG2E, exp_, tile_top
 
 
 ROW_TILE = 1024  # positions per row block of the two-pass kernel at most
@@ -46,6 +50,7 @@ ROW_TILE = 1024  # positions per row block of the two-pass kernel at most
 # rows they hold, beat the two-pass tiles' extra GEMM: at 4,096 x 256 (4 MB) and 4,096 positions 249 ms
 # against 331 ms, the dense F.cross_entropy 245 ms (docs/benchmarks.md, "Large vocabularies")
 CACHED_WEIGHT_BYTES = 8 << 20
+LN2 = math.log(2.0)
 WHOLE_ROW_CHUNK_MIN = 256  # rows a whole-row chunk needs to beat the tiles when the weight is not cached
 
 
@@ -65,30 +70,40 @@ def _chunk_logits(features: Tensor, weight: Tensor, bias: Tensor | None) -> Tens
     return torch.addmm(bias, features, weight.T)
 
 
-def _whole_rows(f32, w32, b32, targets, chunk_rows, grads, totals) -> None:
+def _whole_rows(f32, w32, b32, targets, chunk_rows, want, totals) -> tuple:
     """Row chunks that each hold all V logits of their rows: one GEMM per chunk, then its softmax and
-    the gradients' GEMMs while the chunk is in memory. Serves when the weight and a chunk fit the cache."""
-    grad_f, grad_w, grad_b = grads
+    the gradients' GEMMs while the chunk is in memory (:mod:`textflow.kernels.readout_gemm`). Serves when
+    the weight and a chunk fit the cache, or a chunk holds enough rows. Returns the wanted gradients of
+    the features, the weight and the bias (None for the others).
+
+    No pass scales the chunk: the logits come out of the GEMM in base-2 units (the features and the bias
+    times log2 e), so the softmax is ``exp2(l - max l)``; each row's normalisation and the mean's ``1 / n``
+    scale the small factors of the gradient GEMMs instead (the (n, D) features' gradient after its GEMM,
+    the features before the table's), and the target's ``-1`` enters the unnormalised row as ``-sum``."""
     n = f32.shape[0]
+    backend = gemm_backend(f32, w32)
+    grad_f = torch.empty_like(f32) if want[0] else None
+    table = TableGradient(backend=backend, weight=want[1], bias=b32 is not None and want[2])
+    bias2 = None if b32 is None else b32 * LOG2E
     for start in range(0, n, chunk_rows):
         rows = slice(start, min(start + chunk_rows, n))
         f, y = f32[rows], targets[rows]
-        logits = _chunk_logits(f, w32, b32)
+        logits = readout_gemm.logits(f * LOG2E, w32, bias2, backend)  # base-2 units
         picked = logits.gather(1, y[:, None]).squeeze(1)
         top, argmax = tile_top(logits, 1)  # the row max (for a stable exp) and the argmax, (n, 1) each
         totals[1] += (argmax[:, 0] == y).sum()
-        probs = exp_(logits.sub_(top))  # exp(l - max), in place of the chunk's logits
+        probs = logits.sub_(top).exp2_()  # exp(l - max l), in place of the chunk's logits
         norm = probs.sum(-1)
-        totals[0] += (top[:, 0] + norm.log() - picked).sum(dtype=torch.float64)
-        if any(g is not None for g in grads):
-            probs.mul_((1.0 / (norm * n))[:, None])  # softmax / n
-            probs[torch.arange(len(y), device=y.device), y] -= 1.0 / n  # d mean loss / d logits
-            if grad_f is not None:
-                torch.mm(probs, w32, out=grad_f[rows])
-            if grad_w is not None:
-                grad_w.addmm_(probs.T, f)
-            if grad_b is not None:
-                grad_b += probs.sum(0)
+        totals[0] += ((top[:, 0] + norm.log2() - picked) * LN2).sum(dtype=torch.float64)
+        if not any(want):
+            continue
+        share = 1.0 / (norm * n)  # d mean loss / d logits = share * (probs - norm * onehot)
+        probs[torch.arange(len(y), device=y.device), y] -= norm
+        if grad_f is not None:
+            torch.mul(readout_gemm.rows_times_table(probs, w32, backend), share[:, None], out=grad_f[rows])
+        if table.weight or table.bias:
+            table.add(probs, f, share)
+    return (grad_f, *table.result())
 
 
 def _two_pass_tiles(f32, w32, b32, targets, tile, grads, totals) -> None:
@@ -136,14 +151,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
         f32, w32 = features.float(), weight.float()
         b32 = None if bias is None else bias.float()
         want = tuple(track and w for w in ctx.needs_input_grad)  # nothing to keep outside autograd
-        grads = (torch.empty_like(f32) if want[0] else None, torch.zeros_like(w32) if want[1] else None,
-                 torch.zeros_like(b32) if b32 is not None and want[2] else None)
         totals = [torch.zeros((), dtype=torch.float64, device=features.device),
                   torch.zeros((), dtype=torch.int64, device=features.device)]
         cached = w32.numel() * w32.element_size() <= CACHED_WEIGHT_BYTES
         if chunk_rows >= min(n, WHOLE_ROW_CHUNK_MIN) or cached:
-            _whole_rows(f32, w32, b32, targets, chunk_rows, grads, totals)
+            grads = _whole_rows(f32, w32, b32, targets, chunk_rows, want, totals)
         else:
+            grads = (torch.empty_like(f32) if want[0] else None, torch.zeros_like(w32) if want[1] else None,
+                     torch.zeros_like(b32) if b32 is not None and want[2] else None)
             _two_pass_tiles(f32, w32, b32, targets, ce_tile_shape(n, w32.shape[0]), grads, totals)
         ctx.save_for_backward(*grads)
         ctx.dtypes = (features.dtype, weight.dtype, None if bias is None else bias.dtype)
@@ -152,9 +167,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss: Tensor, _grad_correct: Tensor):
+        # the loss's own gradient is usually exactly 1: hand the saved gradients on without a table-sized pass
+        unit = grad_loss.device.type == "cpu" and float(grad_loss) == 1.0
         grads = []
         for g, dtype in zip(ctx.saved_tensors, ctx.dtypes):
-            grads.append(None if g is None else (g * grad_loss).to(dtype))
+            grads.append(None if g is None else (g if unit else g * grad_loss).to(dtype))
         return grads[0], grads[1], grads[2], None, None, None
 
 

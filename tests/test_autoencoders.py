@@ -191,3 +191,42 @@ def test_normalized_autoencoder_standardises_and_inverts(ids):
     assert torch.allclose(flat.std(0, unbiased=False), torch.ones(8), atol=1e-4)
     assert torch.allclose(wrapped.decode(z), inner.decode(inner.encode(ids)), atol=1e-5)
     assert bool(wrapped.fitted) and not any(p.requires_grad for p in wrapped.parameters())
+
+
+def test_tied_readout_loss_reads_its_latents_from_the_readout_weight_with_a_sparse_gradient(ids):
+    """The tied loss looks its clean latents up in the readout's weight (EmbeddingAutoencoder.loss): the same
+    loss and gradients as encoding them from the table, without the lookup's dense table-sized gradient."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from textflow.autoencoders import EmbeddingAutoencoder
+    from textflow.kernels import linear_cross_entropy
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.add(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    ae = EmbeddingAutoencoder(vocab_size=50, latent_dim=8)
+    with torch.no_grad():
+        ae.log_temperature.fill_(0.7)
+        ae.readout_bias.normal_()
+    params = [ae.embedding.weight, ae.log_temperature, ae.readout_bias]
+    with Ops() as seen:
+        got = ae.loss(ids, generator=torch.Generator().manual_seed(1))
+        got_grads = torch.autograd.grad(got["loss"], params)
+    assert "embedding_dense_backward" not in seen.names
+
+    g = torch.Generator().manual_seed(1)  # the same noise draws, through encode
+    x = ae.encode(ids)
+    std = torch.rand((ids.shape[0], 1, 1), generator=g) * ae.readout_noise
+    noisy = x + std * torch.randn(x.shape, generator=g)
+    want, acc = linear_cross_entropy(noisy, *ae.readout_weights(), ids)
+    assert float(got["loss"]) == pytest.approx(float(want), rel=1e-6)
+    assert float(got["readout_acc"]) == float(acc)
+    for a, b in zip(got_grads, torch.autograd.grad(want, params)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -97,9 +97,12 @@ def test_two_pass_cross_entropy_over_several_row_blocks_and_column_tiles(monkeyp
     assert float(acc) == pytest.approx(float((F.linear(f, w, b).argmax(-1) == y).float().mean()))
 
 
-def test_scaled_unit_rows_matches_autograd_of_normalize_including_a_zero_row():
+@pytest.mark.parametrize("block_rows", [8192, 16, 7])  # one block; blocks; blocks with a short last one
+def test_scaled_unit_rows_matches_autograd_of_normalize_including_a_zero_row(block_rows, monkeypatch):
+    import textflow.kernels.unit_rows as unit_rows
     from textflow.kernels import scaled_unit_rows
 
+    monkeypatch.setattr(unit_rows, "BLOCK_ROWS", block_rows)
     g = torch.Generator().manual_seed(3)
     table = torch.randn(40, 6, generator=g, dtype=torch.float64)
     table[7] = 0.0  # F.normalize divides it by eps: its gradient has no radial term
@@ -164,7 +167,17 @@ def test_readout_chunks_equal_one_call_for_a_readout_that_mixes_positions():
 
 
 @pytest.mark.parametrize("budget", [1, 90, 1 << 21])  # one position per chunk .. everything in one chunk
-def test_top2_and_entropy_through_the_head_equal_the_whole_logits(budget):
+@pytest.mark.parametrize("backend", ["aten", "onednn"])  # the column tiles' GEMMs (readout_gemm.gemm_backend)
+def test_top2_and_entropy_through_the_head_equal_the_whole_logits(budget, backend, monkeypatch):
+    import textflow.kernels.readout_gemm as gemm
+    from textflow.kernels.linear import onednn_available
+
+    if backend == "onednn" and not onednn_available():
+        pytest.skip("this torch build has no oneDNN linear")
+    monkeypatch.setattr(gemm, "MIN_MACS", 0 if backend == "onednn" else 1 << 62)
+    calls = []
+    real = gemm._onednn
+    monkeypatch.setattr(gemm, "_onednn", lambda *a: (calls.append(a[0].shape), real(*a))[1])
     g = torch.Generator().manual_seed(2)
     x, w, b = torch.randn(3, 6, 4, generator=g), torch.randn(30, 4, generator=g) * 2, torch.randn(30, generator=g)
 
@@ -189,6 +202,7 @@ def test_top2_and_entropy_through_the_head_equal_the_whole_logits(budget):
     with chunk_budget(90), _LargestTensor() as seen:
         readout_top2(readout, x, head=head)
     assert seen.largest < logits.numel()  # positions x vocabulary never held at once
+    assert bool(calls) == (backend == "onednn")
 
 
 @pytest.mark.parametrize("columns", [1, 3, 7, 64])  # tiles of one column .. the whole vocabulary

@@ -20,6 +20,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
+from textflow.kernels import readout_gemm
 from textflow.kernels.tile_ops import exp_, tile_top
 
 VOCAB_TILE = 4096  # vocabulary columns per tile at most (docs/benchmarks.md, "Large vocabularies")
@@ -33,11 +34,12 @@ def tile_shape(vocab: int, elements: int) -> tuple[int, int]:
 
 
 def column_tiles(features: Tensor, weight: Tensor, bias: Tensor | None, columns: int) -> Iterator[tuple[int, Tensor]]:
-    """``(first column, logits (n, c))`` of ``features (n, D) W^T + b`` over column tiles of ``columns``."""
+    """``(first column, logits (n, c))`` of ``features (n, D) W^T + b`` over column tiles of ``columns``
+    (each tile's GEMM on :func:`textflow.kernels.readout_gemm.gemm_backend`'s choice)."""
+    backend = readout_gemm.gemm_backend(features, weight[:columns])
     for start in range(0, weight.shape[0], columns):
         cols = slice(start, start + columns)
-        w = weight[cols]
-        yield start, features @ w.T if bias is None else torch.addmm(bias[cols], features, w.T)
+        yield start, readout_gemm.logits(features, weight[cols], None if bias is None else bias[cols], backend)
 
 
 class OnlineLogits:

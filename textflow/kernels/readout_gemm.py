@@ -12,8 +12,9 @@ tokens (``python docs/bench/readout_gemm_probe.py``): the logits 70 ms through `
 
 :func:`gemm_backend` picks ``onednn`` where :mod:`textflow.kernels.linear` runs its inference linears on
 oneDNN (``TEXTFLOW_CPU_LINEAR``, measured per machine by default) and the matmul is large enough to pay
-its fixed cost; ``aten`` (PyTorch's own matmuls, any device and dtype) elsewhere and under
-``torch.compile``. The two agree to float32 rounding (a different summation order).
+its fixed cost; ``aten`` (PyTorch's own matmuls, any device and dtype) elsewhere, under
+``torch.compile`` and where autograd records the product. The chunked readouts' column tiles
+(:func:`textflow.kernels.online.column_tiles`: diagnostics, decoding) take the same choice. The two agree to float32 rounding (a different summation order).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def gemm_backend(features: Tensor, weight: Tensor) -> str:
         return "aten"
     if features.numel() * weight.shape[0] < MIN_MACS or torch.compiler.is_compiling():
         return "aten"
+    if torch.is_grad_enabled() and (features.requires_grad or weight.requires_grad):
+        return "aten"  # oneDNN's op has no backward
     return "onednn" if cpu_linear_backend() == "onednn" and onednn_available() else "aten"
 
 

@@ -27,6 +27,21 @@ def _problem(n=37, d=8, v=50, seed=0, dtype=torch.float32):
     return f, w, b, y
 
 
+def _force_gemm_backend(backend: str, monkeypatch) -> list:
+    """Make the readout GEMMs (textflow.kernels.readout_gemm) take ``backend`` at any size; returns the list
+    that records each oneDNN call."""
+    import textflow.kernels.readout_gemm as gemm
+    from textflow.kernels.linear import onednn_available
+
+    if backend == "onednn" and not onednn_available():
+        pytest.skip("this torch build has no oneDNN linear")
+    monkeypatch.setattr(gemm, "MIN_MACS", 0 if backend == "onednn" else 1 << 62)
+    calls = []
+    real = gemm._onednn
+    monkeypatch.setattr(gemm, "_onednn", lambda *a: (calls.append(a[0].shape), real(*a))[1])
+    return calls
+
+
 @pytest.mark.parametrize("budget", [1, 60, 400, 1 << 21])  # one row per chunk .. everything in one chunk
 @pytest.mark.parametrize("with_bias", [True, False])
 @pytest.mark.parametrize("cached", [True, False])  # a weight that stays in cache: whole rows; else two passes
@@ -52,15 +67,7 @@ def test_linear_cross_entropy_equals_cross_entropy_of_the_logits(budget, with_bi
 @pytest.mark.parametrize("wanted", ["all", "bias only", "no bias"])
 @pytest.mark.parametrize("scale", [1.0, 3.0])  # a loss's own gradient of exactly 1 skips the scaling pass
 def test_whole_row_cross_entropy_on_either_gemm_backend(backend, wanted, scale, monkeypatch):
-    import textflow.kernels.readout_gemm as gemm
-    from textflow.kernels.linear import onednn_available
-
-    if backend == "onednn" and not onednn_available():
-        pytest.skip("this torch build has no oneDNN linear")
-    monkeypatch.setattr(gemm, "MIN_MACS", 0 if backend == "onednn" else 1 << 62)
-    calls = []
-    real = gemm._onednn
-    monkeypatch.setattr(gemm, "_onednn", lambda *a: (calls.append(a[0].shape), real(*a))[1])
+    calls = _force_gemm_backend(backend, monkeypatch)
     f, w, b, y = _problem(n=37, v=300)
     y[:3] = 299
     bias = None if wanted == "no bias" else b
@@ -169,15 +176,7 @@ def test_readout_chunks_equal_one_call_for_a_readout_that_mixes_positions():
 @pytest.mark.parametrize("budget", [1, 90, 1 << 21])  # one position per chunk .. everything in one chunk
 @pytest.mark.parametrize("backend", ["aten", "onednn"])  # the column tiles' GEMMs (readout_gemm.gemm_backend)
 def test_top2_and_entropy_through_the_head_equal_the_whole_logits(budget, backend, monkeypatch):
-    import textflow.kernels.readout_gemm as gemm
-    from textflow.kernels.linear import onednn_available
-
-    if backend == "onednn" and not onednn_available():
-        pytest.skip("this torch build has no oneDNN linear")
-    monkeypatch.setattr(gemm, "MIN_MACS", 0 if backend == "onednn" else 1 << 62)
-    calls = []
-    real = gemm._onednn
-    monkeypatch.setattr(gemm, "_onednn", lambda *a: (calls.append(a[0].shape), real(*a))[1])
+    calls = _force_gemm_backend(backend, monkeypatch)
     g = torch.Generator().manual_seed(2)
     x, w, b = torch.randn(3, 6, 4, generator=g), torch.randn(30, 4, generator=g) * 2, torch.randn(30, generator=g)
 
@@ -206,24 +205,28 @@ def test_top2_and_entropy_through_the_head_equal_the_whole_logits(budget, backen
 
 
 @pytest.mark.parametrize("columns", [1, 3, 7, 64])  # tiles of one column .. the whole vocabulary
-def test_online_logits_over_column_tiles_equal_the_whole_row(columns):
+@pytest.mark.parametrize("base2", [False, True])  # tiles in nats, or times log2 e (column_tiles(base2=True))
+def test_online_logits_over_column_tiles_equal_the_whole_row(columns, base2):
     from textflow.kernels.online import OnlineLogits
+    from textflow.kernels.tile_ops import LOG2E
 
     g = torch.Generator().manual_seed(4)
     logits = torch.randn(5, 20, generator=g) * 4
     logits[0, :7] = float("-inf")  # a whole leading tile masked: nothing may turn nan
     logits[1, 3] = logits[1, 11] = logits[1].max() + 1  # a tie across tiles: the earlier column wins
     tokens = torch.tensor([9, 0, 19, 5, 12])
-    stats = [OnlineLogits(topk=k, tokens=tokens, entropy=True) for k in (1, 3)]
+    stats = [OnlineLogits(topk=k, tokens=tokens, entropy=True, base2=base2) for k in (1, 3)]
+    unit = LOG2E if base2 else 1.0
     for start in range(0, 20, columns):
         for st in stats:
-            st.update(start, logits[:, start:start + columns].clone())
+            st.update(start, logits[:, start:start + columns] * unit)
     lsm = logits.log_softmax(-1)
     for st in stats:
         torch.testing.assert_close(st.lse(), logits.logsumexp(-1))
         torch.testing.assert_close(st.cross_entropy(), -lsm.gather(1, tokens[:, None]).squeeze(1))
         torch.testing.assert_close(st.entropy(), -torch.special.xlogy(lsm.exp(), lsm.exp()).sum(-1))
-        torch.testing.assert_close(st.values, logits.topk(st.k, -1).values)
+        torch.testing.assert_close(st.values, logits.topk(st.k, -1).values * unit)
+        torch.testing.assert_close(st.top_probs(), lsm.exp().topk(st.k, -1).values)
     assert torch.equal(stats[0].indices[:, 0], logits.argmax(-1)) and stats[0].indices[1, 0] == 3
     assert torch.equal(stats[1].indices[2:], logits[2:].topk(3, -1).indices)  # rows without ties
 
@@ -232,7 +235,8 @@ def test_online_logits_over_column_tiles_equal_the_whole_row(columns):
         tile = logits[:, start:start + columns].clone()
         best_only.update(start, tile)
         assert torch.equal(tile, logits[:, start:start + columns])  # read, never overwritten
-    assert torch.equal(best_only.indices, stats[0].indices) and torch.equal(best_only.values, stats[0].values)
+    assert torch.equal(best_only.indices, stats[0].indices)
+    torch.testing.assert_close(best_only.values * unit, stats[0].values, rtol=0, atol=0)
     with pytest.raises(ValueError, match="logsumexp=False"):
         best_only.lse()
 
@@ -295,9 +299,11 @@ def test_online_logits_refuse_statistics_that_need_the_logsumexp_without_it():
             OnlineLogits(logsumexp=False, **kwargs)
 
 
-def test_perturbation_stats_equal_reading_every_perturbed_latent():
+@pytest.mark.parametrize("backend", ["aten", "onednn"])
+def test_perturbation_stats_equal_reading_every_perturbed_latent(backend, monkeypatch):
     from textflow.kernels import perturbation_stats
 
+    calls = _force_gemm_backend(backend, monkeypatch)
     g = torch.Generator().manual_seed(3)
     x, w, b = torch.randn(3, 5, 8, generator=g), torch.randn(40, 8, generator=g), torch.randn(40, generator=g)
     tokens = torch.randint(0, 40, (3, 5), generator=g)
@@ -310,6 +316,7 @@ def test_perturbation_stats_equal_reading_every_perturbed_latent():
         assert torch.equal(decoded, logits.argmax(-1))
         torch.testing.assert_close(ce, F.cross_entropy(logits.flatten(0, 1), tokens.flatten(), reduction="none")
                                    .view(3, 5), rtol=1e-5, atol=1e-5)
+    assert bool(calls) == (backend == "onednn")
 
 
 # ------------------------------------------------------------------ golden values (recorded before the kernels)

@@ -15,14 +15,16 @@ A tile's best tokens and its exponentials come from :mod:`textflow.kernels.tile_
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import torch
 from torch import Tensor
 
 from textflow.kernels import readout_gemm
-from textflow.kernels.tile_ops import exp_, tile_top
+from textflow.kernels.tile_ops import LOG2E, exp_, tile_top
 
+LN2 = math.log(2.0)
 VOCAB_TILE = 4096  # vocabulary columns per tile at most (docs/benchmarks.md, "Large vocabularies")
 
 
@@ -33,10 +35,15 @@ def tile_shape(vocab: int, elements: int) -> tuple[int, int]:
     return max(1, elements // columns), columns
 
 
-def column_tiles(features: Tensor, weight: Tensor, bias: Tensor | None, columns: int) -> Iterator[tuple[int, Tensor]]:
+def column_tiles(features: Tensor, weight: Tensor, bias: Tensor | None, columns: int, *,
+                 base2: bool = False) -> Iterator[tuple[int, Tensor]]:
     """``(first column, logits (n, c))`` of ``features (n, D) W^T + b`` over column tiles of ``columns``
-    (each tile's GEMM on :func:`textflow.kernels.readout_gemm.gemm_backend`'s choice)."""
+    (each tile's GEMM on :func:`textflow.kernels.readout_gemm.gemm_backend`'s choice). ``base2``: the logits
+    times log2 e, for an :class:`OnlineLogits` built with ``base2=True`` (the factor rides on the features
+    and the bias, so no pass scales a tile)."""
     backend = readout_gemm.gemm_backend(features, weight[:columns])
+    if base2:
+        features, bias = features * LOG2E, None if bias is None else bias * LOG2E
     for start in range(0, weight.shape[0], columns):
         cols = slice(start, start + columns)
         yield start, readout_gemm.logits(features, weight[cols], None if bias is None else bias[cols], backend)
@@ -49,14 +56,18 @@ class OnlineLogits:
     column wins for ``topk = 1``). ``logsumexp`` (default): also the log-sum-exp; without it (the argmax
     decode) a tile costs one max pass instead of a max and an ``exp`` pass. ``tokens`` (n,): also the logit
     of each position's given token (its cross-entropy is ``lse - picked``). ``entropy``: also the entropy
-    of the softmax (a ``-inf`` logit contributes 0). Both need the log-sum-exp.
+    of the softmax (a ``-inf`` logit contributes 0). Both need the log-sum-exp. ``base2``: the tiles hold
+    the logits times log2 e (:func:`column_tiles` with ``base2=True``), so a tile's exponential is one
+    ``exp2`` pass; every result is still in natural units.
     """
 
     def __init__(self, *, topk: int = 1, tokens: Tensor | None = None, entropy: bool = False,
-                 logsumexp: bool = True):
+                 logsumexp: bool = True, base2: bool = False):
         if not logsumexp and (tokens is not None or entropy):
             raise ValueError("OnlineLogits: a token's cross-entropy and the entropy need logsumexp=True")
         self.k, self.tokens, self.track_entropy, self.track_lse = topk, tokens, entropy, logsumexp
+        self.unit = LN2 if base2 else 1.0  # natural units per unit of a tile
+        # m, values and picked in a tile's units; s and u (sums of exponentials) are unit-free and natural
         self.values = self.indices = self.m = self.s = self.u = self.picked = None
 
     def update(self, start: int, logits: Tensor, *, owned: bool = True) -> None:
@@ -72,17 +83,19 @@ class OnlineLogits:
             return
         new_m = tile_max if self.m is None else torch.maximum(self.m, tile_max)
         shift = torch.where(torch.isfinite(new_m), new_m, torch.zeros_like(new_m))  # all -inf so far: e = 0
-        e = exp_(logits.sub_(shift[:, None]) if owned else logits - shift[:, None])
-        ue = torch.special.xlogy(e, e).sum(-1) if self.track_entropy else None  # sum e (l - shift)
+        centred = logits.sub_(shift[:, None]) if owned else logits - shift[:, None]
+        e = centred.exp2_() if self.unit != 1.0 else exp_(centred)
+        ue = torch.special.xlogy(e, e).sum(-1) if self.track_entropy else None  # sum e (l - shift), in nats
         se = e.sum(-1)
         if self.m is None:
             self.s, self.u = se, ue
         else:  # rows that saw a finite logit before summed against their old maximum; the others hold 0
             seen = torch.isfinite(self.m)
             old = torch.where(seen, self.m, shift)
-            shrink = torch.where(seen, torch.exp(old - shift), torch.zeros_like(shift))
+            gap = old - shift
+            shrink = torch.where(seen, gap.exp2() if self.unit != 1.0 else gap.exp(), torch.zeros_like(shift))
             if self.track_entropy:
-                self.u = shrink * (self.u + self.s * (old - shift)) + ue
+                self.u = shrink * (self.u + self.s * (gap * self.unit)) + ue
             self.s = self.s * shrink + se
         self.m = new_m
 
@@ -105,15 +118,15 @@ class OnlineLogits:
     def lse(self) -> Tensor:
         if not self.track_lse:
             raise ValueError("OnlineLogits was built with logsumexp=False; it keeps only the best tokens")
-        return self.m + self.s.log()
+        return self.m * self.unit + self.s.log()
 
     def cross_entropy(self) -> Tensor:
-        return self.lse() - self.picked
+        return self.lse() - self.picked * self.unit
 
     def entropy(self) -> Tensor:
         return self.s.log() - self.u / self.s
 
     def top_probs(self) -> Tensor:
         """The best ``topk`` probabilities; columns past the vocabulary are 0."""
-        probs = (self.values - self.lse()[:, None]).exp()
+        probs = (self.values * self.unit - self.lse()[:, None]).exp()
         return torch.nn.functional.pad(probs, (0, self.k - probs.shape[1]))

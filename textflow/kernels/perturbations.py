@@ -16,8 +16,10 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from textflow.kernels import readout_gemm
 from textflow.kernels.chunking import cache_chunk_elements
 from textflow.kernels.online import OnlineLogits, column_tiles, tile_shape
+from textflow.kernels.tile_ops import LOG2E
 
 
 @torch.no_grad()
@@ -28,17 +30,18 @@ def perturbation_stats(x: Tensor, tokens: Tensor, weight: Tensor, bias: Tensor |
     w = weight.detach().float()
     b = None if bias is None else bias.detach().float()
     flat_x = x.reshape(-1, x.shape[-1]).float()
-    flat_d = [d.reshape(-1, d.shape[-1]).float() for d in deltas]
+    flat_d = [d.reshape(-1, d.shape[-1]).float() * LOG2E for d in deltas]  # base-2 logits, as the clean tiles
     flat_t = tokens.reshape(-1)
     block, columns = tile_shape(w.shape[0], cache_chunk_elements())
     parts: dict[tuple[int, float], tuple[list, list]] = {(i, f): ([], []) for i in range(len(deltas)) for f in scales}
+    backend = readout_gemm.gemm_backend(flat_x[:block], w[:columns])  # as column_tiles's
     for start in range(0, flat_x.shape[0], block):
         rows = slice(start, min(start + block, flat_x.shape[0]))
-        stats = {key: OnlineLogits(tokens=flat_t[rows]) for key in parts}
-        for column, clean in column_tiles(flat_x[rows], w, b, columns):
+        stats = {key: OnlineLogits(tokens=flat_t[rows], base2=True) for key in parts}
+        for column, clean in column_tiles(flat_x[rows], w, b, columns, base2=True):
             w_tile = w[column:column + columns]
             for i, delta in enumerate(flat_d):
-                shift = delta[rows] @ w_tile.T
+                shift = readout_gemm.logits(delta[rows], w_tile, None, backend)
                 for f in scales:
                     stats[(i, f)].update(column, torch.add(clean, shift, alpha=f))
         for key, (decoded, ce) in parts.items():

@@ -53,9 +53,9 @@ def position_stats(readout: Readout, x: Tensor, *, head: "Head | None" = None, t
     only the best tokens)."""
     flat_tokens = None if tokens is None else tokens.reshape(-1)
 
-    def fresh(rows: slice) -> OnlineLogits:
+    def fresh(rows: slice, base2: bool = False) -> OnlineLogits:
         return OnlineLogits(topk=topk, tokens=None if flat_tokens is None else flat_tokens[rows], entropy=entropy,
-                            logsumexp=logsumexp)
+                            logsumexp=logsumexp, base2=base2)
 
     with torch.no_grad():
         parts = None if head is None or x.shape[0] == 0 else head(x)
@@ -70,8 +70,8 @@ def position_stats(readout: Readout, x: Tensor, *, head: "Head | None" = None, t
         block, columns = tile_shape(weight.shape[0], cache_chunk_elements())
         for start in range(0, flat.shape[0], block):
             rows = slice(start, min(start + block, flat.shape[0]))
-            stats = fresh(rows)
-            for column, logits in column_tiles(flat[rows], weight, bias, columns):
+            stats = fresh(rows, base2=True)
+            for column, logits in column_tiles(flat[rows], weight, bias, columns, base2=True):
                 stats.update(column, logits)
             yield stats
 

@@ -30,7 +30,7 @@ left = torch.randn(D + 1, ROWS, generator=g)
 pairs = {
     "logits f W^T + b": (lambda: torch.addmm(b, f, w.T), lambda: gemm.logits(f, w, b, "onednn")),
     "features' grad P W": (lambda: probs @ w, lambda: gemm.rows_times_table(probs, w, "onednn")),
-    "table's grad (before) P^T f, bias col sums": (lambda: (probs.T @ f, probs.sum(0)), None),
+    "table's grad P^T f + bias col sums, (V, D)": (lambda: (probs.T @ f, probs.sum(0)), None),
     "table's grad [f, 1]^T P": (lambda: left @ probs, lambda: gemm._onednn(left, probs.T)),
 }
 for name, (aten, onednn) in pairs.items():

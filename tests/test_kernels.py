@@ -86,8 +86,11 @@ def test_whole_row_cross_entropy_on_either_gemm_backend(backend, wanted, scale, 
     assert bool(calls) == (backend == "onednn")
 
 
-def test_two_pass_cross_entropy_over_several_row_blocks_and_column_tiles(monkeypatch):
+@pytest.mark.parametrize("backend", ["aten", "onednn"])
+def test_two_pass_cross_entropy_over_several_row_blocks_and_column_tiles(backend, monkeypatch):
     import textflow.kernels.cross_entropy as ce
+
+    calls = _force_gemm_backend(backend, monkeypatch)
 
     monkeypatch.setattr(ce, "ROW_TILE", 8)
     monkeypatch.setattr(ce, "CACHED_WEIGHT_BYTES", 0)  # a small weight would take whole-row chunks
@@ -102,6 +105,7 @@ def test_two_pass_cross_entropy_over_several_row_blocks_and_column_tiles(monkeyp
     for g_got, g_want in zip(torch.autograd.grad(got, [f, w, b]), want_grads):
         torch.testing.assert_close(g_got, g_want, rtol=1e-5, atol=1e-6)
     assert float(acc) == pytest.approx(float((F.linear(f, w, b).argmax(-1) == y).float().mean()))
+    assert len(calls) == (0 if backend == "aten" else 10 * 4)  # 5 row blocks x 2 tiles: 2 logits, 2 gradients
 
 
 @pytest.mark.parametrize("block_rows", [8192, 16, 7])  # one block; blocks; blocks with a short last one
@@ -473,3 +477,9 @@ def test_a_weight_that_fits_the_cache_takes_whole_row_chunks_and_a_larger_one_tw
             linear_cross_entropy(f, w, b, y)
     assert taken == ["_whole_rows", "_two_pass_tiles"]
     assert ce.ce_chunk_elements() // 50_257 >= ce.WHOLE_ROW_CHUNK_MIN  # by default at GPT-2's vocabulary
+    taken.clear()  # on oneDNN's GEMMs whole rows from WHOLE_ROW_CHUNK_MIN_ONEDNN rows a chunk
+    _force_gemm_backend("onednn", monkeypatch)
+    for rows in (ce.WHOLE_ROW_CHUNK_MIN_ONEDNN, ce.WHOLE_ROW_CHUNK_MIN_ONEDNN - 1):
+        with chunk_budget(rows * 50):
+            linear_cross_entropy(f, w, b, y)
+    assert taken == ["_whole_rows", "_two_pass_tiles"]

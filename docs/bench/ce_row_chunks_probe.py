@@ -1,6 +1,6 @@
 """The training cross-entropy's two schedules at one shape, called alone (docs/benchmarks.md, "Large
 vocabularies", "Larger whole-row chunks"): the two-pass tiles, whole-row chunks of the old 4 M-logit budget
-and of 256, 512 and 1,024 rows, and the dense ``F.cross_entropy`` with its backward, timed in rounds
+and of 64 to 1,024 rows, and the dense ``F.cross_entropy`` with its backward, timed in rounds
 (median of 5 after a warm-up), 2 threads.
 
     python docs/bench/ce_row_chunks_probe.py POSITIONS FEATURES VOCAB     # e.g. 4096 256 50257
@@ -29,7 +29,7 @@ def buffers():
 
 
 def whole(rows):
-    return lambda: ce._whole_rows(f, w, b, y, rows, *buffers())
+    return lambda: ce._whole_rows(f, w, b, y, rows, (True, True, True), buffers()[1])  # returns its gradients
 
 
 def two_pass():
@@ -46,7 +46,7 @@ def dense():
 
 old_rows = (1 << 22) // v  # the chunk of the 4 M-logit budget
 calls = {"two-pass tiles": two_pass, f"whole rows, {old_rows} a chunk (4 M logits)": whole(old_rows),
-         **{f"whole rows, {r} a chunk": whole(r) for r in (256, 512, 1024)}, "dense F.cross_entropy": dense}
+         **{f"whole rows, {r} a chunk": whole(r) for r in (64, 128, 256, 512, 1024)}, "dense F.cross_entropy": dense}
 timed = time_round_robin(calls, warmup=1, repeats=5, desc=f"{n} x {d} against {v}")
 print(f"{n} positions x {d} features, vocabulary {v}")
 for name, row in timed.items():

@@ -4,16 +4,19 @@
 ``loss = mean_i [logsumexp_v(f_i . w_v + b_v) - (f_i . w_{y_i} + b_{y_i})]``
 
 The gradient with respect to ``f``, ``W`` and ``b`` is computed in the forward pass (``softmax -
-onehot`` never outlives its piece of logits) and scaled by the incoming gradient in the backward pass,
-by one of two schedules:
+onehot`` never outlives its piece of logits) and scaled by the incoming gradient in the backward pass
+(not at all when that gradient is exactly 1, as in a training step), by one of two schedules:
 
 * **whole rows** (:func:`_whole_rows`) in row chunks of up to
   :func:`textflow.kernels.chunking.ce_chunk_elements` logits (32 M floats by default: 640 rows at a 50 k
-  vocabulary, 256 at 128 k), when a chunk holds at least :data:`WHOLE_ROW_CHUNK_MIN` rows (or all of them),
+  vocabulary, 256 at 128 k), when a chunk holds at least :data:`WHOLE_ROW_CHUNK_MIN` rows (or all of them;
+  :data:`WHOLE_ROW_CHUNK_MIN_ONEDNN` on oneDNN's GEMMs, so up to a 512 k vocabulary by default),
   or when the weight stays in cache while the chunks stream past it (:data:`CACHED_WEIGHT_BYTES`): per
-  chunk one GEMM, the softmax in place, the two gradient GEMMs. The bias rides in the GEMM (``addmm``);
+  chunk one GEMM, the softmax in place, the two gradient GEMMs, on oneDNN where
+  :func:`textflow.kernels.readout_gemm.gemm_backend` says (about twice as fast as PyTorch's CPU GEMM at D =
+  64). The bias rides in the logits' GEMM and its gradient in the table's;
 * **two passes over cache-sized tiles** (:func:`_two_pass_tiles`), otherwise (a budget that leaves fewer
-  rows a chunk; by default a vocabulary past 128 k): per block of positions, a first pass
+  rows a chunk; by default a vocabulary past 128 k, 512 k on oneDNN): per block of positions, a first pass
   streams each row's log-sum-exp, best token and target logit over column tiles
   (:class:`~textflow.kernels.online.OnlineLogits`), a second recomputes each tile and adds its share of
   the gradients. It costs a fourth GEMM, but the weight and its gradient are read a couple of times
@@ -33,16 +36,14 @@ At a 50 k vocabulary either replaces the full float32 logits, their softmax and 
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
+from textflow.kernels import readout_gemm
 from textflow.kernels.chunking import cache_chunk_elements, ce_chunk_elements
 from textflow.kernels.online import OnlineLogits, column_tiles
-from textflow.kernels import readout_gemm
 from textflow.kernels.readout_gemm import TableGradient, gemm_backend
-from textflow.kernels.tile_ops import LOG2E, exp_, tile_top
+from textflow.kernels.tile_ops import LN2, LOG2E, exp_, tile_top
 
 
 ROW_TILE = 1024  # positions per row block of the two-pass kernel at most
@@ -50,8 +51,11 @@ ROW_TILE = 1024  # positions per row block of the two-pass kernel at most
 # rows they hold, beat the two-pass tiles' extra GEMM: at 4,096 x 256 (4 MB) and 4,096 positions 249 ms
 # against 331 ms, the dense F.cross_entropy 245 ms (docs/benchmarks.md, "Large vocabularies")
 CACHED_WEIGHT_BYTES = 8 << 20
-LN2 = math.log(2.0)
 WHOLE_ROW_CHUNK_MIN = 256  # rows a whole-row chunk needs to beat the tiles when the weight is not cached
+# the same on oneDNN's GEMMs (readout_gemm), whose whole-row chunks beat the tiles from 64 rows: at 1,024
+# positions x 64 features, 1,245 against 1,682 ms at 262,144 tokens in 128-row chunks, 773 against 992 ms
+# at 131,072 in 64-row ones (docs/bench/ce_row_chunks_probe.py; docs/benchmarks.md, "Large vocabularies")
+WHOLE_ROW_CHUNK_MIN_ONEDNN = 64
 
 
 def ce_tile_shape(n: int, vocab: int, elements: int | None = None) -> tuple[int, int]:
@@ -116,6 +120,7 @@ def _two_pass_tiles(f32, w32, b32, targets, tile, grads, totals) -> None:
     "Large vocabularies")."""
     grad_f, grad_w, grad_b = grads
     n, (block, columns) = f32.shape[0], tile
+    backend = gemm_backend(f32[:block], w32[:columns])
     for start in range(0, n, block):
         rows = slice(start, min(start + block, n))
         f, y = f32[rows], targets[rows]
@@ -136,9 +141,9 @@ def _two_pass_tiles(f32, w32, b32, targets, tile, grads, totals) -> None:
             inside = ((local >= 0) & (local < logits.shape[1])).nonzero().squeeze(1)
             probs[inside, local[inside]] -= 1.0 / n  # d mean loss / d logits
             if grad_f is not None:
-                grad_f[rows].addmm_(probs, w32[cols])
+                readout_gemm.add_rows_times_table(grad_f[rows], probs, w32[cols], backend)
             if grad_w is not None:
-                grad_w[cols].addmm_(probs.T, f)
+                readout_gemm.add_rows_transposed_times(grad_w[cols], probs, f, backend)
             if grad_b is not None:
                 grad_b[cols] += probs.sum(0)
 
@@ -154,7 +159,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
         totals = [torch.zeros((), dtype=torch.float64, device=features.device),
                   torch.zeros((), dtype=torch.int64, device=features.device)]
         cached = w32.numel() * w32.element_size() <= CACHED_WEIGHT_BYTES
-        if chunk_rows >= min(n, WHOLE_ROW_CHUNK_MIN) or cached:
+        onednn = gemm_backend(f32, w32) == "onednn"
+        if chunk_rows >= min(n, WHOLE_ROW_CHUNK_MIN_ONEDNN if onednn else WHOLE_ROW_CHUNK_MIN) or cached:
             grads = _whole_rows(f32, w32, b32, targets, chunk_rows, want, totals)
         else:
             grads = (torch.empty_like(f32) if want[0] else None, torch.zeros_like(w32) if want[1] else None,

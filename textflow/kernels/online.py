@@ -15,16 +15,14 @@ A tile's best tokens and its exponentials come from :mod:`textflow.kernels.tile_
 
 from __future__ import annotations
 
-import math
 from typing import Iterator
 
 import torch
 from torch import Tensor
 
 from textflow.kernels import readout_gemm
-from textflow.kernels.tile_ops import LOG2E, exp_, tile_top
+from textflow.kernels.tile_ops import LN2, LOG2E, exp_, tile_top
 
-LN2 = math.log(2.0)
 VOCAB_TILE = 4096  # vocabulary columns per tile at most (docs/benchmarks.md, "Large vocabularies")
 
 

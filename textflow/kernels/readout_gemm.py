@@ -53,6 +53,22 @@ def rows_times_table(rows: Tensor, weight: Tensor, backend: str) -> Tensor:
     return _onednn(rows, weight.T) if backend == "onednn" else rows @ weight
 
 
+def add_rows_times_table(out: Tensor, rows: Tensor, weight: Tensor, backend: str) -> None:
+    """``out += rows @ weight`` ((n, c) @ (c, D)): a tile's share of the features' gradient."""
+    if backend == "onednn":
+        out.add_(_onednn(rows, weight.T))
+    else:
+        out.addmm_(rows, weight)
+
+
+def add_rows_transposed_times(out: Tensor, rows: Tensor, features: Tensor, backend: str) -> None:
+    """``out += rows^T @ features`` ((c, n) @ (n, D)): a tile's share of the table's gradient."""
+    if backend == "onednn":
+        out.add_(_onednn(features.T.contiguous(), rows.T).T)
+    else:
+        out.addmm_(rows.T, features)
+
+
 class TableGradient:
     """The table's and the bias's gradients, ``delta^T f`` (V, D) and ``delta^T 1`` (V,), summed over row
     chunks, each chunk's ``delta`` (n, V) given unscaled with its rows' factors ``share`` (n,).

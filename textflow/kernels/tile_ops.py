@@ -18,6 +18,7 @@ from torch import Tensor
 
 TOP_BLOCK = 64  # columns per block of tile_top's first level
 LOG2E = 1.0 / math.log(2.0)
+LN2 = math.log(2.0)  # natural units per base-2 unit of a logit
 
 
 def tile_top(logits: Tensor, k: int) -> tuple[Tensor, Tensor]:

@@ -46,7 +46,8 @@ def dense():
 
 old_rows = (1 << 22) // v  # the chunk of the 4 M-logit budget
 calls = {"two-pass tiles": two_pass, f"whole rows, {old_rows} a chunk (4 M logits)": whole(old_rows),
-         **{f"whole rows, {r} a chunk": whole(r) for r in (64, 128, 256, 512, 1024)}, "dense F.cross_entropy": dense}
+         **{f"whole rows, {r} a chunk": whole(r) for r in (64, 128, 256, 512, 1024)},
+         "dense F.cross_entropy": dense}
 timed = time_round_robin(calls, warmup=1, repeats=5, desc=f"{n} x {d} against {v}")
 print(f"{n} positions x {d} features, vocabulary {v}")
 for name, row in timed.items():

@@ -30,7 +30,8 @@ for vocab in [int(v) for v in (sys.argv[1] if len(sys.argv) > 1 else "4096,50257
             grads = (torch.empty_like(f), torch.zeros_like(w), torch.zeros_like(b))
             totals = [torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.int64)]
             if tile is None:  # whole rows allocate and return their gradients
-                grads = ce._whole_rows(f, w, b, y, max(1, chunk_elements() // vocab), (True, True, True), totals)
+                rows = max(1, chunk_elements() // vocab)
+                grads = ce._whole_rows(f, w, b, y, rows, (True, True, True), totals)
             else:
                 ce._two_pass_tiles(f, w, b, y, tile, grads, totals)
             return grads, totals

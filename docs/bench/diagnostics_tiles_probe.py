@@ -36,8 +36,8 @@ events = prof.key_averages(group_by_input_shape=True)
 total = sum(e.self_cpu_time_total for e in events)
 print(f"one evaluation at V = {VOCAB}: {total / 1e6:.2f} s of operator self time")
 for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:15]:
-    print(f"{100 * e.self_cpu_time_total / total:5.1f} %  {e.self_cpu_time_total / 1e3:8.1f} ms  {e.count:5d} calls"
-          f"  {e.key}  {str(e.input_shapes)[:80]}")
+    share, ms = 100 * e.self_cpu_time_total / total, e.self_cpu_time_total / 1e3
+    print(f"{share:5.1f} %  {ms:8.1f} ms  {e.count:5d} calls  {e.key}  {str(e.input_shapes)[:80]}")
 
 
 def evaluation(logits: int, columns: int):
@@ -48,7 +48,8 @@ def evaluation(logits: int, columns: int):
     return run
 
 
-shapes = ((1 << 20, 4096), (1 << 20, 1024), (1 << 20, 2048), (1 << 21, 4096), (1 << 21, 8192), (1 << 22, 4096))
+shapes = ((1 << 20, 4096), (1 << 20, 1024), (1 << 20, 2048),
+          (1 << 21, 4096), (1 << 21, 8192), (1 << 22, 4096))
 timed = time_round_robin({f"{n >> 20} M logits, {c} columns": evaluation(n, c) for n, c in shapes},
                          warmup=1, repeats=3)
 for name, summary in timed.items():

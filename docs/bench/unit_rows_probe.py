@@ -35,6 +35,7 @@ def forward_backward(block_rows):
 whole, blocks = forward_backward(V), forward_backward(unit_rows.BLOCK_ROWS)
 for a, b in zip(whole(), blocks()):
     torch.testing.assert_close(a, b)
-timed = time_round_robin({"whole table": whole, f"blocks of {unit_rows.BLOCK_ROWS}": blocks}, warmup=1, repeats=15)
+timed = time_round_robin({"whole table": whole, f"blocks of {unit_rows.BLOCK_ROWS}": blocks},
+                         warmup=1, repeats=15)
 for name, summary in timed.items():
     print(f"{name:16s} {1e3 * summary['median_s']:6.1f} ms")

@@ -1,7 +1,7 @@
 """Numerical kernels. Memory-bounded ones for large vocabularies (docs/benchmarks.md, "Large vocabularies"):
 computations over (positions x vocabulary) logits done a chunk of rows or a cache-sized tile at a time,
-and the tied readout's normalised table with its own backward (:mod:`textflow.kernels.unit_rows`); their matmuls
-on a CPU through oneDNN (:mod:`textflow.kernels.readout_gemm`). And the CPU inference linears of
+and the tied readout's normalised table with its own backward (:mod:`textflow.kernels.unit_rows`); their
+matmuls on a CPU through oneDNN (:mod:`textflow.kernels.readout_gemm`). And the CPU inference linears of
 :mod:`textflow.kernels.linear` (oneDNN with the GELU fused; "Sampling at the machine's limit")."""
 
 from textflow.kernels.chunking import cache_chunk_elements, chunk_budget, chunk_elements

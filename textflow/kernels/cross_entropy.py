@@ -68,12 +68,6 @@ def ce_tile_shape(n: int, vocab: int, elements: int | None = None) -> tuple[int,
     return rows, columns
 
 
-def _chunk_logits(features: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    if bias is None:
-        return features @ weight.T
-    return torch.addmm(bias, features, weight.T)
-
-
 def _whole_rows(f32, w32, b32, targets, chunk_rows, want, totals) -> tuple:
     """Row chunks that each hold all V logits of their rows: one GEMM per chunk, then its softmax and
     the gradients' GEMMs while the chunk is in memory (:mod:`textflow.kernels.readout_gemm`). Serves when

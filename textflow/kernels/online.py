@@ -44,7 +44,8 @@ def column_tiles(features: Tensor, weight: Tensor, bias: Tensor | None, columns:
         features, bias = features * LOG2E, None if bias is None else bias * LOG2E
     for start in range(0, weight.shape[0], columns):
         cols = slice(start, start + columns)
-        yield start, readout_gemm.logits(features, weight[cols], None if bias is None else bias[cols], backend)
+        tile_bias = None if bias is None else bias[cols]
+        yield start, readout_gemm.logits(features, weight[cols], tile_bias, backend)
 
 
 class OnlineLogits:

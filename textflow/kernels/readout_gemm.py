@@ -4,17 +4,18 @@
 A readout's matmuls are thin: a chunk of positions with D features (64 for the embedding latents)
 against a table of V tokens. PyTorch's CPU GEMM (MKL in the CPU wheels) runs these shapes far from the
 machine's peak; oneDNN's runs them near it. On the Zen 2 host, 256 positions x 64 features x 131,072
-tokens (``python docs/bench/readout_gemm_probe.py``): the logits 70 ms through ``torch.addmm`` against
-27-29 ms through oneDNN (bias fused), ``probs @ W`` 37 against 31 ms, and the table's gradient 67 ms
-(``addmm_`` of ``probs^T f``) plus 8 ms for the bias's column sums against 35 ms for its transpose
-``[f, 1]^T probs`` through oneDNN, the bias's gradient riding along as one more output row
+tokens (``python docs/bench/readout_gemm_probe.py``; docs/bench/json/readout-gemm-probe-2026-12-01-zen2.txt):
+the logits 76.5 ms through ``torch.addmm`` against 33.1 ms through oneDNN (bias fused), ``probs @ W``
+40.0 against 32.8 ms, and the table's gradient with the bias's column sums 82.4 ms against 37.8 ms for
+its transpose ``[f, 1]^T probs`` through oneDNN, the bias's gradient riding along as one more output row
 (:class:`TableGradient`).
 
 :func:`gemm_backend` picks ``onednn`` where :mod:`textflow.kernels.linear` runs its inference linears on
 oneDNN (``TEXTFLOW_CPU_LINEAR``, measured per machine by default) and the matmul is large enough to pay
 its fixed cost; ``aten`` (PyTorch's own matmuls, any device and dtype) elsewhere, under
 ``torch.compile`` and where autograd records the product. The chunked readouts' column tiles
-(:func:`textflow.kernels.online.column_tiles`: diagnostics, decoding) take the same choice. The two agree to float32 rounding (a different summation order).
+(:func:`textflow.kernels.online.column_tiles`: diagnostics, decoding) take the same choice. The two agree
+to float32 rounding (a different summation order).
 """
 
 from __future__ import annotations

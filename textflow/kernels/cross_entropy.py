@@ -68,18 +68,19 @@ def ce_tile_shape(n: int, vocab: int, elements: int | None = None) -> tuple[int,
     return rows, columns
 
 
-def _whole_rows(f32, w32, b32, targets, chunk_rows, want, totals) -> tuple:
+def _whole_rows(f32, w32, b32, targets, chunk_rows, want, totals, backend: str | None = None) -> tuple:
     """Row chunks that each hold all V logits of their rows: one GEMM per chunk, then its softmax and
     the gradients' GEMMs while the chunk is in memory (:mod:`textflow.kernels.readout_gemm`). Serves when
     the weight and a chunk fit the cache, or a chunk holds enough rows. Returns the wanted gradients of
-    the features, the weight and the bias (None for the others).
+    the features, the weight and the bias (None for the others). ``backend``: the GEMMs' (None: asks
+    :func:`~textflow.kernels.readout_gemm.gemm_backend`).
 
     No pass scales the chunk: the logits come out of the GEMM in base-2 units (the features and the bias
     times log2 e), so the softmax is ``exp2(l - max l)``; each row's normalisation and the mean's ``1 / n``
     scale the small factors of the gradient GEMMs instead (the (n, D) features' gradient after its GEMM,
     the features before the table's), and the target's ``-1`` enters the unnormalised row as ``-sum``."""
     n = f32.shape[0]
-    backend = gemm_backend(f32, w32)
+    backend = gemm_backend(f32, w32) if backend is None else backend
     grad_f = torch.empty_like(f32) if want[0] else None
     table = TableGradient(backend=backend, weight=want[1], bias=b32 is not None and want[2])
     bias2 = None if b32 is None else b32 * LOG2E
@@ -153,9 +154,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
         totals = [torch.zeros((), dtype=torch.float64, device=features.device),
                   torch.zeros((), dtype=torch.int64, device=features.device)]
         cached = w32.numel() * w32.element_size() <= CACHED_WEIGHT_BYTES
-        onednn = gemm_backend(f32, w32) == "onednn"
-        if chunk_rows >= min(n, WHOLE_ROW_CHUNK_MIN_ONEDNN if onednn else WHOLE_ROW_CHUNK_MIN) or cached:
-            grads = _whole_rows(f32, w32, b32, targets, chunk_rows, want, totals)
+        backend = gemm_backend(f32, w32)
+        fewest = WHOLE_ROW_CHUNK_MIN_ONEDNN if backend == "onednn" else WHOLE_ROW_CHUNK_MIN
+        if chunk_rows >= min(n, fewest) or cached:
+            grads = _whole_rows(f32, w32, b32, targets, chunk_rows, want, totals, backend)
         else:
             grads = (torch.empty_like(f32) if want[0] else None, torch.zeros_like(w32) if want[1] else None,
                      torch.zeros_like(b32) if b32 is not None and want[2] else None)
